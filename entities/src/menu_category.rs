@@ -1,0 +1,41 @@
+//! A section of a restaurant's menu, shown in `position` order.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "menu_categories")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub restaurant_id: i64,
+    pub name: String,
+    pub position: i32,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::restaurant::Entity",
+        from = "Column::RestaurantId",
+        to = "super::restaurant::Column::Id",
+        on_delete = "Cascade"
+    )]
+    Restaurant,
+    #[sea_orm(has_many = "super::menu_item::Entity")]
+    Items,
+}
+
+impl Related<super::restaurant::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Restaurant.def()
+    }
+}
+
+impl Related<super::menu_item::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Items.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

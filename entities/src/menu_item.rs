@@ -1,0 +1,56 @@
+//! A dish or drink on a menu. Deleting one only sets `deleted_at`, so past orders keep it.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "menu_items")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub restaurant_id: i64,
+    pub category_id: i64,
+    pub name: String,
+    pub description: String,
+    /// Price in minor units of `currency` (cents for EUR).
+    pub price_amount: i64,
+    pub currency: String,
+    pub is_available: bool,
+    /// Dietary tags as a JSON array of strings (`vegan`, `gluten_free`, ...).
+    pub dietary_tags: Json,
+    pub image_url: Option<String>,
+    pub position: i32,
+    pub deleted_at: Option<DateTimeUtc>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::restaurant::Entity",
+        from = "Column::RestaurantId",
+        to = "super::restaurant::Column::Id",
+        on_delete = "Cascade"
+    )]
+    Restaurant,
+    #[sea_orm(
+        belongs_to = "super::menu_category::Entity",
+        from = "Column::CategoryId",
+        to = "super::menu_category::Column::Id"
+    )]
+    Category,
+}
+
+impl Related<super::restaurant::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Restaurant.def()
+    }
+}
+
+impl Related<super::menu_category::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Category.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

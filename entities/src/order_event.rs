@@ -1,0 +1,52 @@
+//! One status change of an order: who moved it, from where, to where, when.
+
+use sea_orm::entity::prelude::*;
+
+use crate::OrderStatus;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "order_events")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub order_id: i64,
+    /// The user who made the move; `None` for moves made by the system.
+    pub actor_id: Option<i64>,
+    /// `None` for the event that created the order.
+    pub from_status: Option<OrderStatus>,
+    pub to_status: OrderStatus,
+    /// Free text such as a rejection or cancellation reason.
+    pub reason: Option<String>,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::order::Entity",
+        from = "Column::OrderId",
+        to = "super::order::Column::Id",
+        on_delete = "Cascade"
+    )]
+    Order,
+    #[sea_orm(
+        belongs_to = "super::user::Entity",
+        from = "Column::ActorId",
+        to = "super::user::Column::Id"
+    )]
+    Actor,
+}
+
+impl Related<super::order::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Order.def()
+    }
+}
+
+impl Related<super::user::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Actor.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,19 @@
+//! Schema migrations of the dishpatch database. One file per schema change; a migration that
+//! has landed is never edited, a new one is added instead.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_marketplace;
+
+pub use m20261122_000001_create_marketplace::RATING_MILLI_SQL;
+
+/// Runs dishpatch's migrations in order.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_create_marketplace::Migration)]
+    }
+}

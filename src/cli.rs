@@ -1,0 +1,148 @@
+//! The command line: `serve`, `migrate`, `seed`, `schema`.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use migration::{Migrator, MigratorTrait};
+
+use crate::{
+    app::Application,
+    config::{DatabaseUrl, LogFormat, Settings},
+    db, graphql, seed, telemetry,
+};
+
+/// dishpatch: the GraphQL backend of a food ordering and delivery marketplace.
+#[derive(Debug, Parser)]
+#[command(name = "dishpatch", version, about)]
+struct Cli {
+    /// Settings file (TOML); `./dishpatch.toml` is read when present.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log output: `pretty` for a terminal, `json` for collectors.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+    /// Database: `sqlite://path?mode=rwc` or `postgres://user@host/db`.
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (SQLite file ./dishpatch.db unless configured otherwise).
+    Serve(ServeArgs),
+    /// Manage the database schema.
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+    /// Fill an empty database with the deterministic demo data set.
+    Seed {
+        /// Seed the demo data set (the only data set there is).
+        #[arg(long, required = true)]
+        demo: bool,
+        /// Multiply the data set, e.g. 100 for benchmarks.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        scale: u32,
+    },
+    /// Print the GraphQL schema (SDL).
+    Schema,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on, `host:port`.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Seed the demo data when the database is empty.
+    #[arg(long)]
+    demo: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum MigrateAction {
+    /// Apply every pending migration.
+    Up,
+    /// Roll back the latest applied migration.
+    Down,
+    /// List applied and pending migrations.
+    Status,
+}
+
+/// Parses the command line, runs the command, and turns errors into an exit code.
+pub async fn run() -> ExitCode {
+    let cli = Cli::parse();
+    match run_command(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "dishpatch failed");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_command(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Schema = cli.command {
+        print!("{}", graphql::sdl());
+        return Ok(());
+    }
+    let mut settings = Settings::load(cli.config.as_deref()).context("reading the settings")?;
+    if let Some(format) = cli.log_format {
+        settings.log_format = format;
+    }
+    if let Some(url) = cli.database_url {
+        settings.database_url = DatabaseUrl(url);
+    }
+    telemetry::init(settings.log_format, &settings.log_filter);
+    match cli.command {
+        Command::Schema => unreachable!("handled above"),
+        Command::Serve(args) => {
+            if let Some(listen) = args.listen {
+                settings.listen = listen;
+            }
+            settings.demo |= args.demo;
+            let app = Application::build(settings.clone()).await?;
+            tracing::info!(
+                address = %format!("http://{}", display_address(&settings.listen, app.port())),
+                database = settings.database_url.scheme(),
+                "dishpatch is serving GraphQL and GraphiQL at /graphql"
+            );
+            app.run_until_stopped().await?;
+        }
+        Command::Migrate { action } => {
+            let db = db::connect(&settings.database_url, 1).await?;
+            match action {
+                MigrateAction::Up => db::migrate(&db).await?,
+                MigrateAction::Down => Migrator::down(&db, Some(1)).await?,
+                MigrateAction::Status => {
+                    for migration in Migrator::get_applied_migrations(&db).await? {
+                        println!("applied  {}", migration.name());
+                    }
+                    for migration in Migrator::get_pending_migrations(&db).await? {
+                        println!("pending  {}", migration.name());
+                    }
+                }
+            }
+        }
+        Command::Seed { demo: _, scale } => {
+            let db = db::connect(&settings.database_url, 2).await?;
+            db::migrate(&db).await?;
+            anyhow::ensure!(
+                seed::is_empty(&db).await?,
+                "the database already has restaurants; seed fills only an empty database"
+            );
+            let started = std::time::Instant::now();
+            let counts = seed::seed_demo(&db, scale).await?;
+            println!("seeded in {:.1?}: {counts}", started.elapsed());
+        }
+    }
+    Ok(())
+}
+
+fn display_address(listen: &str, port: u16) -> String {
+    let host = listen.rsplit_once(':').map_or(listen, |(host, _)| host);
+    format!("{host}:{port}")
+}

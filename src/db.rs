@@ -1,0 +1,78 @@
+//! Database connection, migrations, and counting the SQL statements each request executes.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait,
+    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+};
+
+use crate::config::DatabaseUrl;
+
+tokio::task_local! {
+    /// The statement counter of the request the current task works for.
+    static STATEMENTS: Arc<AtomicU32>;
+}
+
+/// Counts the SQL statements one request executes, including those of its DataLoader tasks.
+#[derive(Debug, Clone, Default)]
+pub struct StatementCounter(Arc<AtomicU32>);
+
+impl StatementCounter {
+    /// Runs `future` so that statements it executes, on this task, are counted here.
+    pub async fn scope<F: Future>(&self, future: F) -> F::Output {
+        STATEMENTS.scope(self.0.clone(), future).await
+    }
+
+    /// Statements counted so far.
+    pub fn get(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Connects, configures SQLite for concurrent use, and installs the statement counter.
+pub async fn connect(
+    url: &DatabaseUrl,
+    max_connections: u32,
+) -> Result<DatabaseConnection, sea_orm::DbErr> {
+    let mut options = ConnectOptions::new(url.expose());
+    options
+        .max_connections(max_connections)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|opts| {
+            opts.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10))
+                .create_if_missing(true)
+        });
+    let mut db = Database::connect(options).await?;
+    db.set_metric_callback(|_info| {
+        let _ = STATEMENTS.try_with(|count| count.fetch_add(1, Ordering::Relaxed));
+    });
+    Ok(db)
+}
+
+/// Applies pending migrations. On PostgreSQL an advisory lock makes replicas that start
+/// together take turns instead of racing each other.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        let txn = db.begin().await?;
+        txn.execute_unprepared("SELECT pg_advisory_xact_lock(7215400417)")
+            .await?;
+        Migrator::up(&txn, None).await?;
+        txn.commit().await
+    } else {
+        Migrator::up(db, None).await
+    }
+}

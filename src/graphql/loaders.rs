@@ -1,0 +1,183 @@
+//! The per-request set of DataLoaders. Every relation resolves through one of these, so the
+//! number of SQL statements grows with the depth of a query, not with the number of rows.
+
+use std::{
+    collections::HashMap,
+    hash::Hash,
+    marker::PhantomData,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use entities::{menu_category, menu_item, restaurant, review, user};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, Iterable, ModelTrait, PrimaryKeyToColumn,
+    QueryFilter, Value,
+};
+use tracing::Instrument;
+
+use super::{
+    menu::loaders::{CategoriesByRestaurant, ItemsByRestaurant},
+    restaurants::loaders::{CuisinesByRestaurant, OpeningHoursByRestaurant},
+    reviews::loaders::ReviewPages,
+};
+use crate::{db::StatementCounter, error::AppError};
+
+/// Errors of loaders: already converted, so resolvers can `?` them.
+pub type LoadError = async_graphql::Error;
+
+/// Loads rows of `E` by primary key.
+pub struct ById<E> {
+    db: DatabaseConnection,
+    entity: PhantomData<fn() -> E>,
+}
+
+impl<E> ById<E> {
+    fn new(db: DatabaseConnection) -> Self {
+        Self {
+            db,
+            entity: PhantomData,
+        }
+    }
+}
+
+impl<E> Loader<i64> for ById<E>
+where
+    E: EntityTrait,
+    E::Model: Sync,
+{
+    type Value = Arc<E::Model>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        let column = E::PrimaryKey::iter()
+            .next()
+            .expect("every entity has a primary key")
+            .into_column();
+        let rows = E::find()
+            .filter(column.is_in(keys.iter().copied()))
+            .all(&self.db)
+            .await
+            .map_err(AppError::from)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| match row.get(column) {
+                Value::BigInt(Some(id)) => Some((id, Arc::new(row))),
+                _ => None,
+            })
+            .collect())
+    }
+}
+
+/// Groups `rows` (already in display order) by `key`.
+pub fn group_by<K: Hash + Eq, V>(rows: Vec<V>, key: impl Fn(&V) -> K) -> HashMap<K, Arc<[V]>> {
+    let mut groups: HashMap<K, Vec<V>> = HashMap::new();
+    for row in rows {
+        groups.entry(key(&row)).or_default().push(row);
+    }
+    groups
+        .into_iter()
+        .map(|(key, rows)| (key, Arc::from(rows)))
+        .collect()
+}
+
+/// A DataLoader that tells its request each time a key is asked for, so the request's batches
+/// wait until every sibling resolver has asked (see `settle`).
+pub struct Batched<T> {
+    loader: DataLoader<T>,
+    requested: Arc<AtomicUsize>,
+}
+
+impl<T: Send + Sync + 'static> Batched<T> {
+    /// Loads one value, batched with every other key asked for in the same turn.
+    pub async fn load_one<K>(&self, key: K) -> Result<Option<T::Value>, T::Error>
+    where
+        T: Loader<K>,
+        K: Send + Sync + Hash + Eq + Clone + 'static,
+    {
+        self.requested.fetch_add(1, Ordering::Relaxed);
+        self.loader.load_one(key).await
+    }
+}
+
+/// Holds a batch back until a whole scheduler turn passes in which the request asked for no
+/// new key. async-graphql resolves a long list in slices (its join yields every 32 items), so
+/// a batch that fired on a timer could cut one level in two and add statements depending on
+/// how fast the machine is; waiting for the request to go quiet makes batches follow the
+/// shape of the query instead.
+async fn settle(requested: &AtomicUsize) {
+    let mut seen = requested.load(Ordering::Relaxed);
+    loop {
+        tokio::task::yield_now().await;
+        let now = requested.load(Ordering::Relaxed);
+        if now == seen {
+            return;
+        }
+        seen = now;
+    }
+}
+
+/// All DataLoaders of one request. Made fresh per request so nothing is cached across viewers.
+pub struct Loaders {
+    pub restaurants: Batched<ById<restaurant::Entity>>,
+    pub menu_categories: Batched<ById<menu_category::Entity>>,
+    pub menu_items: Batched<ById<menu_item::Entity>>,
+    pub reviews: Batched<ById<review::Entity>>,
+    pub users: Batched<ById<user::Entity>>,
+    pub cuisines: Batched<CuisinesByRestaurant>,
+    pub opening_hours: Batched<OpeningHoursByRestaurant>,
+    pub categories_by_restaurant: Batched<CategoriesByRestaurant>,
+    pub items_by_restaurant: Batched<ItemsByRestaurant>,
+    pub review_pages: Batched<ReviewPages>,
+}
+
+impl Loaders {
+    /// Loaders over `db` whose batch tasks count their statements in `counter` and log in the
+    /// request's span.
+    pub fn new(db: &DatabaseConnection, counter: &StatementCounter) -> Self {
+        fn loader<T: Send + Sync + 'static>(
+            value: T,
+            counter: &StatementCounter,
+            requested: &Arc<AtomicUsize>,
+        ) -> Batched<T> {
+            let (counter, waiting) = (counter.clone(), requested.clone());
+            let loader = DataLoader::new(value, move |batch| {
+                let (counter, waiting) = (counter.clone(), waiting.clone());
+                tokio::spawn(
+                    async move {
+                        settle(&waiting).await;
+                        counter.scope(batch).await;
+                    }
+                    .in_current_span(),
+                )
+            })
+            // `settle` decides when a batch is complete; no timer is needed.
+            .delay(Duration::ZERO);
+            Batched {
+                loader,
+                requested: requested.clone(),
+            }
+        }
+        let requested = Arc::new(AtomicUsize::new(0));
+        Self {
+            restaurants: loader(ById::new(db.clone()), counter, &requested),
+            menu_categories: loader(ById::new(db.clone()), counter, &requested),
+            menu_items: loader(ById::new(db.clone()), counter, &requested),
+            reviews: loader(ById::new(db.clone()), counter, &requested),
+            users: loader(ById::new(db.clone()), counter, &requested),
+            cuisines: loader(CuisinesByRestaurant(db.clone()), counter, &requested),
+            opening_hours: loader(OpeningHoursByRestaurant(db.clone()), counter, &requested),
+            categories_by_restaurant: loader(
+                CategoriesByRestaurant(db.clone()),
+                counter,
+                &requested,
+            ),
+            items_by_restaurant: loader(ItemsByRestaurant(db.clone()), counter, &requested),
+            review_pages: loader(ReviewPages(db.clone()), counter, &requested),
+        }
+    }
+}

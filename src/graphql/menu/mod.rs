@@ -1,0 +1,4 @@
+//! Menus: categories and items.
+
+pub mod loaders;
+pub mod types;

@@ -1,0 +1,224 @@
+//! `Menu`, `MenuCategory` and `MenuItem`.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, Enum, ID, Object, Result};
+use entities::{menu_category, menu_item};
+
+use crate::{
+    error::AppError,
+    graphql::{
+        common::Money,
+        loaders::Loaders,
+        relay::{GlobalId, NodeKind},
+        restaurants::types::Restaurant,
+    },
+};
+
+/// A restaurant's menu.
+pub struct Menu {
+    pub restaurant_id: i64,
+}
+
+/// A restaurant's menu.
+#[Object]
+impl Menu {
+    /// Sections of the menu, in the order the restaurant chose.
+    async fn categories(&self, ctx: &Context<'_>) -> Result<Vec<MenuCategory>> {
+        let categories = ctx
+            .data::<Loaders>()?
+            .categories_by_restaurant
+            .load_one(self.restaurant_id)
+            .await?
+            .unwrap_or_default();
+        Ok(categories
+            .iter()
+            .map(|c| MenuCategory(Arc::new(c.clone())))
+            .collect())
+    }
+
+    /// Every item of the menu, category by category, in menu order.
+    async fn items(&self, ctx: &Context<'_>) -> Result<Vec<MenuItem>> {
+        let items = ctx
+            .data::<Loaders>()?
+            .items_by_restaurant
+            .load_one(self.restaurant_id)
+            .await?
+            .unwrap_or_default();
+        Ok(items
+            .iter()
+            .map(|i| MenuItem(Arc::new(i.clone())))
+            .collect())
+    }
+}
+
+/// A section of a menu, e.g. "Starters".
+#[derive(Clone)]
+pub struct MenuCategory(pub Arc<menu_category::Model>);
+
+/// A section of a menu, e.g. "Starters".
+#[Object]
+impl MenuCategory {
+    /// Global ID of the category.
+    pub async fn id(&self) -> ID {
+        GlobalId::encode(NodeKind::MenuCategory, self.0.id)
+    }
+
+    /// Display name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// Place of the category in the menu, smallest first.
+    async fn position(&self) -> i32 {
+        self.0.position
+    }
+
+    /// Items of this category, in menu order.
+    async fn items(&self, ctx: &Context<'_>) -> Result<Vec<MenuItem>> {
+        let items = ctx
+            .data::<Loaders>()?
+            .items_by_restaurant
+            .load_one(self.0.restaurant_id)
+            .await?
+            .unwrap_or_default();
+        Ok(items
+            .iter()
+            .filter(|item| item.category_id == self.0.id)
+            .map(|item| MenuItem(Arc::new(item.clone())))
+            .collect())
+    }
+
+    /// The restaurant whose menu this is.
+    async fn restaurant(&self, ctx: &Context<'_>) -> Result<Restaurant> {
+        load_restaurant(ctx, self.0.restaurant_id).await
+    }
+}
+
+/// A dietary property of a dish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum DietaryTag {
+    /// No meat or fish.
+    Vegetarian,
+    /// No animal products.
+    Vegan,
+    /// No gluten-containing ingredients.
+    GlutenFree,
+    /// No milk products.
+    DairyFree,
+    /// No nuts.
+    NutFree,
+    /// Prepared according to halal rules.
+    Halal,
+    /// Prepared according to kosher rules.
+    Kosher,
+    /// Hot.
+    Spicy,
+}
+
+impl DietaryTag {
+    /// Reads a stored tag (`gluten_free`); unknown tags are skipped by callers.
+    pub fn from_stored(tag: &str) -> Option<Self> {
+        Some(match tag {
+            "vegetarian" => Self::Vegetarian,
+            "vegan" => Self::Vegan,
+            "gluten_free" => Self::GlutenFree,
+            "dairy_free" => Self::DairyFree,
+            "nut_free" => Self::NutFree,
+            "halal" => Self::Halal,
+            "kosher" => Self::Kosher,
+            "spicy" => Self::Spicy,
+            _ => return None,
+        })
+    }
+
+    /// The stored form of the tag.
+    pub fn stored(self) -> &'static str {
+        match self {
+            Self::Vegetarian => "vegetarian",
+            Self::Vegan => "vegan",
+            Self::GlutenFree => "gluten_free",
+            Self::DairyFree => "dairy_free",
+            Self::NutFree => "nut_free",
+            Self::Halal => "halal",
+            Self::Kosher => "kosher",
+            Self::Spicy => "spicy",
+        }
+    }
+}
+
+/// A dish or drink.
+#[derive(Clone)]
+pub struct MenuItem(pub Arc<menu_item::Model>);
+
+/// A dish or drink.
+#[Object]
+impl MenuItem {
+    /// Global ID of the item.
+    pub async fn id(&self) -> ID {
+        GlobalId::encode(NodeKind::MenuItem, self.0.id)
+    }
+
+    /// Display name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// What is in it.
+    async fn description(&self) -> &str {
+        &self.0.description
+    }
+
+    /// Price of one.
+    async fn price(&self) -> Money {
+        Money::from_minor(self.0.price_amount, &self.0.currency)
+    }
+
+    /// Whether it can be ordered now (false when sold out).
+    async fn available(&self) -> bool {
+        self.0.is_available
+    }
+
+    /// Dietary properties.
+    async fn dietary_tags(&self) -> Vec<DietaryTag> {
+        self.0
+            .dietary_tags
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|tag| tag.as_str().and_then(DietaryTag::from_stored))
+            .collect()
+    }
+
+    /// URL of a photo, when there is one.
+    async fn image_url(&self) -> Option<&str> {
+        self.0.image_url.as_deref()
+    }
+
+    /// The category the item is listed under.
+    async fn category(&self, ctx: &Context<'_>) -> Result<MenuCategory> {
+        let category = ctx
+            .data::<Loaders>()?
+            .menu_categories
+            .load_one(self.0.category_id)
+            .await?
+            .ok_or_else(|| AppError::NotFound("menu category".into()))?;
+        Ok(MenuCategory(category))
+    }
+
+    /// The restaurant that serves it.
+    async fn restaurant(&self, ctx: &Context<'_>) -> Result<Restaurant> {
+        load_restaurant(ctx, self.0.restaurant_id).await
+    }
+}
+
+/// The restaurant `id`, which a foreign key guarantees exists.
+pub async fn load_restaurant(ctx: &Context<'_>, id: i64) -> Result<Restaurant> {
+    let restaurant = ctx
+        .data::<Loaders>()?
+        .restaurants
+        .load_one(id)
+        .await?
+        .ok_or_else(|| AppError::NotFound("restaurant".into()))?;
+    Ok(Restaurant(restaurant))
+}

@@ -1,0 +1,91 @@
+//! The Relay `Node` interface with `node(id)` and `nodes(ids)`.
+
+use async_graphql::{Context, ID, Interface, Object, Result};
+
+use super::{
+    loaders::Loaders,
+    menu::types::{MenuCategory, MenuItem},
+    relay::{GlobalId, MAX_PAGE_SIZE, NodeKind},
+    restaurants::types::Restaurant,
+    reviews::types::Review,
+    users::types::User,
+};
+use crate::error::AppError;
+
+/// An object with a global ID that `node(id)` can fetch again.
+#[derive(Interface)]
+#[graphql(field(name = "id", ty = "ID", desc = "Global ID of the object."))]
+pub enum Node {
+    Restaurant(Restaurant),
+    MenuCategory(MenuCategory),
+    MenuItem(MenuItem),
+    Review(Review),
+    User(User),
+}
+
+/// Loads the object a global ID names; `None` when it does not exist.
+async fn load_node(ctx: &Context<'_>, id: GlobalId) -> Result<Option<Node>> {
+    let loaders = ctx.data::<Loaders>()?;
+    Ok(match id.kind {
+        NodeKind::Restaurant => loaders
+            .restaurants
+            .load_one(id.id)
+            .await?
+            .map(|m| Node::Restaurant(Restaurant(m))),
+        NodeKind::MenuCategory => loaders
+            .menu_categories
+            .load_one(id.id)
+            .await?
+            .map(|m| Node::MenuCategory(MenuCategory(m))),
+        NodeKind::MenuItem => loaders
+            .menu_items
+            .load_one(id.id)
+            .await?
+            .filter(|item| item.deleted_at.is_none())
+            .map(|m| Node::MenuItem(MenuItem(m))),
+        NodeKind::Review => loaders
+            .reviews
+            .load_one(id.id)
+            .await?
+            .map(|m| Node::Review(Review(m))),
+        NodeKind::User => loaders
+            .users
+            .load_one(id.id)
+            .await?
+            .map(|m| Node::User(User(m))),
+    })
+}
+
+/// Fetching any object by its global ID.
+#[derive(Default)]
+pub struct NodeQuery;
+
+/// Fetching any object by its global ID.
+#[Object]
+impl NodeQuery {
+    /// The object with this global ID, or null when it does not exist.
+    async fn node(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A global ID.")] id: ID,
+    ) -> Result<Option<Node>> {
+        load_node(ctx, GlobalId::decode(&id)?).await
+    }
+
+    /// The objects with these global IDs (at most 100), in the same order; null where one does
+    /// not exist.
+    async fn nodes(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Global IDs, at most 100.")] ids: Vec<ID>,
+    ) -> Result<Vec<Option<Node>>> {
+        if ids.len() > MAX_PAGE_SIZE as usize {
+            return Err(AppError::bad_input(format!("at most {MAX_PAGE_SIZE} ids at once")).into());
+        }
+        let ids = ids
+            .iter()
+            .map(GlobalId::decode)
+            .collect::<Result<Vec<_>, _>>()?;
+        futures_util::future::try_join_all(ids.into_iter().map(|id| load_node(ctx, id))).await
+    }
+}

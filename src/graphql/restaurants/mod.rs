@@ -1,0 +1,5 @@
+//! Restaurants: browsing, filtering and the restaurant page.
+
+pub mod loaders;
+pub mod query;
+pub mod types;

@@ -1,0 +1,145 @@
+//! `restaurants` and `restaurant` queries.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
+use chrono::Utc;
+use entities::restaurant;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+
+use super::types::{Restaurant, RestaurantConnection};
+use crate::{
+    error::AppError,
+    graphql::{
+        common::{GeoPointInput, OrderDirection},
+        loaders::Loaders,
+        relay::{GlobalId, NodeKind, PageArgs},
+    },
+    services::restaurants::{self as service, Ordering, RestaurantFilter, SortField},
+};
+
+/// Which restaurants to list; all parts must match.
+#[derive(Debug, Default, InputObject)]
+#[graphql(name = "RestaurantFilter")]
+pub struct RestaurantFilterInput {
+    /// Restaurants serving any of these cuisines (case-insensitive), at most 20.
+    pub cuisines: Option<Vec<String>>,
+    /// Text the name or the description contains (case-insensitive), at most 100 characters.
+    pub search: Option<String>,
+    /// When true, only restaurants that would take an order right now.
+    pub open_now: Option<bool>,
+    /// The point distances are measured from; needed by `withinKm` and by DISTANCE ordering.
+    pub near: Option<GeoPointInput>,
+    /// Only restaurants within this many kilometres of `near` (at most 500).
+    pub within_km: Option<f64>,
+}
+
+impl RestaurantFilterInput {
+    fn into_filter(self) -> Result<RestaurantFilter, AppError> {
+        Ok(RestaurantFilter {
+            cuisines: self.cuisines.unwrap_or_default(),
+            search: self.search,
+            open_now: self.open_now.unwrap_or(false),
+            near: self.near.map(GeoPointInput::to_point).transpose()?,
+            within_km: self.within_km,
+        })
+    }
+}
+
+/// What to sort restaurants by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum RestaurantOrderField {
+    /// Alphabetically by name (default direction ASC).
+    Name,
+    /// By average rating (default direction DESC).
+    Rating,
+    /// By distance from `filter.near` (default direction ASC).
+    Distance,
+}
+
+/// Sort order of a restaurant list; ties are broken by ID.
+#[derive(Debug, Clone, Copy, InputObject)]
+pub struct RestaurantOrder {
+    /// The field to sort by.
+    pub field: RestaurantOrderField,
+    /// Sort direction; each field has a natural default.
+    pub direction: Option<OrderDirection>,
+}
+
+impl RestaurantOrder {
+    fn ordering(self) -> Ordering {
+        let (field, natural_ascending) = match self.field {
+            RestaurantOrderField::Name => (SortField::Name, true),
+            RestaurantOrderField::Rating => (SortField::Rating, false),
+            RestaurantOrderField::Distance => (SortField::Distance, true),
+        };
+        Ordering {
+            field,
+            ascending: self
+                .direction
+                .map_or(natural_ascending, |d| d == OrderDirection::Asc),
+        }
+    }
+}
+
+/// Browsing restaurants.
+#[derive(Default)]
+pub struct RestaurantQuery;
+
+/// Browsing restaurants.
+#[Object]
+impl RestaurantQuery {
+    /// Restaurants, filtered and sorted, a page at a time (by name unless `orderBy` says).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the Relay connection arguments plus filter and order"
+    )]
+    async fn restaurants(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Restaurants after this cursor, with `first`.")] after: Option<String>,
+        #[graphql(desc = "Restaurants before this cursor, with `last`.")] before: Option<String>,
+        #[graphql(desc = "How many from the start, at most 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "How many from the end, at most 100.")] last: Option<i32>,
+        #[graphql(desc = "Which restaurants to list.")] filter: Option<RestaurantFilterInput>,
+        #[graphql(desc = "Sort order.")] order_by: Option<RestaurantOrder>,
+    ) -> Result<RestaurantConnection> {
+        let args = PageArgs::new(first, after, last, before, 20)?;
+        let filter = filter.unwrap_or_default().into_filter()?;
+        let ordering = order_by
+            .unwrap_or(RestaurantOrder {
+                field: RestaurantOrderField::Name,
+                direction: None,
+            })
+            .ordering();
+        let db = ctx.data::<DatabaseConnection>()?;
+        let page = service::list(db, &filter, ordering, &args, Utc::now()).await?;
+        Ok(RestaurantConnection { page, args, filter })
+    }
+
+    /// One restaurant by ID or by slug (give exactly one); null when there is none.
+    async fn restaurant(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Global ID of the restaurant.")] id: Option<ID>,
+        #[graphql(desc = "Slug of the restaurant, e.g. `trattoria-roma`.")] slug: Option<String>,
+    ) -> Result<Option<Restaurant>> {
+        match (id, slug) {
+            (Some(id), None) => {
+                let id = GlobalId::decode_as(&id, NodeKind::Restaurant)?;
+                let restaurant = ctx.data::<Loaders>()?.restaurants.load_one(id).await?;
+                Ok(restaurant.map(Restaurant))
+            }
+            (None, Some(slug)) => {
+                let db = ctx.data::<DatabaseConnection>()?;
+                let restaurant = restaurant::Entity::find()
+                    .filter(restaurant::Column::Slug.eq(slug))
+                    .one(db)
+                    .await
+                    .map_err(AppError::from)?;
+                Ok(restaurant.map(|r| Restaurant(Arc::new(r))))
+            }
+            _ => Err(AppError::bad_input("give exactly one of `id` and `slug`").into()),
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! The `Restaurant` type and its connection.
+
+use std::sync::Arc;
+
+use async_graphql::{ComplexObject, Context, Enum, ID, Object, Result, SimpleObject};
+use chrono::Utc;
+use entities::{opening_hours, restaurant};
+use sea_orm::DatabaseConnection;
+
+use crate::{
+    graphql::{
+        common::{GeoPoint, GeoPointInput, Money},
+        loaders::Loaders,
+        menu::types::Menu,
+        relay::{GlobalId, NodeKind, Page, PageArgs, PageInfo, encode_cursor},
+        reviews::types::ReviewConnection,
+    },
+    services::restaurants::{
+        self as service, Listed, RestaurantFilter, local_minute_of_week, minute_of_week,
+    },
+};
+
+/// A restaurant on the marketplace, with its menu and reviews.
+#[derive(Clone)]
+pub struct Restaurant(pub Arc<restaurant::Model>);
+
+/// A restaurant on the marketplace, with its menu and reviews.
+#[Object]
+impl Restaurant {
+    /// Global ID of the restaurant.
+    pub async fn id(&self) -> ID {
+        GlobalId::encode(NodeKind::Restaurant, self.0.id)
+    }
+
+    /// Unique, URL-friendly name, e.g. `trattoria-roma`.
+    async fn slug(&self) -> &str {
+        &self.0.slug
+    }
+
+    /// Display name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// A few sentences about the restaurant.
+    async fn description(&self) -> &str {
+        &self.0.description
+    }
+
+    /// Cuisines served, lower case, alphabetically, e.g. `["italian", "pizza"]`.
+    async fn cuisines(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
+        let cuisines = ctx.data::<Loaders>()?.cuisines.load_one(self.0.id).await?;
+        Ok(cuisines.map(|c| c.to_vec()).unwrap_or_default())
+    }
+
+    /// Street address.
+    async fn address(&self) -> &str {
+        &self.0.address
+    }
+
+    /// Where the restaurant is.
+    async fn location(&self) -> GeoPoint {
+        GeoPoint {
+            latitude: self.0.latitude,
+            longitude: self.0.longitude,
+        }
+    }
+
+    /// Distance in kilometres from `from` to the restaurant, as the crow flies.
+    async fn distance_km(&self, from: GeoPointInput) -> Result<f64> {
+        let restaurant = service::Point::new(self.0.latitude, self.0.longitude)?;
+        Ok(from.to_point()?.distance_km(restaurant))
+    }
+
+    /// Whether the restaurant has ordering switched on, whatever its hours say.
+    async fn accepts_orders(&self) -> bool {
+        self.0.is_open
+    }
+
+    /// Whether an order placed now would be taken: ordering is on and it is within the hours.
+    async fn open_now(&self, ctx: &Context<'_>) -> Result<bool> {
+        if !self.0.is_open {
+            return Ok(false);
+        }
+        let hours = ctx
+            .data::<Loaders>()?
+            .opening_hours
+            .load_one(self.0.id)
+            .await?
+            .unwrap_or_default();
+        let now = local_minute_of_week(minute_of_week(Utc::now()), self.0.utc_offset_minutes);
+        Ok(hours.iter().any(|p| p.opens_at <= now && now < p.closes_at))
+    }
+
+    /// Weekly opening hours in the restaurant's local time, Monday first.
+    async fn opening_hours(&self, ctx: &Context<'_>) -> Result<Vec<OpeningPeriod>> {
+        let hours = ctx
+            .data::<Loaders>()?
+            .opening_hours
+            .load_one(self.0.id)
+            .await?
+            .unwrap_or_default();
+        Ok(hours.iter().map(OpeningPeriod::from).collect())
+    }
+
+    /// Offset of the restaurant's local time from UTC, in minutes.
+    async fn utc_offset_minutes(&self) -> i32 {
+        self.0.utc_offset_minutes
+    }
+
+    /// Fee added to every order for delivery.
+    async fn delivery_fee(&self) -> Money {
+        Money::from_minor(self.0.delivery_fee, &self.0.currency)
+    }
+
+    /// Average rating and number of ratings.
+    async fn rating(&self) -> Rating {
+        Rating {
+            count: self.0.rating_count,
+            sum: self.0.rating_sum,
+        }
+    }
+
+    /// The menu: categories in order, each with its items.
+    async fn menu(&self) -> Menu {
+        Menu {
+            restaurant_id: self.0.id,
+        }
+    }
+
+    /// Reviews, newest first.
+    async fn reviews(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Reviews after this cursor, with `first`.")] after: Option<String>,
+        #[graphql(desc = "Reviews before this cursor, with `last`.")] before: Option<String>,
+        #[graphql(desc = "How many reviews from the start, at most 100 (default 10).")]
+        first: Option<i32>,
+        #[graphql(desc = "How many reviews from the end, at most 100.")] last: Option<i32>,
+    ) -> Result<ReviewConnection> {
+        let args = PageArgs::new(first, after, last, before, 10)?;
+        ReviewConnection::load(ctx, self.0.id, self.0.rating_count, args).await
+    }
+}
+
+/// A restaurant's rating, built from its reviews.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct Rating {
+    /// Number of ratings.
+    pub count: i64,
+    #[graphql(skip)]
+    pub sum: i64,
+}
+
+#[ComplexObject]
+impl Rating {
+    /// Mean of the ratings from 1 to 5, rounded to two decimals; null without ratings.
+    async fn average(&self) -> Option<f64> {
+        (self.count > 0).then(|| (self.sum as f64 / self.count as f64 * 100.0).round() / 100.0)
+    }
+}
+
+/// Day of the week.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum Weekday {
+    Monday,
+    Tuesday,
+    Wednesday,
+    Thursday,
+    Friday,
+    Saturday,
+    Sunday,
+}
+
+/// One opening period in a week, in the restaurant's local time.
+#[derive(SimpleObject)]
+pub struct OpeningPeriod {
+    /// Day the period starts.
+    pub day: Weekday,
+    /// Opening time, `HH:MM`.
+    pub opens: String,
+    /// Closing time, `HH:MM`; earlier than `opens` when the period ends after midnight.
+    pub closes: String,
+}
+
+impl From<&opening_hours::Model> for OpeningPeriod {
+    fn from(period: &opening_hours::Model) -> Self {
+        const DAYS: [Weekday; 7] = [
+            Weekday::Monday,
+            Weekday::Tuesday,
+            Weekday::Wednesday,
+            Weekday::Thursday,
+            Weekday::Friday,
+            Weekday::Saturday,
+            Weekday::Sunday,
+        ];
+        let day = (period.opens_at / 1440).clamp(0, 6);
+        let clock = |minute: i32| format!("{:02}:{:02}", minute / 60, minute % 60);
+        let closes_in_day = period.closes_at - day * 1440;
+        Self {
+            day: DAYS[day as usize],
+            opens: clock(period.opens_at % 1440),
+            closes: if closes_in_day == 1440 {
+                "24:00".into()
+            } else {
+                clock(period.closes_at % 1440)
+            },
+        }
+    }
+}
+
+/// An edge of a connection: a node and its cursor.
+#[derive(SimpleObject)]
+#[graphql(concrete(name = "RestaurantEdge", params(Restaurant)))]
+#[graphql(concrete(name = "ReviewEdge", params(crate::graphql::reviews::types::Review)))]
+pub struct Edge<N: async_graphql::OutputType> {
+    /// Opaque position of the node; pass it as `after` or `before`.
+    pub cursor: String,
+    /// The item.
+    pub node: N,
+}
+
+/// A page of restaurants.
+pub struct RestaurantConnection {
+    pub(crate) page: Page<Listed>,
+    pub(crate) args: PageArgs,
+    pub(crate) filter: RestaurantFilter,
+}
+
+/// A page of restaurants.
+#[Object]
+impl RestaurantConnection {
+    /// The restaurants of this page with their cursors.
+    async fn edges(&self) -> Vec<Edge<Restaurant>> {
+        self.page
+            .items
+            .iter()
+            .map(|listed| Edge {
+                cursor: encode_cursor(&listed.cursor),
+                node: Restaurant(Arc::new(listed.restaurant.clone())),
+            })
+            .collect()
+    }
+
+    /// The restaurants of this page.
+    async fn nodes(&self) -> Vec<Restaurant> {
+        self.page
+            .items
+            .iter()
+            .map(|listed| Restaurant(Arc::new(listed.restaurant.clone())))
+            .collect()
+    }
+
+    /// Where this page is in the list.
+    async fn page_info(&self) -> PageInfo {
+        self.page
+            .page_info(&self.args, |listed| encode_cursor(&listed.cursor))
+    }
+
+    /// Number of restaurants matching the filter, over all pages.
+    async fn total_count(&self, ctx: &Context<'_>) -> Result<i64> {
+        let db = ctx.data::<DatabaseConnection>()?;
+        let count = service::count(db, &self.filter, Utc::now()).await?;
+        Ok(i64::try_from(count).unwrap_or(i64::MAX))
+    }
+}

@@ -1,0 +1,4 @@
+//! Reviews of restaurants.
+
+pub mod loaders;
+pub mod types;

@@ -1,0 +1,3 @@
+//! Users as others see them.
+
+pub mod types;

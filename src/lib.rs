@@ -1,0 +1,14 @@
+//! dishpatch: the GraphQL backend of a food ordering and delivery marketplace.
+//!
+//! `app::Application` is the whole server; the binary and the integration tests both build it.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod seed;
+pub mod services;
+pub mod telemetry;

@@ -1,0 +1,357 @@
+//! Finding restaurants: filters, orderings and keyset pagination.
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use entities::{opening_hours, restaurant, restaurant_cuisine};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Value,
+    sea_query::{Expr, ExprTrait, Func, LikeExpr, Order, Query, SimpleExpr},
+};
+
+use crate::{
+    error::{AppError, AppResult},
+    graphql::relay::{Direction, KeysetPosition, Page, PageArgs, decode_cursor},
+};
+
+/// Kilometres per degree of latitude (and of longitude at the equator).
+pub const KM_PER_DEGREE: f64 = 111.195;
+/// Minutes in a week; opening hours are minutes of the week.
+pub const MINUTES_PER_WEEK: i32 = 7 * 24 * 60;
+/// Longest free-text search accepted.
+pub const MAX_SEARCH_CHARS: usize = 100;
+/// Most cuisines in one filter.
+pub const MAX_CUISINES: usize = 20;
+/// Widest distance filter.
+pub const MAX_RADIUS_KM: f64 = 500.0;
+
+/// A point on earth in degrees.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    pub latitude: f64,
+    pub longitude: f64,
+}
+
+impl Point {
+    /// Checks the ranges of latitude and longitude.
+    pub fn new(latitude: f64, longitude: f64) -> AppResult<Self> {
+        if !(-90.0..=90.0).contains(&latitude) || !(-180.0..=180.0).contains(&longitude) {
+            return Err(AppError::bad_input(
+                "latitude must be within -90..90 and longitude within -180..180",
+            ));
+        }
+        Ok(Self {
+            latitude,
+            longitude,
+        })
+    }
+
+    /// Great-circle distance in kilometres (haversine).
+    pub fn distance_km(self, other: Self) -> f64 {
+        const EARTH_RADIUS_KM: f64 = 6371.0;
+        let (lat1, lat2) = (self.latitude.to_radians(), other.latitude.to_radians());
+        let dlat = lat2 - lat1;
+        let dlng = (other.longitude - self.longitude).to_radians();
+        let a = (dlat / 2.0).sin().powi(2) + lat1.cos() * lat2.cos() * (dlng / 2.0).sin().powi(2);
+        2.0 * EARTH_RADIUS_KM * a.sqrt().asin()
+    }
+}
+
+/// Which restaurants to list.
+#[derive(Debug, Clone, Default)]
+pub struct RestaurantFilter {
+    /// Any of these cuisines (lower case); empty for all.
+    pub cuisines: Vec<String>,
+    /// Case-insensitive text that the name or the description contains.
+    pub search: Option<String>,
+    /// Only restaurants that take orders right now.
+    pub open_now: bool,
+    /// The point distances are measured from.
+    pub near: Option<Point>,
+    /// Only restaurants within this many kilometres of `near`.
+    pub within_km: Option<f64>,
+}
+
+impl RestaurantFilter {
+    /// Checks the bounds of every part.
+    pub fn validate(&self) -> AppResult<()> {
+        if self.cuisines.len() > MAX_CUISINES {
+            return Err(AppError::bad_input(format!(
+                "at most {MAX_CUISINES} cuisines can be filtered on"
+            )));
+        }
+        if self
+            .search
+            .as_ref()
+            .is_some_and(|s| s.chars().count() > MAX_SEARCH_CHARS)
+        {
+            return Err(AppError::bad_input(format!(
+                "`search` is limited to {MAX_SEARCH_CHARS} characters"
+            )));
+        }
+        if let Some(km) = self.within_km {
+            if self.near.is_none() {
+                return Err(AppError::bad_input("`withinKm` needs `near`"));
+            }
+            if !(km > 0.0 && km <= MAX_RADIUS_KM) {
+                return Err(AppError::bad_input(format!(
+                    "`withinKm` must be above 0 and at most {MAX_RADIUS_KM}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a restaurant list is sorted by; each ends with the id as a tie-breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortField {
+    Name,
+    Rating,
+    Distance,
+}
+
+/// A sort field and its direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ordering {
+    pub field: SortField,
+    pub ascending: bool,
+}
+
+impl Ordering {
+    /// Tag stored in cursors so a cursor cannot be replayed against another ordering.
+    fn tag(self) -> String {
+        let field = match self.field {
+            SortField::Name => "name",
+            SortField::Rating => "rating",
+            SortField::Distance => "distance",
+        };
+        format!("{field}:{}", if self.ascending { "asc" } else { "desc" })
+    }
+}
+
+/// The value a row is sorted by, kept in its cursor.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum SortKey {
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl SortKey {
+    fn into_value(self) -> Value {
+        match self {
+            Self::Int(v) => v.into(),
+            Self::Float(v) => v.into(),
+            Self::Text(v) => v.into(),
+        }
+    }
+}
+
+/// A listed restaurant with its position in the ordering.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub restaurant: restaurant::Model,
+    pub cursor: KeysetPosition<SortKey>,
+}
+
+/// The minute of the week (Monday 00:00 = 0) at `now` in UTC.
+pub fn minute_of_week(now: DateTime<Utc>) -> i32 {
+    (now.weekday().num_days_from_monday() * 1440 + now.hour() * 60 + now.minute()) as i32
+}
+
+/// `minute` shifted by a restaurant's UTC offset, wrapped into the week.
+pub fn local_minute_of_week(utc_minute: i32, utc_offset_minutes: i32) -> i32 {
+    (utc_minute + utc_offset_minutes).rem_euclid(MINUTES_PER_WEEK)
+}
+
+fn distance_key(point: Point) -> SimpleExpr {
+    // Squared equirectangular distance in degrees: cheap, portable SQL, and monotonic with the
+    // true distance at city scale.
+    let scale = point.latitude.to_radians().cos();
+    let dlat = Expr::col((restaurant::Entity, restaurant::Column::Latitude)).sub(point.latitude);
+    let dlng = Expr::col((restaurant::Entity, restaurant::Column::Longitude))
+        .sub(point.longitude)
+        .mul(scale);
+    dlat.clone().mul(dlat).add(dlng.clone().mul(dlng))
+}
+
+fn sort_key(ordering: Ordering, near: Option<Point>) -> AppResult<SimpleExpr> {
+    Ok(match ordering.field {
+        SortField::Name => Expr::col((restaurant::Entity, restaurant::Column::Name)),
+        SortField::Rating => Expr::cust(migration::RATING_MILLI_SQL),
+        SortField::Distance => distance_key(
+            near.ok_or_else(|| AppError::bad_input("ordering by DISTANCE needs `filter.near`"))?,
+        ),
+    })
+}
+
+fn condition(filter: &RestaurantFilter, now: DateTime<Utc>) -> sea_orm::Condition {
+    use restaurant::Column as R;
+    let mut condition = sea_orm::Condition::all();
+    if !filter.cuisines.is_empty() {
+        condition = condition.add(
+            Expr::col((restaurant::Entity, R::Id)).in_subquery(
+                Query::select()
+                    .column(restaurant_cuisine::Column::RestaurantId)
+                    .from(restaurant_cuisine::Entity)
+                    .and_where(
+                        Expr::col(restaurant_cuisine::Column::Cuisine)
+                            .is_in(filter.cuisines.iter().map(|c| c.to_lowercase())),
+                    )
+                    .take(),
+            ),
+        );
+    }
+    if let Some(text) = filter
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        let escaped = text
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let pattern = format!("%{escaped}%");
+        let like = |column: R| {
+            Expr::expr(Func::lower(Expr::col((restaurant::Entity, column))))
+                .like(LikeExpr::new(pattern.clone()).escape('\\'))
+        };
+        condition = condition.add(like(R::Name).or(like(R::Description)));
+    }
+    if filter.open_now {
+        let local_now = Expr::val(minute_of_week(now))
+            .add(Expr::col((restaurant::Entity, R::UtcOffsetMinutes)))
+            .modulo(MINUTES_PER_WEEK)
+            .add(MINUTES_PER_WEEK)
+            .modulo(MINUTES_PER_WEEK);
+        condition = condition
+            .add(Expr::col((restaurant::Entity, R::IsOpen)).eq(true))
+            .add(Expr::exists(
+                Query::select()
+                    .expr(Expr::val(1))
+                    .from(opening_hours::Entity)
+                    .and_where(
+                        Expr::col((opening_hours::Entity, opening_hours::Column::RestaurantId))
+                            .equals((restaurant::Entity, R::Id)),
+                    )
+                    .and_where(
+                        Expr::col((opening_hours::Entity, opening_hours::Column::OpensAt))
+                            .lte(local_now.clone()),
+                    )
+                    .and_where(
+                        Expr::col((opening_hours::Entity, opening_hours::Column::ClosesAt))
+                            .gt(local_now),
+                    )
+                    .take(),
+            ));
+    }
+    if let (Some(point), Some(km)) = (filter.near, filter.within_km) {
+        let degrees = km / KM_PER_DEGREE;
+        condition = condition
+            // The latitude band lets the location index narrow the scan.
+            .add(
+                Expr::col((restaurant::Entity, R::Latitude))
+                    .between(point.latitude - degrees, point.latitude + degrees),
+            )
+            .add(distance_key(point).lte(degrees * degrees));
+    }
+    condition
+}
+
+/// One page of restaurants matching `filter` in `ordering`.
+pub async fn list(
+    db: &DatabaseConnection,
+    filter: &RestaurantFilter,
+    ordering: Ordering,
+    page: &PageArgs,
+    now: DateTime<Utc>,
+) -> AppResult<Page<Listed>> {
+    filter.validate()?;
+    let key = sort_key(ordering, filter.near)?;
+    let tag = ordering.tag();
+    // Reading backwards walks the ordering from its end.
+    let ascending = ordering.ascending == (page.direction == Direction::Forward);
+    let mut select = restaurant::Entity::find()
+        .filter(condition(filter, now))
+        .expr_as(key.clone(), "sort_key");
+    if let Some(cursor) = &page.cursor {
+        let position: KeysetPosition<SortKey> = decode_cursor(cursor)?;
+        if position.ordering != tag {
+            return Err(AppError::bad_input(
+                "this cursor belongs to another ordering of the list",
+            ));
+        }
+        let value = position.key.into_value();
+        let id_col = Expr::col((restaurant::Entity, restaurant::Column::Id));
+        let after = if ascending {
+            key.clone()
+                .gt(value.clone())
+                .or(key.clone().eq(value).and(id_col.gt(position.id)))
+        } else {
+            key.clone()
+                .lt(value.clone())
+                .or(key.clone().eq(value).and(id_col.lt(position.id)))
+        };
+        select = select.filter(after);
+    }
+    let order = if ascending { Order::Asc } else { Order::Desc };
+    let statement = select
+        .order_by(key, order.clone())
+        .order_by(restaurant::Column::Id, order)
+        .limit(page.limit + 1)
+        .build(db.get_database_backend());
+    let rows = db.query_all_raw(statement).await?;
+    let mut listed = Vec::with_capacity(rows.len());
+    for row in rows {
+        let restaurant = restaurant::Model::from_query_result(&row, "")?;
+        let key = match ordering.field {
+            SortField::Name => SortKey::Text(restaurant.name.clone()),
+            SortField::Rating => SortKey::Int(row.try_get("", "sort_key")?),
+            SortField::Distance => SortKey::Float(row.try_get("", "sort_key")?),
+        };
+        listed.push(Listed {
+            cursor: KeysetPosition {
+                ordering: tag.clone(),
+                key,
+                id: restaurant.id,
+            },
+            restaurant,
+        });
+    }
+    Ok(Page::from_rows(listed, page))
+}
+
+/// How many restaurants match `filter`.
+pub async fn count(
+    db: &DatabaseConnection,
+    filter: &RestaurantFilter,
+    now: DateTime<Utc>,
+) -> AppResult<u64> {
+    filter.validate()?;
+    Ok(restaurant::Entity::find()
+        .filter(condition(filter, now))
+        .count(db)
+        .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_time_wraps_around_the_week() {
+        assert_eq!(local_minute_of_week(10, -60), MINUTES_PER_WEEK - 50);
+        assert_eq!(local_minute_of_week(MINUTES_PER_WEEK - 10, 60), 50);
+    }
+
+    #[test]
+    fn haversine_matches_a_known_distance() {
+        let berlin = Point::new(52.5200, 13.4050).unwrap();
+        let paris = Point::new(48.8566, 2.3522).unwrap();
+        let km = berlin.distance_km(paris);
+        assert!((km - 878.0).abs() < 5.0, "{km}");
+    }
+}

@@ -1,0 +1,166 @@
+//! The `dishpatch` binary as people run it.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use serde_json::{Value, json};
+
+fn dishpatch() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dishpatch"));
+    command
+        .env_remove("RUST_LOG")
+        .env("DISHPATCH_LOG_FILTER", "info");
+    command
+}
+
+/// Kills the server when a test fails half-way.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+    }
+}
+
+#[tokio::test]
+async fn serve_demo_answers_the_nested_query_logs_json_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("demo.db").display());
+    let mut server = Server(
+        dishpatch()
+            .args([
+                "--log-format",
+                "json",
+                "serve",
+                "--demo",
+                "--listen",
+                "127.0.0.1:0",
+                "--database-url",
+                &url,
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let (lines_tx, lines) = mpsc::channel::<Value>();
+    let stdout = server.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let parsed =
+                serde_json::from_str(&line).unwrap_or_else(|_| panic!("a JSON log line: {line}"));
+            if lines_tx.send(parsed).is_err() {
+                return;
+            }
+        }
+    });
+    let mut logs = Vec::new();
+    let address = loop {
+        let line = lines
+            .recv_timeout(Duration::from_mins(1))
+            .expect("the server starts");
+        if let Some(address) = line["address"].as_str() {
+            break address.to_owned();
+        }
+        logs.push(line);
+    };
+
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("{address}/graphql"))
+        .header("x-request-id", "cli-test-1")
+        .json(&json!({
+            "operationName": "Nested",
+            "query": "query Nested { restaurants(first: 10) { edges { node { name menu { items { name price { amount } } } reviews(first: 3) { edges { node { rating author { displayName } } } } } } } }",
+        }))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    let edges = body["data"]["restaurants"]["edges"]
+        .as_array()
+        .expect("restaurants");
+    assert_eq!(edges.len(), 10);
+    assert!(
+        edges
+            .iter()
+            .all(|e| !e["node"]["menu"]["items"].as_array().unwrap().is_empty())
+    );
+    assert!(
+        edges
+            .iter()
+            .any(|e| e["node"]["reviews"]["edges"][0]["node"]["author"]["displayName"].is_string())
+    );
+
+    let status = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || {
+        let status = server.0.wait();
+        (status, server)
+    })
+    .await
+    .unwrap()
+    .0
+    .unwrap();
+    assert!(exit.success(), "graceful shutdown exits cleanly: {exit:?}");
+
+    logs.extend(lines.try_iter());
+    let request_log = logs
+        .iter()
+        .find(|line| line["span"]["request_id"] == "cli-test-1")
+        .unwrap_or_else(|| panic!("a log line in the request's span: {logs:#?}"));
+    assert_eq!(request_log["span"]["graphql.operation"], "Nested");
+}
+
+#[test]
+fn migrate_up_down_and_status_manage_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display());
+    let run = |args: &[&str]| {
+        let output = dishpatch()
+            .args(args)
+            .args(["--database-url", &url])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    assert!(run(&["migrate", "status"]).contains("pending  m20261122_000001_create_marketplace"));
+    run(&["migrate", "up"]);
+    assert!(run(&["migrate", "status"]).contains("applied  m20261122_000001_create_marketplace"));
+    run(&["migrate", "down"]);
+    assert!(run(&["migrate", "status"]).contains("pending  m20261122_000001_create_marketplace"));
+}
+
+#[test]
+fn seed_fills_an_empty_database_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display());
+    let first = dishpatch()
+        .args(["seed", "--demo", "--database-url", &url])
+        .output()
+        .unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let summary = String::from_utf8(first.stdout).unwrap();
+    assert!(summary.contains("200 users, 20 restaurants"), "{summary}");
+    let second = dishpatch()
+        .args(["seed", "--demo", "--database-url", &url])
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("already has restaurants"));
+}

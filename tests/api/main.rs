@@ -1,0 +1,13 @@
+//! The one integration test binary: every test starts the real `Application` on port 0 with a
+//! database of its own (SQLite always; PostgreSQL too when `TEST_POSTGRES_URL` is set).
+
+mod helpers;
+
+mod browse;
+mod cli;
+mod errors;
+mod http;
+mod nodes;
+mod schema;
+mod statements;
+mod websocket;

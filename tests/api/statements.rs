@@ -1,0 +1,63 @@
+//! The number of SQL statements grows with the depth of a query, never with its rows.
+
+use serde_json::json;
+
+use crate::helpers::db_test;
+
+const NESTED: &str = "query Nested($n: Int!) {
+  restaurants(first: $n) {
+    edges { node {
+      name
+      menu { items { name price { amount } } }
+      reviews(first: 3) { edges { node { rating author { displayName } } } }
+    } }
+  }
+}";
+
+db_test! {
+    /// Restaurants -> menu items, and reviews -> authors: three relation levels.
+    scale = 3,
+    async fn nested_query_runs_the_same_statements_for_5_and_50_restaurants(app) {
+        let mut counts = Vec::new();
+        for n in [5, 50] {
+            let response = app.graphql(NESTED, json!({ "n": n })).await;
+            let edges = response.data()["restaurants"]["edges"].as_array().expect("edges").clone();
+            assert_eq!(edges.len(), n);
+            for edge in &edges {
+                let node = &edge["node"];
+                assert!(!node["menu"]["items"].as_array().expect("items").is_empty());
+                let reviews = node["reviews"]["edges"].as_array().expect("reviews");
+                assert!(reviews.len() <= 3);
+                for review in reviews {
+                    assert!(review["node"]["author"]["displayName"].is_string());
+                }
+            }
+            assert!(
+                edges.iter().any(|e| !e["node"]["reviews"]["edges"].as_array().unwrap().is_empty()),
+                "the demo data has reviews"
+            );
+            counts.push(response.sql_statements());
+        }
+        assert_eq!(counts[0], counts[1], "statements for 5 and for 50 restaurants");
+        assert!(counts[0] <= 3 + 2, "{} statements for three relation levels", counts[0]);
+    }
+}
+
+db_test! {
+    async fn every_relation_of_a_restaurant_page_is_batched(app) {
+        let query = "query($n: Int!) { restaurants(first: $n) { totalCount edges { node {
+            cuisines openNow openingHours { day } rating { average }
+            menu { categories { name items { name category { name } restaurant { name } } } }
+            reviews(first: 2) { totalCount edges { node { author { displayName } restaurant { slug } } } }
+        } } } }";
+        // Eleven relation paths (the list, its count, cuisines, hours, categories, items, an
+        // item's category and restaurant, reviews, their authors and restaurants): one
+        // statement each at most, however many restaurants. Two paths that share a loader may
+        // share a statement when they resolve together, so the count can be lower, not higher.
+        for n in [2, 20] {
+            let response = app.graphql(query, json!({ "n": n })).await;
+            response.data();
+            assert!(response.sql_statements() <= 11, "{} statements for {n} restaurants", response.sql_statements());
+        }
+    }
+}

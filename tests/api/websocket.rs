@@ -1,0 +1,79 @@
+//! GraphQL over WebSocket on `/graphql`, in both protocols.
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+
+use crate::helpers::{TestApp, db_test};
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(app: &TestApp, protocol: &str) -> Socket {
+    let mut request = format!("{}/graphql", app.address.replace("http://", "ws://"))
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", protocol.parse().unwrap());
+    let (socket, response) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("upgrade");
+    assert_eq!(response.headers()["sec-websocket-protocol"], protocol);
+    socket
+}
+
+async fn send(socket: &mut Socket, message: Value) {
+    socket
+        .send(Message::text(message.to_string()))
+        .await
+        .unwrap();
+}
+
+/// The next protocol message, skipping keepalives.
+async fn receive(socket: &mut Socket) -> Value {
+    loop {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
+            .await
+            .expect("a message in time")
+            .expect("the socket is open")
+            .unwrap();
+        if let Message::Text(text) = message {
+            let value: Value = serde_json::from_str(&text).unwrap();
+            if value["type"] != "ka" && value["type"] != "ping" {
+                return value;
+            }
+        }
+    }
+}
+
+const QUERY: &str =
+    "{ restaurants(first: 2) { totalCount edges { node { name menu { items { name } } } } } }";
+
+db_test! {
+    async fn graphql_transport_ws_runs_operations_after_the_handshake(app) {
+        let mut socket = connect(&app, "graphql-transport-ws").await;
+        send(&mut socket, json!({ "type": "connection_init", "payload": {} })).await;
+        assert_eq!(receive(&mut socket).await["type"], "connection_ack");
+        send(&mut socket, json!({ "id": "1", "type": "subscribe", "payload": { "query": QUERY } })).await;
+        let next = receive(&mut socket).await;
+        assert_eq!(next["type"], "next");
+        assert_eq!(next["id"], "1");
+        assert_eq!(next["payload"]["data"]["restaurants"]["totalCount"], 20);
+        assert!(!next["payload"]["data"]["restaurants"]["edges"][0]["node"]["menu"]["items"].as_array().unwrap().is_empty());
+        assert_eq!(receive(&mut socket).await, json!({ "id": "1", "type": "complete" }));
+    }
+}
+
+db_test! {
+    async fn legacy_graphql_ws_runs_operations_after_the_handshake(app) {
+        let mut socket = connect(&app, "graphql-ws").await;
+        send(&mut socket, json!({ "type": "connection_init", "payload": {} })).await;
+        assert_eq!(receive(&mut socket).await["type"], "connection_ack");
+        send(&mut socket, json!({ "id": "7", "type": "start", "payload": { "query": QUERY } })).await;
+        let data = receive(&mut socket).await;
+        assert_eq!(data["type"], "data");
+        assert_eq!(data["payload"]["data"]["restaurants"]["totalCount"], 20);
+        assert_eq!(receive(&mut socket).await["type"], "complete");
+    }
+}
