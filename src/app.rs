@@ -6,13 +6,24 @@ use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 use anyhow::Context;
 use sea_orm::DatabaseConnection;
 
-use crate::{config::Settings, db, graphql, http, seed};
+use std::sync::Arc;
+
+use crate::{
+    auth::{
+        oauth::{self, AuthState, ExternalTokens, JwksCache, OAuth},
+        tokens::AccessTokens,
+        viewer::Authenticator,
+    },
+    config::Settings,
+    db, graphql, http, seed,
+};
 
 /// A bound, ready-to-run server.
 pub struct Application {
     port: u16,
     server: Server,
     db: DatabaseConnection,
+    tokens: Arc<AccessTokens>,
 }
 
 impl Application {
@@ -38,21 +49,46 @@ impl Application {
         let listener = TcpListener::bind(&settings.listen)
             .with_context(|| format!("listening on {}", settings.listen))?;
         let port = listener.local_addr()?.port();
+        let tokens = Arc::new(AccessTokens::from_settings(&settings.auth)?);
+        let jwks = Arc::new(JwksCache::new(oauth::provider_http_client()));
+        let authenticator = Arc::new(Authenticator {
+            db: db.clone(),
+            tokens: tokens.clone(),
+            external: settings
+                .auth
+                .resource_server
+                .clone()
+                .map(|rs| ExternalTokens::new(rs, jwks.clone())),
+        });
+        let listen_url = format!("http://{}", listener.local_addr()?);
+        let auth_state = web::Data::new(AuthState {
+            db: db.clone(),
+            tokens: tokens.clone(),
+            oauth: OAuth::new(&settings.auth, &listen_url, tokens.signing_secret(), jwks),
+        });
         let state = web::Data::new(http::AppState::new(
             graphql::build_schema(db.clone()),
             db.clone(),
+            authenticator,
             &settings,
         ));
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(http::request_span))
                 .app_data(state.clone())
+                .app_data(auth_state.clone())
                 .configure(http::routes)
+                .configure(oauth::routes)
         })
         .listen(listener)?
         .shutdown_timeout(settings.shutdown_timeout_secs)
         .run();
-        Ok(Self { port, server, db })
+        Ok(Self {
+            port,
+            server,
+            db,
+            tokens,
+        })
     }
 
     /// The port the server listens on (useful when it was asked for port 0).
@@ -63,6 +99,11 @@ impl Application {
     /// The database connection pool.
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// Issues dishpatch access tokens with the server's keys.
+    pub fn tokens(&self) -> &Arc<AccessTokens> {
+        &self.tokens
     }
 
     /// Serves until SIGINT or SIGTERM, then lets in-flight requests finish.

@@ -6,8 +6,13 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use migration::{Migrator, MigratorTrait};
 
+use chrono::Utc;
+use entities::user;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
 use crate::{
     app::Application,
+    auth::{Scope, tokens::AccessTokens},
     config::{DatabaseUrl, LogFormat, Settings},
     db, graphql, seed, telemetry,
 };
@@ -49,6 +54,19 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Print an access token for a user, signed with the configured keys.
+    Token {
+        /// Email of the user.
+        #[arg(long, value_name = "EMAIL")]
+        user: String,
+        /// Narrow the token to these scopes, e.g. `orders:read,orders:write`; without them it
+        /// carries all of the user's rights.
+        #[arg(long, value_delimiter = ',')]
+        scopes: Vec<String>,
+        /// Lifetime, e.g. `15m`, `12h`, `7d`.
+        #[arg(long, default_value = "1h")]
+        ttl: humantime::Duration,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -105,6 +123,9 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
             }
             settings.demo |= args.demo;
             let app = Application::build(settings.clone()).await?;
+            if settings.demo {
+                print_demo_headers(&app).await?;
+            }
             tracing::info!(
                 address = %format!("http://{}", display_address(&settings.listen, app.port())),
                 database = settings.database_url.scheme(),
@@ -127,6 +148,38 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Token { user, scopes, ttl } => {
+            anyhow::ensure!(
+                !settings.auth.signing_keys.is_empty(),
+                "configure auth.signing_keys (e.g. DISHPATCH_AUTH__SIGNING_KEYS) so the server accepts the token"
+            );
+            let scopes = scopes
+                .iter()
+                .map(|s| {
+                    Scope::parse(s).map(|_| s.clone()).ok_or_else(|| {
+                        let known: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
+                        anyhow::anyhow!("unknown scope `{s}`; known: {}", known.join(", "))
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let db = db::connect(&settings.database_url, 1).await?;
+            let account = user::Entity::find()
+                .filter(user::Column::Email.eq(&user))
+                .one(&db)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no user with email {user}"))?;
+            let tokens = AccessTokens::from_settings(&settings.auth)?;
+            let ttl = chrono::Duration::from_std(*ttl).context("the ttl is too long")?;
+            println!(
+                "{}",
+                tokens.issue(
+                    account.id,
+                    (!scopes.is_empty()).then_some(&scopes[..]),
+                    Some(ttl),
+                    Utc::now()
+                )
+            );
+        }
         Command::Seed { demo: _, scale } => {
             let db = db::connect(&settings.database_url, 2).await?;
             db::migrate(&db).await?;
@@ -139,6 +192,36 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
             println!("seeded in {:.1?}: {counts}", started.elapsed());
         }
     }
+    Ok(())
+}
+
+/// Prints `Authorization` headers for the demo accounts, ready to paste into GraphiQL, on
+/// stderr so that stdout stays pure JSON logs with `--log-format json`.
+async fn print_demo_headers(app: &Application) -> anyhow::Result<()> {
+    let accounts = [
+        ("customer", seed::DEMO_CUSTOMER),
+        ("restaurant owner", seed::DEMO_OWNER),
+        ("courier", seed::DEMO_COURIER),
+        ("admin", seed::DEMO_ADMIN),
+    ];
+    eprintln!("\nDemo accounts (paste one into GraphiQL's Headers tab; valid for 24 hours):");
+    for (role, email) in accounts {
+        let Some(account) = user::Entity::find()
+            .filter(user::Column::Email.eq(email))
+            .one(app.db())
+            .await?
+        else {
+            continue;
+        };
+        let token = app.tokens().issue(
+            account.id,
+            None,
+            Some(chrono::Duration::hours(24)),
+            Utc::now(),
+        );
+        eprintln!("  {role:<17} {{\"Authorization\": \"Bearer {token}\"}}");
+    }
+    eprintln!();
     Ok(())
 }
 

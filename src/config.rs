@@ -35,6 +35,8 @@ pub struct Settings {
     pub max_batch_size: usize,
     /// Seconds in-flight requests get to finish after SIGTERM or SIGINT.
     pub shutdown_timeout_secs: u64,
+    /// Logins, sessions and tokens.
+    pub auth: AuthSettings,
 }
 
 impl Default for Settings {
@@ -51,6 +53,7 @@ impl Default for Settings {
             max_body_bytes: 1 << 20,
             max_batch_size: 10,
             shutdown_timeout_secs: 30,
+            auth: AuthSettings::default(),
         }
     }
 }
@@ -63,10 +66,115 @@ impl Settings {
             Some(path) => figment = figment.merge(Toml::file_exact(path)),
             None => figment = figment.merge(Toml::file("dishpatch.toml")),
         }
+        // `DISHPATCH_AUTH__PUBLIC_URL` reaches `auth.public_url`.
         figment
-            .merge(Env::prefixed("DISHPATCH_"))
+            .merge(Env::prefixed("DISHPATCH_").split("__"))
             .extract()
             .map_err(Box::new)
+    }
+}
+
+/// Logins, sessions and tokens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Keys that sign dishpatch's access tokens (HS256). The first signs; all verify, so a new
+    /// key can be put first while tokens signed by the old one run out. Without any, a random
+    /// key is made at start-up and tokens do not survive a restart.
+    pub signing_keys: Vec<SigningKey>,
+    /// Lifetime of an access token.
+    pub access_token_ttl_secs: u64,
+    /// Lifetime of a refresh token (each use replaces it).
+    pub refresh_token_ttl_secs: u64,
+    /// Where browsers reach this server, e.g. `https://api.example.com`; OAuth callbacks are
+    /// built from it. Defaults to `http://` + the listen address.
+    pub public_url: Option<String>,
+    /// Origins `redirect_to` may point at after a login, e.g. `https://app.example.com`.
+    pub frontend_origins: Vec<String>,
+    /// OAuth 2.0 / OpenID providers by name, used in `/auth/{name}/login`.
+    pub providers: std::collections::BTreeMap<String, ProviderSettings>,
+    /// Accept bearer JWTs of an outside OpenID provider (resource-server mode).
+    pub resource_server: Option<ResourceServerSettings>,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            signing_keys: Vec::new(),
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            public_url: None,
+            frontend_origins: Vec::new(),
+            providers: std::collections::BTreeMap::new(),
+            resource_server: None,
+        }
+    }
+}
+
+/// A key that signs access tokens, named by its `kid`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKey {
+    pub kid: String,
+    /// At least 32 bytes of secret.
+    pub secret: Secret,
+}
+
+/// An OAuth 2.0 provider, found by OpenID discovery from `issuer` or by explicit endpoints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSettings {
+    /// OpenID issuer URL; its discovery document gives the endpoints and the JWKS.
+    pub issuer: Option<String>,
+    pub authorize_url: Option<String>,
+    pub token_url: Option<String>,
+    pub userinfo_url: Option<String>,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Scopes to ask for; `openid email profile` when empty and an issuer is set.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// An outside OpenID provider whose access tokens are accepted as bearer tokens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceServerSettings {
+    /// The `iss` of accepted tokens; also where discovery finds the JWKS.
+    pub issuer: String,
+    /// The `aud` accepted tokens must carry.
+    pub audience: String,
+    /// JWKS URL when it is not the one discovery names.
+    pub jwks_url: Option<String>,
+    /// Name under which subjects are linked to users (`identities.provider`).
+    #[serde(default = "default_external_provider")]
+    pub provider_name: String,
+}
+
+fn default_external_provider() -> String {
+    "external".into()
+}
+
+/// A secret value: usable in code, redacted in `Debug`, never logged.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself; never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
     }
 }
 
@@ -104,6 +212,15 @@ impl std::fmt::Debug for DatabaseUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let settings = SigningKey {
+            kid: "k1".into(),
+            secret: Secret::new("super-secret-signing-key"),
+        };
+        assert!(!format!("{settings:?}").contains("super-secret"));
+    }
 
     #[test]
     fn database_url_debug_hides_credentials() {

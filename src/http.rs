@@ -26,6 +26,10 @@ use serde_json::json;
 use tracing::{Instrument, Span, field::Empty};
 
 use crate::{
+    auth::{
+        Viewer,
+        viewer::{AuthFailure, Authenticator},
+    },
     config::Settings,
     db::StatementCounter,
     error::code,
@@ -41,6 +45,7 @@ pub const SQL_STATEMENTS: HeaderName = HeaderName::from_static("x-sql-statements
 pub struct AppState {
     pub schema: AppSchema,
     pub db: DatabaseConnection,
+    pub authenticator: std::sync::Arc<Authenticator>,
     pub graphiql: bool,
     pub max_body_bytes: usize,
     pub max_batch_size: usize,
@@ -48,10 +53,16 @@ pub struct AppState {
 
 impl AppState {
     /// State for `settings` over `db`.
-    pub fn new(schema: AppSchema, db: DatabaseConnection, settings: &Settings) -> Self {
+    pub fn new(
+        schema: AppSchema,
+        db: DatabaseConnection,
+        authenticator: std::sync::Arc<Authenticator>,
+        settings: &Settings,
+    ) -> Self {
         Self {
             schema,
             db,
+            authenticator,
             graphiql: settings.graphiql,
             max_body_bytes: settings.max_body_bytes,
             max_batch_size: settings.max_batch_size,
@@ -173,7 +184,51 @@ async fn graphql_post(
             );
         }
     }
-    execute(&state, batch).await
+    match viewer(&request, &state).await {
+        Ok(viewer) => execute(&state, batch, viewer).await,
+        Err(response) => response,
+    }
+}
+
+/// The viewer of `request`; a credential that is present but not valid ends the request with
+/// 401 `UNAUTHENTICATED`, whatever it asked for.
+async fn viewer(request: &HttpRequest, state: &AppState) -> Result<Viewer, HttpResponse> {
+    let authorization = match request.headers().get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| unauthenticated("the Authorization header is not text"))?,
+        ),
+    };
+    state
+        .authenticator
+        .viewer(authorization)
+        .await
+        .map_err(|failure| match failure {
+            AuthFailure::Invalid(reason) => {
+                tracing::info!(reason, "credential refused");
+                unauthenticated("the credential is not valid")
+            }
+            AuthFailure::Expired => unauthenticated("the credential has expired"),
+            AuthFailure::Unavailable(error) => {
+                let _: async_graphql::Error = error.into();
+                error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    code::INTERNAL_SERVER_ERROR,
+                    "the credential cannot be checked right now; try again",
+                )
+            }
+        })
+}
+
+fn unauthenticated(message: &str) -> HttpResponse {
+    let mut response = error_response(StatusCode::UNAUTHORIZED, code::UNAUTHENTICATED, message);
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer error=\"invalid_token\""),
+    );
+    response
 }
 
 async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, HttpResponse> {
@@ -242,7 +297,10 @@ async fn graphql_get(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    execute(&state, BatchRequest::Single(graphql_request)).await
+    match viewer(&request, &state).await {
+        Ok(viewer) => execute(&state, BatchRequest::Single(graphql_request), viewer).await,
+        Err(response) => response,
+    }
 }
 
 /// The parameters of a GraphQL request sent with GET, named as the GraphQL-over-HTTP spec
@@ -316,13 +374,30 @@ fn accepts_html(request: &HttpRequest) -> bool {
         .is_some_and(|accept| accept.contains("text/html"))
 }
 
+/// The bearer credential of a WebSocket `connection_init` payload: `Authorization` (any case)
+/// as `Bearer ...`, or a bare `token`.
+fn init_authorization(payload: &serde_json::Value) -> Option<String> {
+    let object = payload.as_object()?;
+    object
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case("authorization"))
+        .and_then(|(_, value)| value.as_str().map(str::to_owned))
+        .or_else(|| object.get("token")?.as_str().map(|t| format!("Bearer {t}")))
+}
+
 fn subscribe(request: &HttpRequest, payload: web::Payload, state: &AppState) -> HttpResponse {
     let db = state.db.clone();
+    let authenticator = state.authenticator.clone();
     GraphQLSubscription::new(state.schema.clone())
-        .on_connection_init(move |_payload| async move {
+        .on_connection_init(move |payload| async move {
+            let viewer = authenticator
+                .viewer(init_authorization(&payload).as_deref())
+                .await
+                .map_err(|_| async_graphql::Error::new("the credential is not valid"))?;
             // Loaders do not cache, so one set per connection never serves stale rows.
             let mut data = async_graphql::Data::default();
             data.insert(Loaders::new(&db, &StatementCounter::default()));
+            data.insert(viewer);
             Ok(data)
         })
         .keepalive_timeout(std::time::Duration::from_mins(1))
@@ -336,10 +411,14 @@ fn subscribe(request: &HttpRequest, payload: web::Payload, state: &AppState) -> 
         })
 }
 
-/// Runs `batch` with fresh loaders, counting its SQL statements.
-async fn execute(state: &AppState, batch: BatchRequest) -> HttpResponse {
+/// Runs `batch` for `viewer` with fresh loaders, counting its SQL statements.
+async fn execute(state: &AppState, batch: BatchRequest, viewer: Viewer) -> HttpResponse {
     let counter = StatementCounter::default();
-    let with_loaders = |request: Request| request.data(Loaders::new(&state.db, &counter));
+    let with_loaders = |request: Request| {
+        request
+            .data(Loaders::new(&state.db, &counter))
+            .data(viewer.clone())
+    };
     let batch = match batch {
         BatchRequest::Single(request) => {
             let name = request.operation_name.as_deref().unwrap_or("anonymous");

@@ -3,6 +3,7 @@
 //! `app::Application` is the whole server; the binary and the integration tests both build it.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;

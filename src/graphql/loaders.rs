@@ -13,7 +13,7 @@ use std::{
 };
 
 use async_graphql::dataloader::{DataLoader, Loader};
-use entities::{menu_category, menu_item, restaurant, review, user};
+use entities::{api_token, menu_category, menu_item, restaurant, review, user};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, Iterable, ModelTrait, PrimaryKeyToColumn,
     QueryFilter, Value,
@@ -128,6 +128,7 @@ pub struct Loaders {
     pub menu_items: Batched<ById<menu_item::Entity>>,
     pub reviews: Batched<ById<review::Entity>>,
     pub users: Batched<ById<user::Entity>>,
+    pub api_tokens: Batched<ById<api_token::Entity>>,
     pub cuisines: Batched<CuisinesByRestaurant>,
     pub opening_hours: Batched<OpeningHoursByRestaurant>,
     pub categories_by_restaurant: Batched<CategoriesByRestaurant>,
@@ -169,6 +170,7 @@ impl Loaders {
             menu_items: loader(ById::new(db.clone()), counter, &requested),
             reviews: loader(ById::new(db.clone()), counter, &requested),
             users: loader(ById::new(db.clone()), counter, &requested),
+            api_tokens: loader(ById::new(db.clone()), counter, &requested),
             cuisines: loader(CuisinesByRestaurant(db.clone()), counter, &requested),
             opening_hours: loader(OpeningHoursByRestaurant(db.clone()), counter, &requested),
             categories_by_restaurant: loader(

@@ -3,6 +3,7 @@
 use async_graphql::{Context, ID, Interface, Object, Result};
 
 use super::{
+    integrations::types::ApiToken,
     loaders::Loaders,
     menu::types::{MenuCategory, MenuItem},
     relay::{GlobalId, MAX_PAGE_SIZE, NodeKind},
@@ -10,7 +11,7 @@ use super::{
     reviews::types::Review,
     users::types::User,
 };
-use crate::error::AppError;
+use crate::{auth::guards::viewer, error::AppError};
 
 /// An object with a global ID that `node(id)` can fetch again.
 #[derive(Interface)]
@@ -21,6 +22,7 @@ pub enum Node {
     MenuItem(MenuItem),
     Review(Review),
     User(User),
+    ApiToken(ApiToken),
 }
 
 /// Loads the object a global ID names; `None` when it does not exist.
@@ -53,6 +55,16 @@ async fn load_node(ctx: &Context<'_>, id: GlobalId) -> Result<Option<Node>> {
             .load_one(id.id)
             .await?
             .map(|m| Node::User(User(m))),
+        // Private: only its owner and admins learn that it exists.
+        NodeKind::ApiToken => {
+            let viewer = viewer(ctx)?;
+            loaders
+                .api_tokens
+                .load_one(id.id)
+                .await?
+                .filter(|token| viewer.is_self_or_admin(token.user_id))
+                .map(|m| Node::ApiToken(ApiToken(m)))
+        }
     })
 }
 

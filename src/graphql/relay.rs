@@ -17,15 +17,17 @@ pub enum NodeKind {
     MenuItem,
     Review,
     User,
+    ApiToken,
 }
 
 impl NodeKind {
-    const ALL: [Self; 5] = [
+    const ALL: [Self; 6] = [
         Self::Restaurant,
         Self::MenuCategory,
         Self::MenuItem,
         Self::Review,
         Self::User,
+        Self::ApiToken,
     ];
 
     /// The GraphQL type name, which is also the prefix inside the ID.
@@ -36,6 +38,7 @@ impl NodeKind {
             Self::MenuItem => "MenuItem",
             Self::Review => "Review",
             Self::User => "User",
+            Self::ApiToken => "ApiToken",
         }
     }
 }

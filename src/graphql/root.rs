@@ -2,8 +2,17 @@
 
 use async_graphql::MergedObject;
 
-use super::{node::NodeQuery, restaurants::query::RestaurantQuery};
+use super::{
+    integrations::mutation::ApiTokenMutation,
+    node::NodeQuery,
+    restaurants::query::RestaurantQuery,
+    users::{mutation::UserMutation, query::ViewerQuery},
+};
 
 /// Everything that can be read.
 #[derive(MergedObject, Default)]
-pub struct Query(NodeQuery, RestaurantQuery);
+pub struct Query(ViewerQuery, NodeQuery, RestaurantQuery);
+
+/// Everything that can be changed.
+#[derive(MergedObject, Default)]
+pub struct Mutation(ApiTokenMutation, UserMutation);

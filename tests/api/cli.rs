@@ -43,9 +43,19 @@ async fn serve_demo_answers_the_nested_query_logs_json_and_stops_on_sigterm() {
                 &url,
             ])
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
     );
+    let (headers_tx, headers) = mpsc::channel::<String>();
+    let stderr = server.0.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.trim_start().starts_with("customer") && headers_tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
     let (lines_tx, lines) = mpsc::channel::<Value>();
     let stdout = server.0.stdout.take().unwrap();
     std::thread::spawn(move || {
@@ -94,6 +104,31 @@ async fn serve_demo_answers_the_nested_query_logs_json_and_stops_on_sigterm() {
             .iter()
             .any(|e| e["node"]["reviews"]["edges"][0]["node"]["author"]["displayName"].is_string())
     );
+
+    // The printed demo header works as it is, and a tampered copy is refused.
+    let line = headers
+        .recv_timeout(Duration::from_secs(10))
+        .expect("demo headers are printed");
+    let json_start = line.find('{').expect("a JSON header object");
+    let header: Value = serde_json::from_str(&line[json_start..]).unwrap();
+    let authorization = header["Authorization"].as_str().unwrap().to_owned();
+    let viewer = |authorization: String| {
+        client
+            .post(format!("{address}/graphql"))
+            .header("authorization", authorization)
+            .json(&json!({ "query": "{ viewer { displayName email } }" }))
+            .send()
+    };
+    let response = viewer(authorization.clone()).await.unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"]["viewer"]["displayName"], "Casey Customer");
+    assert_eq!(body["data"]["viewer"]["email"], "customer@dishpatch.test");
+    let mut tampered = authorization.clone();
+    tampered.insert(tampered.len() - 4, 'A');
+    let refused = viewer(tampered).await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
 
     let status = Command::new("kill")
         .args(["-TERM", &server.0.id().to_string()])

@@ -25,6 +25,7 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub db: DatabaseConnection,
+    pub tokens: std::sync::Arc<dishpatch::auth::tokens::AccessTokens>,
     _database: TestDatabase,
 }
 
@@ -75,14 +76,24 @@ impl TestApp {
     /// A server over a fresh database holding the demo data at `scale`; `None` when the
     /// backend is not available here (PostgreSQL without `TEST_POSTGRES_URL`).
     pub async fn spawn(backend: Backend, scale: u32) -> Option<Self> {
+        Self::spawn_with(backend, scale, |_| {}).await
+    }
+
+    /// Like `spawn`, with settings adjusted by `configure`.
+    pub async fn spawn_with(
+        backend: Backend,
+        scale: u32,
+        configure: impl FnOnce(&mut Settings),
+    ) -> Option<Self> {
         LazyLock::force(&TRACING);
         let database = TestDatabase::create(backend).await?;
-        let settings = Settings {
+        let mut settings = Settings {
             listen: "127.0.0.1:0".into(),
             database_url: DatabaseUrl(database.url.clone()),
             database_max_connections: 8,
             ..Settings::default()
         };
+        configure(&mut settings);
         // Seed before the server starts so every test sees the same data.
         let seed_db = db::connect(&settings.database_url, 2)
             .await
@@ -94,6 +105,7 @@ impl TestApp {
         let app = Application::build(settings).await.expect("the app builds");
         let address = format!("http://127.0.0.1:{}", app.port());
         let db = app.db().clone();
+        let tokens = app.tokens().clone();
         tokio::spawn(app.run_until_stopped());
         Some(Self {
             address,
@@ -102,8 +114,47 @@ impl TestApp {
                 .build()
                 .expect("a client"),
             db,
+            tokens,
             _database: database,
         })
+    }
+
+    /// The id of the user with `email`.
+    pub async fn user_id(&self, email: &str) -> i64 {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        entities::user::Entity::find()
+            .filter(entities::user::Column::Email.eq(email))
+            .one(&self.db)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("a user {email}"))
+            .id
+    }
+
+    /// `Bearer <access token>` for the user with `email` (full rights).
+    pub async fn bearer(&self, email: &str) -> String {
+        let id = self.user_id(email).await;
+        format!(
+            "Bearer {}",
+            self.tokens.issue(id, None, None, chrono::Utc::now())
+        )
+    }
+
+    /// POSTs `query` as whoever `authorization` names (anonymous when `None`).
+    pub async fn graphql_as(
+        &self,
+        authorization: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> GraphqlResponse {
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        Self::read(request.send().await.expect("the server answers")).await
     }
 
     /// POSTs `query` with `variables` to `/graphql`.

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod auth;
 mod browse;
 mod cli;
 mod errors;

@@ -1,3 +1,5 @@
-//! Users as others see them.
+//! Users: public profiles, the viewer, and what admins manage.
 
+pub mod mutation;
+pub mod query;
 pub mod types;

@@ -1,0 +1,857 @@
+//! OAuth 2.0 login (authorization code + PKCE) against configured providers, dishpatch
+//! sessions (`/auth/refresh`, `/auth/logout`), and outside bearer tokens (resource server).
+//!
+//! The login keeps its state, nonce, PKCE verifier and `redirect_to` in an encrypted,
+//! authenticated, short-lived HttpOnly cookie: a client can neither read nor forge it, and the
+//! callback clears it so it cannot be replayed.
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use actix_web::{
+    HttpRequest, HttpResponse,
+    cookie::{Cookie, CookieJar, Key, SameSite},
+    http::{StatusCode, header},
+    web,
+};
+use chrono::Utc;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
+use oauth2::{
+    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
+    ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope as OAuthScope,
+    StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
+    basic::{
+        BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+        BasicTokenType,
+    },
+};
+use sea_orm::DatabaseConnection;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{
+    Scope, Viewer,
+    secrets::{self, constant_time_eq},
+    tokens::AccessTokens,
+    viewer::{AuthFailure, Credential},
+};
+use crate::{
+    config::{AuthSettings, ProviderSettings, ResourceServerSettings},
+    services::{
+        sessions::{self, RefreshError},
+        users::{self, ExternalProfile},
+    },
+};
+
+const LOGIN_COOKIE: &str = "dishpatch_login";
+const LOGIN_TTL_SECS: i64 = 600;
+/// An unknown `kid` refetches a JWKS at most this often.
+const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+/// Signature algorithms accepted from outside providers: asymmetric ones only.
+const ASYMMETRIC: [Algorithm; 9] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+/// An HTTP client for talking to providers: short timeouts, no redirects (no SSRF through a
+/// redirecting endpoint).
+pub fn provider_http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .connect_timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a TLS-capable HTTP client")
+}
+
+/// Why a provider could not be used.
+#[derive(Debug)]
+pub struct ProviderError(pub String);
+
+impl std::fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn provider_error(context: &str, error: impl std::fmt::Display) -> ProviderError {
+    ProviderError(format!("{context}: {error}"))
+}
+
+/// Keys published by providers, cached, refetched when a token names an unknown `kid`.
+pub struct JwksCache {
+    http: reqwest::Client,
+    sets: Mutex<HashMap<String, (Instant, Arc<JwkSet>)>>,
+}
+
+impl JwksCache {
+    pub fn new(http: reqwest::Client) -> Self {
+        Self {
+            http,
+            sets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The key `kid` of the set at `url`.
+    pub async fn key(
+        &self,
+        url: &str,
+        kid: Option<&str>,
+    ) -> Result<Option<DecodingKey>, ProviderError> {
+        let cached = self.sets.lock().expect("jwks lock").get(url).cloned();
+        if let Some((fetched, set)) = &cached {
+            if let Some(key) = find_key(set, kid) {
+                return Ok(Some(key));
+            }
+            if fetched.elapsed() < JWKS_REFETCH_INTERVAL {
+                return Ok(None);
+            }
+        }
+        let set: JwkSet = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| provider_error("fetching the JWKS", e))?
+            .json()
+            .await
+            .map_err(|e| provider_error("reading the JWKS", e))?;
+        let set = Arc::new(set);
+        self.sets
+            .lock()
+            .expect("jwks lock")
+            .insert(url.to_owned(), (Instant::now(), set.clone()));
+        Ok(find_key(&set, kid))
+    }
+}
+
+fn find_key(set: &JwkSet, kid: Option<&str>) -> Option<DecodingKey> {
+    let jwk = match kid {
+        Some(kid) => set.find(kid),
+        None if set.keys.len() == 1 => set.keys.first(),
+        None => None,
+    }?;
+    DecodingKey::from_jwk(jwk).ok()
+}
+
+/// What OpenID discovery tells about a provider.
+#[derive(Debug, Clone, Deserialize)]
+struct Metadata {
+    issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: String,
+    userinfo_endpoint: Option<String>,
+    jwks_uri: Option<String>,
+}
+
+async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Metadata, ProviderError> {
+    let url = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    );
+    let metadata: Metadata = http
+        .get(&url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| provider_error("OpenID discovery", e))?
+        .json()
+        .await
+        .map_err(|e| provider_error("reading the discovery document", e))?;
+    if metadata.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
+        return Err(ProviderError(
+            "the discovery document names another issuer".into(),
+        ));
+    }
+    Ok(metadata)
+}
+
+/// The token endpoint's answer, with the OpenID `id_token`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct IdTokenField {
+    #[serde(default)]
+    id_token: Option<String>,
+}
+
+impl ExtraTokenFields for IdTokenField {}
+
+type OidcTokenResponse = StandardTokenResponse<IdTokenField, BasicTokenType>;
+type OidcClient = oauth2::Client<
+    BasicErrorResponse,
+    OidcTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
+/// A configured provider, with its endpoints found (once) by discovery.
+struct Provider {
+    name: String,
+    settings: ProviderSettings,
+    metadata: tokio::sync::OnceCell<Metadata>,
+}
+
+impl Provider {
+    async fn metadata(&self, http: &reqwest::Client) -> Result<&Metadata, ProviderError> {
+        self.metadata
+            .get_or_try_init(|| async {
+                match &self.settings.issuer {
+                    Some(issuer) => discover(http, issuer).await,
+                    None => Ok(Metadata {
+                        issuer: String::new(),
+                        authorization_endpoint: self.settings.authorize_url.clone().ok_or_else(
+                            || ProviderError("authorize_url or issuer is required".into()),
+                        )?,
+                        token_endpoint: self.settings.token_url.clone().ok_or_else(|| {
+                            ProviderError("token_url or issuer is required".into())
+                        })?,
+                        userinfo_endpoint: self.settings.userinfo_url.clone(),
+                        jwks_uri: None,
+                    }),
+                }
+            })
+            .await
+    }
+
+    fn scopes(&self) -> Vec<String> {
+        if self.settings.scopes.is_empty() && self.settings.issuer.is_some() {
+            vec!["openid".into(), "email".into(), "profile".into()]
+        } else {
+            self.settings.scopes.clone()
+        }
+    }
+}
+
+/// The login state kept in the encrypted cookie between login and callback.
+#[derive(Debug, Serialize, Deserialize)]
+struct LoginState {
+    #[serde(rename = "p")]
+    provider: String,
+    #[serde(rename = "s")]
+    state: String,
+    #[serde(rename = "n")]
+    nonce: String,
+    #[serde(rename = "v")]
+    verifier: String,
+    #[serde(rename = "r")]
+    redirect_to: String,
+    #[serde(rename = "e")]
+    expires_at: i64,
+}
+
+/// Everything the `/auth` routes need.
+pub struct OAuth {
+    providers: BTreeMap<String, Provider>,
+    public_url: String,
+    frontend_origins: HashSet<String>,
+    secure_cookies: bool,
+    cookie_key: Key,
+    http: reqwest::Client,
+    jwks: Arc<JwksCache>,
+    refresh_ttl: chrono::Duration,
+}
+
+impl OAuth {
+    /// From settings; `listen_url` is used when no public URL is configured.
+    pub fn new(
+        settings: &AuthSettings,
+        listen_url: &str,
+        cookie_secret: &[u8],
+        jwks: Arc<JwksCache>,
+    ) -> Self {
+        let public_url = settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| listen_url.to_owned())
+            .trim_end_matches('/')
+            .to_owned();
+        // 64 bytes of cookie key derived from the signing secret, apart from its JWT use.
+        let mut material = Vec::with_capacity(64);
+        for label in [b"dishpatch login cookie 1", b"dishpatch login cookie 2"] {
+            material.extend(
+                Sha256::new()
+                    .chain_update(label)
+                    .chain_update(cookie_secret)
+                    .finalize(),
+            );
+        }
+        Self {
+            providers: settings
+                .providers
+                .iter()
+                .map(|(name, provider)| {
+                    (
+                        name.clone(),
+                        Provider {
+                            name: name.clone(),
+                            settings: provider.clone(),
+                            metadata: tokio::sync::OnceCell::new(),
+                        },
+                    )
+                })
+                .collect(),
+            secure_cookies: public_url.starts_with("https://"),
+            public_url,
+            frontend_origins: settings
+                .frontend_origins
+                .iter()
+                .map(|o| o.trim_end_matches('/').to_owned())
+                .collect(),
+            cookie_key: Key::from(&material),
+            http: jwks.http.clone(),
+            jwks,
+            refresh_ttl: chrono::Duration::seconds(
+                i64::try_from(settings.refresh_token_ttl_secs).unwrap_or(i64::MAX / 2),
+            ),
+        }
+    }
+
+    fn redirect_uri(&self, provider: &str) -> String {
+        format!("{}/auth/{provider}/callback", self.public_url)
+    }
+
+    /// Whether `url` is on one of the configured frontend origins.
+    fn allowed_redirect(&self, url: &str) -> bool {
+        let Ok(parsed) = oauth2::url::Url::parse(url) else {
+            return false;
+        };
+        let origin = parsed.origin().ascii_serialization();
+        matches!(parsed.scheme(), "http" | "https") && self.frontend_origins.contains(&origin)
+    }
+
+    fn client(
+        &self,
+        provider: &Provider,
+        metadata: &Metadata,
+    ) -> Result<OidcClient, ProviderError> {
+        Ok(
+            oauth2::Client::new(ClientId::new(provider.settings.client_id.clone()))
+                .set_client_secret(ClientSecret::new(
+                    provider.settings.client_secret.expose().to_owned(),
+                ))
+                .set_auth_uri(
+                    AuthUrl::new(metadata.authorization_endpoint.clone())
+                        .map_err(|e| provider_error("authorize URL", e))?,
+                )
+                .set_token_uri(
+                    TokenUrl::new(metadata.token_endpoint.clone())
+                        .map_err(|e| provider_error("token URL", e))?,
+                )
+                .set_redirect_uri(
+                    RedirectUrl::new(self.redirect_uri(&provider.name))
+                        .map_err(|e| provider_error("redirect URL", e))?,
+                ),
+        )
+    }
+}
+
+/// A JSON error of the `/auth` routes, OAuth style.
+fn auth_error(status: StatusCode, error: &str, description: impl Into<String>) -> HttpResponse {
+    HttpResponse::build(status)
+        .json(json!({ "error": error, "error_description": description.into() }))
+}
+
+/// Mounts `/auth/*`.
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/auth/refresh", web::post().to(refresh))
+        .route("/auth/logout", web::post().to(logout))
+        .route("/auth/{provider}/login", web::get().to(login))
+        .route("/auth/{provider}/callback", web::get().to(callback));
+}
+
+/// State the `/auth` routes share.
+pub struct AuthState {
+    pub db: DatabaseConnection,
+    pub tokens: Arc<AccessTokens>,
+    pub oauth: OAuth,
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    redirect_to: Option<String>,
+}
+
+async fn login(
+    path: web::Path<String>,
+    query: web::Query<LoginQuery>,
+    state: web::Data<AuthState>,
+) -> HttpResponse {
+    let oauth = &state.oauth;
+    let Some(provider) = oauth.providers.get(path.as_str()) else {
+        return auth_error(
+            StatusCode::NOT_FOUND,
+            "unknown_provider",
+            "no such login provider",
+        );
+    };
+    let Some(redirect_to) = query
+        .redirect_to
+        .clone()
+        .filter(|r| oauth.allowed_redirect(r))
+    else {
+        return auth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "`redirect_to` must be a URL on a configured frontend origin",
+        );
+    };
+    let metadata = match provider.metadata(&oauth.http).await {
+        Ok(metadata) => metadata,
+        Err(error) => {
+            tracing::warn!(provider = %provider.name, %error, "login provider unavailable");
+            return auth_error(
+                StatusCode::BAD_GATEWAY,
+                "provider_unavailable",
+                "the login provider cannot be reached",
+            );
+        }
+    };
+    let client = match oauth.client(provider, metadata) {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(provider = %provider.name, %error, "login provider misconfigured");
+            return auth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "the login provider is misconfigured",
+            );
+        }
+    };
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let nonce = secrets::random_secret();
+    let mut request = client
+        .authorize_url(CsrfToken::new_random)
+        .set_pkce_challenge(challenge)
+        .add_extra_param("nonce", nonce.clone());
+    for scope in provider.scopes() {
+        request = request.add_scope(OAuthScope::new(scope));
+    }
+    let (url, csrf) = request.url();
+    let login = LoginState {
+        provider: provider.name.clone(),
+        state: csrf.secret().clone(),
+        nonce,
+        verifier: verifier.secret().clone(),
+        redirect_to,
+        expires_at: Utc::now().timestamp() + LOGIN_TTL_SECS,
+    };
+    let mut jar = CookieJar::new();
+    let cookie = Cookie::build(
+        LOGIN_COOKIE,
+        serde_json::to_string(&login).expect("login state serializes"),
+    )
+    .path("/auth")
+    .http_only(true)
+    .secure(oauth.secure_cookies)
+    // Lax: the provider sends the browser back with a top-level GET.
+    .same_site(SameSite::Lax)
+    .max_age(actix_web::cookie::time::Duration::seconds(LOGIN_TTL_SECS))
+    .finish();
+    jar.private_mut(&oauth.cookie_key).add(cookie);
+    let encrypted = jar.get(LOGIN_COOKIE).expect("just added").clone();
+    HttpResponse::Found()
+        .insert_header((header::LOCATION, url.to_string()))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .cookie(encrypted)
+        .finish()
+}
+
+#[derive(Deserialize)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// Claims of an OpenID ID token that dishpatch reads.
+#[derive(Debug, Deserialize)]
+struct IdClaims {
+    sub: String,
+    nonce: Option<String>,
+    email: Option<String>,
+    name: Option<String>,
+}
+
+async fn callback(
+    request: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<CallbackQuery>,
+    state: web::Data<AuthState>,
+) -> HttpResponse {
+    // The login cookie is single-use: every answer of the callback clears it.
+    let mut clear = Cookie::build(LOGIN_COOKIE, "").path("/auth").finish();
+    clear.make_removal();
+    let mut response = match finish_login(&request, &path, &query, &state).await {
+        Ok(location) => HttpResponse::Found()
+            .insert_header((header::LOCATION, location))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish(),
+        Err(response) => response,
+    };
+    let _ = response.add_cookie(&clear);
+    response
+}
+
+async fn finish_login(
+    request: &HttpRequest,
+    provider_name: &str,
+    query: &CallbackQuery,
+    state: &AuthState,
+) -> Result<String, HttpResponse> {
+    let oauth = &state.oauth;
+    let bad =
+        |description: &str| auth_error(StatusCode::BAD_REQUEST, "invalid_request", description);
+    let provider = oauth.providers.get(provider_name).ok_or_else(|| {
+        auth_error(
+            StatusCode::NOT_FOUND,
+            "unknown_provider",
+            "no such login provider",
+        )
+    })?;
+    let login: LoginState = request
+        .cookie(LOGIN_COOKIE)
+        .and_then(|cookie| {
+            let mut jar = CookieJar::new();
+            jar.add_original(cookie);
+            jar.private(&oauth.cookie_key).get(LOGIN_COOKIE)
+        })
+        .and_then(|cookie| serde_json::from_str(cookie.value()).ok())
+        .ok_or_else(|| bad("no login in progress in this browser"))?;
+    if login.provider != provider.name || login.expires_at < Utc::now().timestamp() {
+        return Err(bad(
+            "the login expired or belongs to another provider; start again",
+        ));
+    }
+    if query.error.is_some() {
+        return Err(auth_error(
+            StatusCode::UNAUTHORIZED,
+            "access_denied",
+            "the provider did not authorize the login",
+        ));
+    }
+    let state_matches = query
+        .state
+        .as_deref()
+        .is_some_and(|given| constant_time_eq(given, &login.state));
+    if !state_matches {
+        return Err(bad("the state does not match this login"));
+    }
+    let code = query
+        .code
+        .clone()
+        .ok_or_else(|| bad("the provider sent no code"))?;
+    let unavailable = |error: ProviderError| {
+        tracing::warn!(provider = %provider.name, %error, "login failed at the provider");
+        auth_error(
+            StatusCode::BAD_GATEWAY,
+            "provider_unavailable",
+            "the login provider cannot be reached",
+        )
+    };
+    let metadata = provider.metadata(&oauth.http).await.map_err(unavailable)?;
+    let client = oauth.client(provider, metadata).map_err(unavailable)?;
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(code))
+        .set_pkce_verifier(PkceCodeVerifier::new(login.verifier.clone()))
+        .request_async(&oauth.http)
+        .await
+        .map_err(|error| {
+            tracing::warn!(provider = %provider.name, error = %error, "code exchange refused");
+            auth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_grant",
+                "the provider refused the authorization code",
+            )
+        })?;
+    let profile = match &tokens.extra_fields().id_token {
+        Some(id_token) => verify_id_token(oauth, provider, metadata, id_token, &login.nonce)
+            .await
+            .map_err(|error| {
+                tracing::warn!(provider = %provider.name, %error, "ID token refused");
+                auth_error(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_token",
+                    "the provider's ID token is not valid",
+                )
+            })?,
+        None => userinfo(oauth, provider, metadata, tokens.access_token().secret())
+            .await
+            .map_err(unavailable)?,
+    };
+    let now = Utc::now();
+    let internal = |error| {
+        tracing::error!(error = ?error, "starting a session failed");
+        auth_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "the session could not be started",
+        )
+    };
+    let user = users::find_or_create(&state.db, &profile, now)
+        .await
+        .map_err(internal)?;
+    let refresh_token = sessions::start(&state.db, user.id, oauth.refresh_ttl, now)
+        .await
+        .map_err(internal)?;
+    let access_token = state.tokens.issue(user.id, None, None, now);
+    tracing::info!(user_id = user.id, provider = %provider.name, "login");
+    // The fragment stays in the browser: it is not sent to the frontend's server.
+    Ok(format!(
+        "{}#access_token={access_token}&refresh_token={refresh_token}&token_type=Bearer&expires_in={}",
+        login.redirect_to,
+        state.tokens.ttl().num_seconds()
+    ))
+}
+
+async fn verify_id_token(
+    oauth: &OAuth,
+    provider: &Provider,
+    metadata: &Metadata,
+    id_token: &str,
+    nonce: &str,
+) -> Result<ExternalProfile, ProviderError> {
+    let header =
+        jsonwebtoken::decode_header(id_token).map_err(|e| provider_error("ID token header", e))?;
+    if !ASYMMETRIC.contains(&header.alg) {
+        return Err(ProviderError(format!(
+            "algorithm {:?} is not accepted",
+            header.alg
+        )));
+    }
+    let jwks_uri = metadata
+        .jwks_uri
+        .as_deref()
+        .ok_or_else(|| ProviderError("the provider publishes no JWKS".into()))?;
+    let key = oauth
+        .jwks
+        .key(jwks_uri, header.kid.as_deref())
+        .await?
+        .ok_or_else(|| ProviderError("the ID token's key is not in the provider's JWKS".into()))?;
+    let mut validation = Validation::new(header.alg);
+    validation.set_issuer(&[&metadata.issuer]);
+    validation.set_audience(&[&provider.settings.client_id]);
+    validation.leeway = 30;
+    let claims = jsonwebtoken::decode::<IdClaims>(id_token, &key, &validation)
+        .map_err(|e| provider_error("ID token", e))?
+        .claims;
+    if !claims
+        .nonce
+        .as_deref()
+        .is_some_and(|n| constant_time_eq(n, nonce))
+    {
+        return Err(ProviderError(
+            "the ID token's nonce does not match this login".into(),
+        ));
+    }
+    Ok(ExternalProfile {
+        provider: provider.name.clone(),
+        subject: claims.sub,
+        email: claims.email,
+        name: claims.name,
+    })
+}
+
+async fn userinfo(
+    oauth: &OAuth,
+    provider: &Provider,
+    metadata: &Metadata,
+    access_token: &str,
+) -> Result<ExternalProfile, ProviderError> {
+    let url = metadata
+        .userinfo_endpoint
+        .as_deref()
+        .ok_or_else(|| ProviderError("no ID token and no userinfo endpoint".into()))?;
+    let info: Value = oauth
+        .http
+        .get(url)
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| provider_error("userinfo", e))?
+        .json()
+        .await
+        .map_err(|e| provider_error("reading userinfo", e))?;
+    let subject = match &info["sub"] {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => match &info["id"] {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => return Err(ProviderError("userinfo has no subject".into())),
+        },
+    };
+    Ok(ExternalProfile {
+        provider: provider.name.clone(),
+        subject,
+        email: info["email"].as_str().map(str::to_owned),
+        name: info["name"].as_str().map(str::to_owned),
+    })
+}
+
+#[derive(Deserialize)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+async fn refresh(body: web::Json<RefreshBody>, state: web::Data<AuthState>) -> HttpResponse {
+    let now = Utc::now();
+    match sessions::refresh(&state.db, &body.refresh_token, state.oauth.refresh_ttl, now).await {
+        Ok(Ok((user_id, refresh_token))) => HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(json!({
+                "access_token": state.tokens.issue(user_id, None, None, now),
+                "refresh_token": refresh_token,
+                "token_type": "Bearer",
+                "expires_in": state.tokens.ttl().num_seconds(),
+            })),
+        Ok(Err(RefreshError::Invalid)) => auth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_grant",
+            "the refresh token is unknown, expired or revoked",
+        ),
+        Ok(Err(RefreshError::Reused)) => auth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_grant",
+            "the refresh token was already used; the session has been revoked",
+        ),
+        Err(error) => {
+            tracing::error!(error = ?error, "refreshing a session failed");
+            auth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "try again later",
+            )
+        }
+    }
+}
+
+async fn logout(body: web::Json<RefreshBody>, state: web::Data<AuthState>) -> HttpResponse {
+    match sessions::logout(&state.db, &body.refresh_token, Utc::now()).await {
+        Ok(()) => HttpResponse::NoContent().finish(),
+        Err(error) => {
+            tracing::error!(error = ?error, "logout failed");
+            auth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "try again later",
+            )
+        }
+    }
+}
+
+/// Bearer tokens issued by an outside OpenID provider (resource-server mode).
+pub struct ExternalTokens {
+    settings: ResourceServerSettings,
+    jwks: Arc<JwksCache>,
+    jwks_url: tokio::sync::OnceCell<String>,
+}
+
+/// Claims of an outside access token that dishpatch reads.
+#[derive(Debug, Deserialize)]
+struct ExternalClaims {
+    sub: String,
+    email: Option<String>,
+    name: Option<String>,
+    scope: Option<String>,
+    scp: Option<Vec<String>>,
+}
+
+impl ExternalTokens {
+    pub fn new(settings: ResourceServerSettings, jwks: Arc<JwksCache>) -> Self {
+        Self {
+            settings,
+            jwks,
+            jwks_url: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The viewer for an outside token; its user is created on first sight.
+    pub async fn viewer(
+        &self,
+        db: &DatabaseConnection,
+        token: &str,
+    ) -> Result<Viewer, AuthFailure> {
+        let issuer = jsonwebtoken::dangerous::insecure_decode_claims::<Value>(token)
+            .ok()
+            .and_then(|claims| claims["iss"].as_str().map(str::to_owned))
+            .ok_or(AuthFailure::Invalid("not a JWT"))?;
+        if issuer.trim_end_matches('/') != self.settings.issuer.trim_end_matches('/') {
+            return Err(AuthFailure::Invalid("unknown issuer"));
+        }
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| AuthFailure::Invalid("bad header"))?;
+        if !ASYMMETRIC.contains(&header.alg) {
+            return Err(AuthFailure::Invalid("algorithm not accepted"));
+        }
+        let unavailable = |error: ProviderError| {
+            tracing::warn!(%error, "the resource-server provider is unavailable");
+            AuthFailure::Unavailable(anyhow::anyhow!("{error}").into())
+        };
+        let jwks_url = self
+            .jwks_url
+            .get_or_try_init(|| async {
+                match &self.settings.jwks_url {
+                    Some(url) => Ok(url.clone()),
+                    None => discover(&self.jwks.http, &self.settings.issuer)
+                        .await?
+                        .jwks_uri
+                        .ok_or_else(|| ProviderError("the provider publishes no JWKS".into())),
+                }
+            })
+            .await
+            .map_err(unavailable)?;
+        let key = self
+            .jwks
+            .key(jwks_url, header.kid.as_deref())
+            .await
+            .map_err(unavailable)?
+            .ok_or(AuthFailure::Invalid("unknown signing key"))?;
+        let mut validation = Validation::new(header.alg);
+        validation.set_issuer(&[&issuer]);
+        validation.set_audience(&[&self.settings.audience]);
+        validation.leeway = 30;
+        let claims = jsonwebtoken::decode::<ExternalClaims>(token, &key, &validation)
+            .map_err(|error| match error.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthFailure::Expired,
+                _ => AuthFailure::Invalid("bad outside token"),
+            })?
+            .claims;
+        let mut scopes = claims
+            .scope
+            .as_deref()
+            .map(Scope::parse_list)
+            .unwrap_or_default();
+        scopes.extend(claims.scp.iter().flatten().filter_map(|s| Scope::parse(s)));
+        let profile = ExternalProfile {
+            provider: self.settings.provider_name.clone(),
+            subject: claims.sub,
+            email: claims.email,
+            name: claims.name,
+        };
+        let user = users::find_or_create(db, &profile, Utc::now())
+            .await
+            .map_err(AuthFailure::Unavailable)?;
+        Viewer::for_user(db, user, Some(scopes), Credential::External)
+            .await
+            .map_err(AuthFailure::Unavailable)
+    }
+}

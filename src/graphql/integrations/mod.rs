@@ -1,0 +1,4 @@
+//! What integrators use: API tokens.
+
+pub mod mutation;
+pub mod types;

@@ -1,0 +1,176 @@
+//! Users: linking outside identities, and what admins manage (roles, staff memberships).
+
+use chrono::{DateTime, Utc};
+use entities::{identity, restaurant, restaurant_staff, user};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    TransactionTrait,
+};
+
+use super::api_tokens::InputError;
+use crate::{auth::Role, error::AppResult};
+
+/// What an identity provider says about a person.
+#[derive(Debug, Clone)]
+pub struct ExternalProfile {
+    pub provider: String,
+    pub subject: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+}
+
+/// The user linked to `profile`'s identity, created (as a customer) on first sight.
+///
+/// An email already used by another account is not copied to the new one: linking accounts
+/// by an email the provider asserts would let one provider's user take over another's account.
+pub async fn find_or_create(
+    db: &DatabaseConnection,
+    profile: &ExternalProfile,
+    now: DateTime<Utc>,
+) -> AppResult<user::Model> {
+    for _ in 0..2 {
+        if let Some((_, Some(user))) = identity::Entity::find()
+            .filter(identity::Column::Provider.eq(&profile.provider))
+            .filter(identity::Column::Subject.eq(&profile.subject))
+            .find_also_related(user::Entity)
+            .one(db)
+            .await?
+        {
+            return Ok(user);
+        }
+        let txn = db.begin().await?;
+        let email_taken = match &profile.email {
+            Some(email) => user::Entity::find()
+                .filter(user::Column::Email.eq(email))
+                .one(&txn)
+                .await?
+                .is_some(),
+            None => false,
+        };
+        let display_name = profile
+            .name
+            .clone()
+            .or_else(|| {
+                profile
+                    .email
+                    .as_ref()
+                    .and_then(|e| e.split('@').next().map(str::to_owned))
+            })
+            .unwrap_or_else(|| "New user".into());
+        let user = user::ActiveModel {
+            display_name: Set(display_name),
+            email: Set(if email_taken {
+                None
+            } else {
+                profile.email.clone()
+            }),
+            roles: Set(serde_json::json!([Role::Customer.stored()])),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+        let linked = identity::ActiveModel {
+            user_id: Set(user.id),
+            provider: Set(profile.provider.clone()),
+            subject: Set(profile.subject.clone()),
+            email: Set(profile.email.clone()),
+            created_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await;
+        match linked {
+            Ok(_) => {
+                txn.commit().await?;
+                return Ok(user);
+            }
+            // Another request linked this identity first; use its user.
+            Err(_) => txn.rollback().await?,
+        }
+    }
+    Err(anyhow::anyhow!("could not link identity {}", profile.provider).into())
+}
+
+fn not_found(field: &'static str, what: &str) -> InputError {
+    InputError {
+        field,
+        message: format!("no such {what}"),
+        code: "NOT_FOUND",
+    }
+}
+
+/// Gives (or takes, with `grant = false`) `role` to user `user_id`.
+pub async fn set_role(
+    db: &DatabaseConnection,
+    user_id: i64,
+    role: Role,
+    grant: bool,
+    now: DateTime<Utc>,
+) -> AppResult<Result<user::Model, InputError>> {
+    let txn = db.begin().await?;
+    let Some(user) = user::Entity::find_by_id(user_id).one(&txn).await? else {
+        return Ok(Err(not_found("userId", "user")));
+    };
+    let mut roles = Role::of(&user);
+    let changed = if grant {
+        roles.insert(role)
+    } else {
+        roles.remove(&role)
+    };
+    if !changed {
+        return Ok(Ok(user));
+    }
+    let mut names: Vec<&str> = roles.iter().map(|r| r.stored()).collect();
+    names.sort_unstable();
+    let mut active: user::ActiveModel = user.into();
+    active.roles = Set(serde_json::json!(names));
+    active.updated_at = Set(now);
+    let user = active.update(&txn).await?;
+    txn.commit().await?;
+    Ok(Ok(user))
+}
+
+/// Adds (or removes, with `member = false`) user `user_id` to the staff of `restaurant_id`.
+pub async fn set_staff(
+    db: &DatabaseConnection,
+    restaurant_id: i64,
+    user_id: i64,
+    member: bool,
+    now: DateTime<Utc>,
+) -> AppResult<Result<(), InputError>> {
+    let txn = db.begin().await?;
+    if restaurant::Entity::find_by_id(restaurant_id)
+        .one(&txn)
+        .await?
+        .is_none()
+    {
+        return Ok(Err(not_found("restaurantId", "restaurant")));
+    }
+    if user::Entity::find_by_id(user_id).one(&txn).await?.is_none() {
+        return Ok(Err(not_found("userId", "user")));
+    }
+    let existing = restaurant_staff::Entity::find_by_id((restaurant_id, user_id))
+        .one(&txn)
+        .await?;
+    match (existing, member) {
+        (None, true) => {
+            restaurant_staff::ActiveModel {
+                restaurant_id: Set(restaurant_id),
+                user_id: Set(user_id),
+                created_at: Set(now),
+            }
+            .insert(&txn)
+            .await?;
+        }
+        (Some(membership), false) => {
+            restaurant_staff::Entity::delete_by_id((membership.restaurant_id, membership.user_id))
+                .exec(&txn)
+                .await?;
+        }
+        _ => {}
+    }
+    txn.commit().await?;
+    Ok(Ok(()))
+}

@@ -1,0 +1,250 @@
+//! Who may see and do what: the viewer, private fields, API tokens, admin management,
+//! sessions. Every private field and mutation is tried anonymous, as its owner and as a
+//! stranger.
+
+use chrono::{Duration, Utc};
+use dishpatch::{seed, services::sessions};
+use entities::api_token;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, db_test};
+
+const CUSTOMER: &str = seed::DEMO_CUSTOMER;
+const COURIER: &str = seed::DEMO_COURIER;
+const ADMIN: &str = seed::DEMO_ADMIN;
+
+const CREATE_TOKEN: &str = "mutation($input: CreateApiTokenInput!) { createApiToken(input: $input) {
+    secret apiToken { id name prefix scopes lastUsedAt revokedAt } userErrors { field message code } } }";
+const REVOKE_TOKEN: &str = "mutation($id: ID!) { revokeApiToken(input: { id: $id }) {
+    apiToken { id revokedAt } userErrors { field code } } }";
+
+async fn create_token(app: &TestApp, authorization: &str, scopes: Value) -> (String, String) {
+    let response = app
+        .graphql_as(
+            Some(authorization),
+            CREATE_TOKEN,
+            json!({ "input": { "name": "POS", "scopes": scopes } }),
+        )
+        .await;
+    let payload = response.data()["createApiToken"].clone();
+    assert_eq!(payload["userErrors"], json!([]));
+    (
+        payload["secret"].as_str().unwrap().to_owned(),
+        payload["apiToken"]["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+db_test! {
+    async fn the_viewer_is_null_when_anonymous_and_the_user_when_signed_in(app) {
+        let anonymous = app.graphql_as(None, "{ viewer { id } }", json!({})).await;
+        assert_eq!(anonymous.data()["viewer"], Value::Null);
+        let customer = app.bearer(CUSTOMER).await;
+        let signed_in = app.graphql_as(Some(&customer), "{ viewer { displayName email roles } }", json!({})).await;
+        assert_eq!(signed_in.data()["viewer"], json!({ "displayName": "Casey Customer", "email": CUSTOMER, "roles": ["CUSTOMER"] }));
+    }
+}
+
+db_test! {
+    async fn invalid_credentials_refuse_the_whole_request_with_401(app) {
+        let customer = app.bearer(CUSTOMER).await;
+        let mut tampered = customer.clone();
+        tampered.insert(tampered.len() - 5, 'x');
+        let user_id = app.user_id(CUSTOMER).await;
+        let expired = format!("Bearer {}", app.tokens.issue(user_id, None, Some(Duration::seconds(-1)), Utc::now()));
+        for authorization in [tampered, expired, "Bearer dp_unknown".into(), "Basic abc".into(), "Bearer not.a.jwt".into()] {
+            let response = app.graphql_as(Some(&authorization), "{ __typename }", json!({})).await;
+            assert_eq!(response.status, 401, "{authorization}");
+            assert_eq!(response.error_code(), "UNAUTHENTICATED");
+            assert!(response.body.get("data").is_none(), "nothing runs");
+        }
+    }
+}
+
+db_test! {
+    async fn private_user_fields_are_for_the_user_and_admins_only(app) {
+        let query = "query($id: ID!) { node(id: $id) { ... on User { displayName email roles apiTokens { id } } } }";
+        let id = dishpatch::graphql::relay::GlobalId::encode(
+            dishpatch::graphql::relay::NodeKind::User,
+            app.user_id(CUSTOMER).await,
+        );
+        let variables = json!({ "id": id });
+        let anonymous = app.graphql_as(None, query, variables.clone()).await;
+        assert_eq!(anonymous.error_code(), "UNAUTHENTICATED");
+        let leaked = |response: &crate::helpers::GraphqlResponse| {
+            let node = &response.body["data"]["node"];
+            ["email", "roles", "apiTokens"].iter().any(|field| !node[field].is_null())
+        };
+        assert!(!leaked(&anonymous), "{:#}", anonymous.body);
+        let stranger = app.graphql_as(Some(&app.bearer(COURIER).await), query, variables.clone()).await;
+        assert_eq!(stranger.error_code(), "FORBIDDEN");
+        assert!(!leaked(&stranger), "{:#}", stranger.body);
+        let public = app.graphql_as(None, "query($id: ID!) { node(id: $id) { ... on User { displayName } } }", variables.clone()).await;
+        assert_eq!(public.data()["node"]["displayName"], "Casey Customer");
+        let owner = app.graphql_as(Some(&app.bearer(CUSTOMER).await), query, variables.clone()).await;
+        assert_eq!(owner.data()["node"]["email"], CUSTOMER);
+        let admin = app.graphql_as(Some(&app.bearer(ADMIN).await), query, variables).await;
+        assert_eq!(admin.data()["node"]["email"], CUSTOMER);
+    }
+}
+
+db_test! {
+    async fn api_tokens_work_until_revoked_and_are_stored_only_as_hashes(app) {
+        let customer = app.bearer(CUSTOMER).await;
+        let (secret, id) = create_token(&app, &customer, json!(["ORDERS_READ"])).await;
+        assert!(secret.starts_with("dp_"));
+        let as_token = format!("Bearer {secret}");
+        let viewer = app.graphql_as(Some(&as_token), "{ viewer { displayName apiTokens { id scopes lastUsedAt } } }", json!({})).await;
+        let viewer = viewer.data()["viewer"].clone();
+        assert_eq!(viewer["displayName"], "Casey Customer");
+        assert_eq!(viewer["apiTokens"][0]["id"], json!(id));
+        assert_eq!(viewer["apiTokens"][0]["scopes"], json!(["ORDERS_READ"]));
+        assert!(viewer["apiTokens"][0]["lastUsedAt"].is_string(), "use is recorded");
+
+        let rows = api_token::Entity::find().all(&app.db).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_ne!(rows[0].token_hash, secret);
+        assert!(!format!("{:?}", rows[0]).contains(&secret[3..]), "the secret is not stored");
+
+        // A stranger can neither see nor revoke it.
+        let courier = app.bearer(COURIER).await;
+        let stolen = app.graphql_as(Some(&courier), REVOKE_TOKEN, json!({ "id": id })).await;
+        assert_eq!(stolen.data()["revokeApiToken"]["userErrors"][0]["code"], "NOT_FOUND");
+        let peek = app.graphql_as(Some(&courier), "query($id: ID!) { node(id: $id) { id } }", json!({ "id": id })).await;
+        assert_eq!(peek.data()["node"], Value::Null);
+        let anonymous = app.graphql_as(None, REVOKE_TOKEN, json!({ "id": id })).await;
+        assert_eq!(anonymous.error_code(), "UNAUTHENTICATED");
+        let still = app.graphql_as(Some(&as_token), "{ viewer { id } }", json!({})).await;
+        assert_eq!(still.status, 200);
+
+        let own = app.graphql_as(Some(&customer), "query($id: ID!) { node(id: $id) { ... on ApiToken { name } } }", json!({ "id": id })).await;
+        assert_eq!(own.data()["node"]["name"], "POS");
+        let revoked = app.graphql_as(Some(&customer), REVOKE_TOKEN, json!({ "id": id })).await;
+        assert!(revoked.data()["revokeApiToken"]["apiToken"]["revokedAt"].is_string());
+        let refused = app.graphql_as(Some(&as_token), "{ viewer { id } }", json!({})).await;
+        assert_eq!(refused.status, 401);
+        assert_eq!(refused.error_code(), "UNAUTHENTICATED");
+    }
+}
+
+db_test! {
+    async fn expired_api_tokens_are_refused(app) {
+        let (secret, _) = create_token(&app, &app.bearer(CUSTOMER).await, json!(["ORDERS_READ"])).await;
+        let row = api_token::Entity::find().one(&app.db).await.unwrap().unwrap();
+        let mut row: api_token::ActiveModel = row.into();
+        row.expires_at = Set(Some(Utc::now() - Duration::minutes(1)));
+        row.update(&app.db).await.unwrap();
+        let response = app.graphql_as(Some(&format!("Bearer {secret}")), "{ viewer { id } }", json!({})).await;
+        assert_eq!(response.status, 401);
+    }
+}
+
+db_test! {
+    async fn bad_api_token_input_is_a_user_error_that_creates_nothing(app) {
+        let customer = app.bearer(CUSTOMER).await;
+        for (input, field) in [
+            (json!({ "name": "  ", "scopes": ["ORDERS_READ"] }), "name"),
+            (json!({ "name": "x", "scopes": [] }), "scopes"),
+            (json!({ "name": "x", "scopes": ["ORDERS_READ"], "expiresAt": "2001-01-01T00:00:00Z" }), "expiresAt"),
+        ] {
+            let response = app.graphql_as(Some(&customer), CREATE_TOKEN, json!({ "input": input })).await;
+            let payload = &response.data()["createApiToken"];
+            assert_eq!(payload["apiToken"], Value::Null);
+            assert_eq!(payload["userErrors"][0]["field"], json!(["input", field]));
+        }
+        assert!(api_token::Entity::find().all(&app.db).await.unwrap().is_empty());
+    }
+}
+
+db_test! {
+    async fn narrowed_credentials_cannot_mint_tokens_or_manage_users(app) {
+        let admin = app.bearer(ADMIN).await;
+        let (secret, _) = create_token(&app, &admin, json!(["ORDERS_READ", "MENU_WRITE"])).await;
+        let api_token = format!("Bearer {secret}");
+        let admin_id = app.user_id(ADMIN).await;
+        let scoped = format!("Bearer {}", app.tokens.issue(admin_id, Some(&["orders:read".to_owned()]), None, Utc::now()));
+        let courier_id = dishpatch::graphql::relay::GlobalId::encode(dishpatch::graphql::relay::NodeKind::User, app.user_id(COURIER).await);
+        let grant = "mutation($id: ID!) { grantRole(input: { userId: $id, role: ADMIN }) { user { roles } } }";
+        for credential in [&api_token, &scoped] {
+            let minted = app.graphql_as(Some(credential), CREATE_TOKEN, json!({ "input": { "name": "x", "scopes": ["ORDERS_READ"] } })).await;
+            assert_eq!(minted.error_code(), "FORBIDDEN");
+            let escalated = app.graphql_as(Some(credential), grant, json!({ "id": courier_id })).await;
+            assert_eq!(escalated.error_code(), "FORBIDDEN");
+        }
+        assert_eq!(api_token::Entity::find().all(&app.db).await.unwrap().len(), 1);
+    }
+}
+
+db_test! {
+    async fn only_admins_grant_roles_and_staff_memberships(app) {
+        let courier_id = dishpatch::graphql::relay::GlobalId::encode(dishpatch::graphql::relay::NodeKind::User, app.user_id(COURIER).await);
+        let restaurant = app.restaurant_id("sakura-sushi").await;
+        let grant = "mutation($id: ID!) { grantRole(input: { userId: $id, role: ADMIN }) { user { roles } userErrors { code } } }";
+        let staff = "mutation($r: ID!, $u: ID!) { addRestaurantStaff(input: { restaurantId: $r, userId: $u }) { restaurant { slug } userErrors { code } } }";
+        let vars = json!({ "id": courier_id, "r": restaurant, "u": courier_id });
+        assert_eq!(app.graphql_as(None, grant, vars.clone()).await.error_code(), "UNAUTHENTICATED");
+        let customer = app.bearer(CUSTOMER).await;
+        assert_eq!(app.graphql_as(Some(&customer), grant, vars.clone()).await.error_code(), "FORBIDDEN");
+        assert_eq!(app.graphql_as(Some(&customer), staff, vars.clone()).await.error_code(), "FORBIDDEN");
+        // The courier cannot promote themselves either.
+        let courier = app.bearer(COURIER).await;
+        assert_eq!(app.graphql_as(Some(&courier), grant, vars.clone()).await.error_code(), "FORBIDDEN");
+        let roles = app.graphql_as(Some(&courier), "{ viewer { roles } }", json!({})).await;
+        assert_eq!(roles.data()["viewer"]["roles"], json!(["COURIER"]));
+
+        let admin = app.bearer(ADMIN).await;
+        let granted = app.graphql_as(Some(&admin), grant, vars.clone()).await;
+        assert_eq!(granted.data()["grantRole"]["user"]["roles"], json!(["ADMIN", "COURIER"]));
+        let added = app.graphql_as(Some(&admin), staff, vars.clone()).await;
+        assert_eq!(added.data()["addRestaurantStaff"]["restaurant"]["slug"], "sakura-sushi");
+        let missing = app.graphql_as(Some(&admin), staff, json!({ "r": "UmVzdGF1cmFudDo5OTk5OQ", "u": courier_id })).await;
+        assert_eq!(missing.data()["addRestaurantStaff"]["userErrors"][0]["code"], "NOT_FOUND");
+        let revoke = "mutation($id: ID!) { revokeRole(input: { userId: $id, role: ADMIN }) { user { roles } } }";
+        let revoked = app.graphql_as(Some(&admin), revoke, vars).await;
+        assert_eq!(revoked.data()["revokeRole"]["user"]["roles"], json!(["COURIER"]));
+    }
+}
+
+db_test! {
+    async fn refresh_tokens_rotate_and_a_reused_one_revokes_the_session(app) {
+        let user_id = app.user_id(CUSTOMER).await;
+        let first = sessions::start(&app.db, user_id, Duration::days(1), Utc::now()).await.unwrap();
+        let refresh = |token: String| {
+            app.client.post(format!("{}/auth/refresh", app.address)).json(&json!({ "refresh_token": token })).send()
+        };
+        let rotated = refresh(first.clone()).await.unwrap();
+        assert_eq!(rotated.status(), 200);
+        let body: Value = rotated.json().await.unwrap();
+        let second = body["refresh_token"].as_str().unwrap().to_owned();
+        assert_ne!(second, first);
+        let access = format!("Bearer {}", body["access_token"].as_str().unwrap());
+        let viewer = app.graphql_as(Some(&access), "{ viewer { email } }", json!({})).await;
+        assert_eq!(viewer.data()["viewer"]["email"], CUSTOMER);
+
+        // Replaying the first token means it leaked: the whole family goes.
+        assert_eq!(refresh(first).await.unwrap().status(), 401);
+        assert_eq!(refresh(second).await.unwrap().status(), 401, "the newer token is revoked too");
+
+        let other = sessions::start(&app.db, user_id, Duration::days(1), Utc::now()).await.unwrap();
+        let logout = app.client.post(format!("{}/auth/logout", app.address)).json(&json!({ "refresh_token": other })).send().await.unwrap();
+        assert_eq!(logout.status(), 204);
+        assert_eq!(refresh(other).await.unwrap().status(), 401);
+        assert_eq!(refresh("garbage".into()).await.unwrap().status(), 401);
+    }
+}
+
+db_test! {
+    async fn racing_refreshes_of_one_token_yield_one_session(app) {
+        let user_id = app.user_id(CUSTOMER).await;
+        let token = sessions::start(&app.db, user_id, Duration::days(1), Utc::now()).await.unwrap();
+        let attempts = (0..8).map(|_| {
+            app.client.post(format!("{}/auth/refresh", app.address)).json(&json!({ "refresh_token": token })).send()
+        });
+        let statuses: Vec<u16> = futures_util::future::join_all(attempts)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap().status().as_u16())
+            .collect();
+        assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    }
+}
