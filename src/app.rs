@@ -58,7 +58,7 @@ impl Application {
                 .auth
                 .resource_server
                 .clone()
-                .map(|rs| ExternalTokens::new(rs, jwks.clone())),
+                .map(|rs| ExternalTokens::new(rs, settings.auth.clock_skew_secs, jwks.clone())),
         });
         let listen_url = format!("http://{}", listener.local_addr()?);
         let auth_state = web::Data::new(AuthState {

@@ -95,6 +95,8 @@ pub struct AuthSettings {
     pub providers: std::collections::BTreeMap<String, ProviderSettings>,
     /// Accept bearer JWTs of an outside OpenID provider (resource-server mode).
     pub resource_server: Option<ResourceServerSettings>,
+    /// Clock difference tolerated when checking outside tokens' expiry, in seconds.
+    pub clock_skew_secs: u64,
 }
 
 impl Default for AuthSettings {
@@ -107,6 +109,7 @@ impl Default for AuthSettings {
             frontend_origins: Vec::new(),
             providers: std::collections::BTreeMap::new(),
             resource_server: None,
+            clock_skew_secs: 30,
         }
     }
 }

@@ -266,6 +266,7 @@ pub struct OAuth {
     http: reqwest::Client,
     jwks: Arc<JwksCache>,
     refresh_ttl: chrono::Duration,
+    clock_skew_secs: u64,
 }
 
 impl OAuth {
@@ -320,6 +321,7 @@ impl OAuth {
             refresh_ttl: chrono::Duration::seconds(
                 i64::try_from(settings.refresh_token_ttl_secs).unwrap_or(i64::MAX / 2),
             ),
+            clock_skew_secs: settings.clock_skew_secs,
         }
     }
 
@@ -581,7 +583,14 @@ async fn finish_login(
                 "the provider refused the authorization code",
             )
         })?;
-    let profile = match &tokens.extra_fields().id_token {
+    // An ID token is only as good as the keys it can be checked against: without a JWKS
+    // (explicitly configured endpoints), the userinfo endpoint says who logged in.
+    let id_token = tokens
+        .extra_fields()
+        .id_token
+        .as_ref()
+        .filter(|_| metadata.jwks_uri.is_some());
+    let profile = match id_token {
         Some(id_token) => verify_id_token(oauth, provider, metadata, id_token, &login.nonce)
             .await
             .map_err(|error| {
@@ -648,7 +657,7 @@ async fn verify_id_token(
     let mut validation = Validation::new(header.alg);
     validation.set_issuer(&[&metadata.issuer]);
     validation.set_audience(&[&provider.settings.client_id]);
-    validation.leeway = 30;
+    validation.leeway = oauth.clock_skew_secs;
     let claims = jsonwebtoken::decode::<IdClaims>(id_token, &key, &validation)
         .map_err(|e| provider_error("ID token", e))?
         .claims;
@@ -761,6 +770,7 @@ async fn logout(body: web::Json<RefreshBody>, state: web::Data<AuthState>) -> Ht
 /// Bearer tokens issued by an outside OpenID provider (resource-server mode).
 pub struct ExternalTokens {
     settings: ResourceServerSettings,
+    clock_skew_secs: u64,
     jwks: Arc<JwksCache>,
     jwks_url: tokio::sync::OnceCell<String>,
 }
@@ -776,9 +786,14 @@ struct ExternalClaims {
 }
 
 impl ExternalTokens {
-    pub fn new(settings: ResourceServerSettings, jwks: Arc<JwksCache>) -> Self {
+    pub fn new(
+        settings: ResourceServerSettings,
+        clock_skew_secs: u64,
+        jwks: Arc<JwksCache>,
+    ) -> Self {
         Self {
             settings,
+            clock_skew_secs,
             jwks,
             jwks_url: tokio::sync::OnceCell::new(),
         }
@@ -828,7 +843,7 @@ impl ExternalTokens {
         let mut validation = Validation::new(header.alg);
         validation.set_issuer(&[&issuer]);
         validation.set_audience(&[&self.settings.audience]);
-        validation.leeway = 30;
+        validation.leeway = self.clock_skew_secs;
         let claims = jsonwebtoken::decode::<ExternalClaims>(token, &key, &validation)
             .map_err(|error| match error.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthFailure::Expired,

@@ -146,6 +146,12 @@ async fn serve_demo_answers_the_nested_query_logs_json_and_stops_on_sigterm() {
     assert!(exit.success(), "graceful shutdown exits cleanly: {exit:?}");
 
     logs.extend(lines.try_iter());
+    let secret_part = &authorization[authorization.len() - 20..];
+    assert!(
+        logs.iter()
+            .all(|line| !line.to_string().contains(secret_part)),
+        "no token appears in the logs"
+    );
     let request_log = logs
         .iter()
         .find(|line| line["span"]["request_id"] == "cli-test-1")
@@ -198,4 +204,90 @@ fn seed_fills_an_empty_database_once() {
         .unwrap();
     assert!(!second.status.success());
     assert!(String::from_utf8_lossy(&second.stderr).contains("already has restaurants"));
+}
+
+#[test]
+fn token_prints_a_scoped_token_signed_with_the_configured_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    let seeded = dishpatch()
+        .args(["seed", "--demo", "--database-url", &url])
+        .output()
+        .unwrap();
+    assert!(seeded.status.success());
+
+    let unconfigured = dishpatch()
+        .args([
+            "--database-url",
+            &url,
+            "token",
+            "--user",
+            "customer@dishpatch.test",
+        ])
+        .output()
+        .unwrap();
+    assert!(!unconfigured.status.success(), "no keys, no token");
+
+    let config = dir.path().join("dishpatch.toml");
+    let secret = "a-signing-secret-for-the-cli-test-0123456789";
+    std::fs::write(
+        &config,
+        format!("[[auth.signing_keys]]\nkid = \"k1\"\nsecret = \"{secret}\"\n"),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        dishpatch()
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "--database-url",
+                &url,
+                "token",
+            ])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let output = run(&[
+        "--user",
+        "customer@dishpatch.test",
+        "--scopes",
+        "orders:read",
+        "--ttl",
+        "10m",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    assert!(!token.contains(secret));
+
+    let settings = dishpatch::config::AuthSettings {
+        signing_keys: vec![dishpatch::config::SigningKey {
+            kid: "k1".into(),
+            secret: dishpatch::config::Secret::new(secret),
+        }],
+        ..Default::default()
+    };
+    let claims = dishpatch::auth::tokens::AccessTokens::from_settings(&settings)
+        .unwrap()
+        .verify(&token)
+        .expect("the token verifies with the configured key");
+    assert_eq!(claims.scope.as_deref(), Some("orders:read"));
+    let lifetime = claims.exp - chrono::Utc::now().timestamp();
+    assert!((590..=600).contains(&lifetime), "{lifetime}");
+
+    let bad_scope = run(&[
+        "--user",
+        "customer@dishpatch.test",
+        "--scopes",
+        "everything",
+    ]);
+    assert!(!bad_scope.status.success());
+    assert!(String::from_utf8_lossy(&bad_scope.stderr).contains("unknown scope"));
+    let nobody = run(&["--user", "nobody@dishpatch.test"]);
+    assert!(!nobody.status.success());
+    assert!(String::from_utf8_lossy(&nobody.stderr).contains("no user"));
 }

@@ -311,6 +311,29 @@ fn uuid_simple() -> String {
 /// Defines a test that runs once on SQLite and once on PostgreSQL, each against a fresh
 /// server seeded with the demo data (at `scale = N` when given).
 macro_rules! db_test {
+    ($(#[doc = $doc:literal])* setup = $setup:path, async fn $name:ident($app:ident) $body:block) => {
+        $(#[doc = $doc])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let Some($app) = $setup($crate::helpers::Backend::Sqlite).await else {
+                    return;
+                };
+                $body
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some($app) = $setup($crate::helpers::Backend::Postgres).await else {
+                    return;
+                };
+                $body
+            }
+        }
+    };
     ($(#[doc = $doc:literal])* async fn $name:ident($app:ident) $body:block) => {
         db_test!($(#[doc = $doc])* scale = 1, async fn $name($app) $body);
     };

@@ -9,6 +9,7 @@ mod cli;
 mod errors;
 mod http;
 mod nodes;
+mod oauth;
 mod schema;
 mod statements;
 mod websocket;
