@@ -15,7 +15,9 @@ use crate::{
         viewer::Authenticator,
     },
     config::Settings,
-    db, graphql, http, seed,
+    db,
+    events::EventBus,
+    graphql, http, seed,
 };
 
 /// A bound, ready-to-run server.
@@ -67,7 +69,10 @@ impl Application {
             oauth: OAuth::new(&settings.auth, &listen_url, tokens.signing_secret(), jwks),
         });
         let state = web::Data::new(http::AppState::new(
-            graphql::build_schema(db.clone()),
+            graphql::build_schema(
+                db.clone(),
+                EventBus::for_database(&db, settings.database_url.expose()),
+            ),
             db.clone(),
             authenticator,
             &settings,

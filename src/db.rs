@@ -10,7 +10,8 @@ use std::{
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 
@@ -61,6 +62,17 @@ pub async fn connect(
         let _ = STATEMENTS.try_with(|count| count.fetch_add(1, Ordering::Relaxed));
     });
     Ok(db)
+}
+
+/// Begins a transaction that will write. On SQLite it takes the write lock at once
+/// (`BEGIN IMMEDIATE`): a deferred transaction that read first would fail outright, instead of
+/// waiting, when another writer committed in between.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, sea_orm::DbErr> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    })
+    .await
 }
 
 /// Applies pending migrations. On PostgreSQL an advisory lock makes replicas that start

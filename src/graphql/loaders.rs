@@ -13,7 +13,7 @@ use std::{
 };
 
 use async_graphql::dataloader::{DataLoader, Loader};
-use entities::{api_token, menu_category, menu_item, restaurant, review, user};
+use entities::{api_token, menu_category, menu_item, order, restaurant, review, user};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, Iterable, ModelTrait, PrimaryKeyToColumn,
     QueryFilter, Value,
@@ -22,6 +22,7 @@ use tracing::Instrument;
 
 use super::{
     menu::loaders::{CategoriesByRestaurant, ItemsByRestaurant},
+    orders::loaders::{DeliveryByOrder, EventsByOrder, ItemsByOrder, ReviewByOrder},
     restaurants::loaders::{CuisinesByRestaurant, OpeningHoursByRestaurant},
     reviews::loaders::ReviewPages,
 };
@@ -129,6 +130,11 @@ pub struct Loaders {
     pub reviews: Batched<ById<review::Entity>>,
     pub users: Batched<ById<user::Entity>>,
     pub api_tokens: Batched<ById<api_token::Entity>>,
+    pub orders: Batched<ById<order::Entity>>,
+    pub items_by_order: Batched<ItemsByOrder>,
+    pub events_by_order: Batched<EventsByOrder>,
+    pub delivery_by_order: Batched<DeliveryByOrder>,
+    pub review_by_order: Batched<ReviewByOrder>,
     pub cuisines: Batched<CuisinesByRestaurant>,
     pub opening_hours: Batched<OpeningHoursByRestaurant>,
     pub categories_by_restaurant: Batched<CategoriesByRestaurant>,
@@ -171,6 +177,11 @@ impl Loaders {
             reviews: loader(ById::new(db.clone()), counter, &requested),
             users: loader(ById::new(db.clone()), counter, &requested),
             api_tokens: loader(ById::new(db.clone()), counter, &requested),
+            orders: loader(ById::new(db.clone()), counter, &requested),
+            items_by_order: loader(ItemsByOrder(db.clone()), counter, &requested),
+            events_by_order: loader(EventsByOrder(db.clone()), counter, &requested),
+            delivery_by_order: loader(DeliveryByOrder(db.clone()), counter, &requested),
+            review_by_order: loader(ReviewByOrder(db.clone()), counter, &requested),
             cuisines: loader(CuisinesByRestaurant(db.clone()), counter, &requested),
             opening_hours: loader(OpeningHoursByRestaurant(db.clone()), counter, &requested),
             categories_by_restaurant: loader(

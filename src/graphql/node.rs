@@ -6,6 +6,7 @@ use super::{
     integrations::types::ApiToken,
     loaders::Loaders,
     menu::types::{MenuCategory, MenuItem},
+    orders::types::{Order, visible},
     relay::{GlobalId, MAX_PAGE_SIZE, NodeKind},
     restaurants::types::Restaurant,
     reviews::types::Review,
@@ -23,6 +24,7 @@ pub enum Node {
     Review(Review),
     User(User),
     ApiToken(ApiToken),
+    Order(Order),
 }
 
 /// Loads the object a global ID names; `None` when it does not exist.
@@ -65,6 +67,11 @@ async fn load_node(ctx: &Context<'_>, id: GlobalId) -> Result<Option<Node>> {
                 .filter(|token| viewer.is_self_or_admin(token.user_id))
                 .map(|m| Node::ApiToken(ApiToken(m)))
         }
+        // Private: checked on the node itself, so `node(id)` cannot leak what `order(id)` hides.
+        NodeKind::Order => match loaders.orders.load_one(id.id).await? {
+            Some(order) if visible(ctx, &order).await? => Some(Node::Order(Order(order))),
+            _ => None,
+        },
     })
 }
 

@@ -2,7 +2,7 @@
 
 use async_graphql::SimpleObject;
 
-use crate::services::api_tokens::InputError;
+use crate::services::InputError;
 
 /// A problem with the input that the user can fix; the mutation changed nothing.
 #[derive(Debug, Clone, SimpleObject)]

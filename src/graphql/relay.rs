@@ -18,16 +18,18 @@ pub enum NodeKind {
     Review,
     User,
     ApiToken,
+    Order,
 }
 
 impl NodeKind {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 7] = [
         Self::Restaurant,
         Self::MenuCategory,
         Self::MenuItem,
         Self::Review,
         Self::User,
         Self::ApiToken,
+        Self::Order,
     ];
 
     /// The GraphQL type name, which is also the prefix inside the ID.
@@ -39,6 +41,7 @@ impl NodeKind {
             Self::Review => "Review",
             Self::User => "User",
             Self::ApiToken => "ApiToken",
+            Self::Order => "Order",
         }
     }
 }

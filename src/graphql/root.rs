@@ -1,18 +1,23 @@
 //! The root types, merged from the domains.
 
-use async_graphql::MergedObject;
+use async_graphql::{MergedObject, MergedSubscription};
 
 use super::{
     integrations::mutation::ApiTokenMutation,
     node::NodeQuery,
+    orders::{mutation::OrderMutation, query::OrderQuery, subscription::OrderSubscription},
     restaurants::query::RestaurantQuery,
     users::{mutation::UserMutation, query::ViewerQuery},
 };
 
 /// Everything that can be read.
 #[derive(MergedObject, Default)]
-pub struct Query(ViewerQuery, NodeQuery, RestaurantQuery);
+pub struct Query(ViewerQuery, NodeQuery, RestaurantQuery, OrderQuery);
 
 /// Everything that can be changed.
 #[derive(MergedObject, Default)]
-pub struct Mutation(ApiTokenMutation, UserMutation);
+pub struct Mutation(OrderMutation, ApiTokenMutation, UserMutation);
+
+/// Everything that can be followed live.
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(OrderSubscription);

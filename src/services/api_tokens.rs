@@ -7,9 +7,10 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait,
 };
 
+use super::InputError;
 use crate::{
     auth::{Scope, secrets},
-    error::{AppError, AppResult},
+    error::AppResult,
 };
 
 /// Most live (unrevoked) tokens a user may hold.
@@ -18,14 +19,6 @@ pub const MAX_TOKENS_PER_USER: u64 = 50;
 pub const MAX_NAME_CHARS: usize = 100;
 /// How often `last_used_at` is written at most, to keep reads free of writes.
 const LAST_USED_RESOLUTION: Duration = Duration::minutes(1);
-
-/// A problem with the input the user can fix.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InputError {
-    pub field: &'static str,
-    pub message: String,
-    pub code: &'static str,
-}
 
 /// Creates a token for `user_id`; returns it with its secret, which is not stored.
 pub async fn create(
@@ -163,10 +156,4 @@ pub async fn authenticate(
             .await?;
     }
     Ok(Some((token, user)))
-}
-
-impl From<InputError> for AppError {
-    fn from(error: InputError) -> Self {
-        Self::BadUserInput(error.message)
-    }
 }

@@ -2,6 +2,32 @@
 //! transaction) and plain arguments, so they are testable without GraphQL.
 
 pub mod api_tokens;
+pub mod orders;
 pub mod restaurants;
 pub mod sessions;
 pub mod users;
+
+/// A problem with the input that the user can fix; the service changed nothing. Mutations
+/// report these in their payload's `userErrors`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputError {
+    /// The input field at fault, as the API names it.
+    pub field: &'static str,
+    pub message: String,
+    /// A stable code, e.g. `INVALID`, `NOT_FOUND`, `INVALID_TRANSITION`.
+    pub code: &'static str,
+}
+
+impl InputError {
+    /// An error on `field` with `code`.
+    pub fn new(field: &'static str, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+            code,
+        }
+    }
+}
+
+/// What a service returns: a result, a fixable input problem, or a failure (`AppError`).
+pub type ServiceResult<T> = crate::error::AppResult<Result<T, InputError>>;

@@ -165,7 +165,7 @@ pub fn local_minute_of_week(utc_minute: i32, utc_offset_minutes: i32) -> i32 {
     (utc_minute + utc_offset_minutes).rem_euclid(MINUTES_PER_WEEK)
 }
 
-fn distance_key(point: Point) -> SimpleExpr {
+pub(crate) fn distance_key(point: Point) -> SimpleExpr {
     // Squared equirectangular distance in degrees: cheap, portable SQL, and monotonic with the
     // true distance at city scale.
     let scale = point.latitude.to_radians().cos();

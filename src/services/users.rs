@@ -7,7 +7,7 @@ use sea_orm::{
     TransactionTrait,
 };
 
-use super::api_tokens::InputError;
+use super::InputError;
 use crate::{auth::Role, error::AppResult};
 
 /// What an identity provider says about a person.

@@ -20,9 +20,26 @@ pub enum Backend {
 
 static TRACING: LazyLock<()> = LazyLock::new(telemetry::init_for_tests);
 
+/// Settings every test server starts from: port 0, `url`, and one signing key shared by all
+/// instances (as replicas share theirs).
+fn test_settings(url: &str) -> Settings {
+    let mut settings = Settings {
+        listen: "127.0.0.1:0".into(),
+        database_url: DatabaseUrl(url.to_owned()),
+        database_max_connections: 8,
+        ..Settings::default()
+    };
+    settings.auth.signing_keys = vec![dishpatch::config::SigningKey {
+        kid: "test".into(),
+        secret: dishpatch::config::Secret::new("a-signing-key-for-the-tests-only-0123456789"),
+    }];
+    settings
+}
+
 /// The server under test.
 pub struct TestApp {
     pub address: String,
+    pub database_url: String,
     pub client: reqwest::Client,
     pub db: DatabaseConnection,
     pub tokens: std::sync::Arc<dishpatch::auth::tokens::AccessTokens>,
@@ -87,12 +104,7 @@ impl TestApp {
     ) -> Option<Self> {
         LazyLock::force(&TRACING);
         let database = TestDatabase::create(backend).await?;
-        let mut settings = Settings {
-            listen: "127.0.0.1:0".into(),
-            database_url: DatabaseUrl(database.url.clone()),
-            database_max_connections: 8,
-            ..Settings::default()
-        };
+        let mut settings = test_settings(&database.url);
         configure(&mut settings);
         // Seed before the server starts so every test sees the same data.
         let seed_db = db::connect(&settings.database_url, 2)
@@ -109,6 +121,7 @@ impl TestApp {
         tokio::spawn(app.run_until_stopped());
         Some(Self {
             address,
+            database_url: database.url.clone(),
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -117,6 +130,14 @@ impl TestApp {
             tokens,
             _database: database,
         })
+    }
+
+    /// A second server over the same database, as another replica would be.
+    pub async fn another_instance(&self) -> (String, Application) {
+        let app = Application::build(test_settings(&self.database_url))
+            .await
+            .expect("the second instance builds");
+        (format!("http://127.0.0.1:{}", app.port()), app)
     }
 
     /// The id of the user with `email`.

@@ -10,6 +10,7 @@ mod errors;
 mod http;
 mod nodes;
 mod oauth;
+mod orders;
 mod schema;
 mod statements;
 mod websocket;

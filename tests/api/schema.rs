@@ -32,35 +32,45 @@ fn the_schema_command_prints_the_committed_schema() {
 fn every_type_and_field_of_the_schema_is_documented() {
     let sdl = dishpatch::graphql::sdl();
     let mut undocumented = Vec::new();
-    let mut previous = "";
+    // Whether the line before (ignoring the inside of descriptions) closed a description.
+    let mut described = false;
+    let mut in_description = false;
     let mut in_schema_block = false;
     for line in sdl.lines() {
         let trimmed = line.trim();
+        if in_description {
+            if trimmed.ends_with("\"\"\"") {
+                in_description = false;
+                described = true;
+            }
+            continue;
+        }
+        if trimmed.starts_with("\"\"\"") {
+            // A one-line description opens and closes on the same line.
+            let one_line = trimmed.len() > 3 && trimmed.ends_with("\"\"\"");
+            in_description = !one_line;
+            described = one_line;
+            continue;
+        }
         // `schema { query: Query }` names the roots; it has nothing to document.
         if trimmed.starts_with("schema {") {
             in_schema_block = true;
         }
         if in_schema_block {
             in_schema_block = trimmed != "}";
-            previous = line;
             continue;
         }
-        let is_definition = trimmed.starts_with("type ")
-            || trimmed.starts_with("input ")
-            || trimmed.starts_with("enum ")
-            || trimmed.starts_with("interface ")
+        let is_definition = ["type ", "input ", "enum ", "interface "]
+            .iter()
+            .any(|kind| trimmed.starts_with(kind))
             || (line.starts_with('\t')
                 && !line.starts_with("\t\t")
                 && !trimmed.starts_with(')')
                 && (trimmed.contains(':') || trimmed.ends_with('(')));
-        if is_definition
-            && !trimmed.starts_with("\"\"\"")
-            && !previous.trim().ends_with("\"\"\"")
-            && !previous.trim().ends_with('"')
-        {
+        if is_definition && !described {
             undocumented.push(trimmed.to_owned());
         }
-        previous = line;
+        described = false;
     }
     assert!(undocumented.is_empty(), "undocumented: {undocumented:#?}");
 }

@@ -6,10 +6,10 @@ use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
 
 use crate::helpers::{TestApp, db_test};
 
-type Socket =
+pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(app: &TestApp, protocol: &str) -> Socket {
+pub async fn connect(app: &TestApp, protocol: &str) -> Socket {
     let mut request = format!("{}/graphql", app.address.replace("http://", "ws://"))
         .into_client_request()
         .unwrap();
@@ -23,7 +23,7 @@ async fn connect(app: &TestApp, protocol: &str) -> Socket {
     socket
 }
 
-async fn send(socket: &mut Socket, message: Value) {
+pub async fn send(socket: &mut Socket, message: Value) {
     socket
         .send(Message::text(message.to_string()))
         .await
@@ -31,7 +31,7 @@ async fn send(socket: &mut Socket, message: Value) {
 }
 
 /// The next protocol message, skipping keepalives.
-async fn receive(socket: &mut Socket) -> Value {
+pub async fn receive(socket: &mut Socket) -> Value {
     loop {
         let message = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
             .await

@@ -8,10 +8,12 @@ use entities::{opening_hours, restaurant};
 use sea_orm::DatabaseConnection;
 
 use crate::{
+    auth::guards::viewer,
     graphql::{
         common::{GeoPoint, GeoPointInput, Money},
         loaders::Loaders,
         menu::types::Menu,
+        orders::types::{OrderConnection, OrderOwner, OrderStatus, require_restaurant_orders},
         relay::{GlobalId, NodeKind, Page, PageArgs, PageInfo, encode_cursor},
         reviews::types::ReviewConnection,
     },
@@ -128,6 +130,22 @@ impl Restaurant {
         }
     }
 
+    /// The restaurant's orders, newest first. For its staff and admins; tokens need
+    /// `orders:read`.
+    async fn orders(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only orders in this status.")] status: Option<OrderStatus>,
+        #[graphql(desc = "Orders after this cursor, with `first`.")] after: Option<String>,
+        #[graphql(desc = "Orders before this cursor, with `last`.")] before: Option<String>,
+        #[graphql(desc = "How many from the newest, at most 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "How many from the oldest, at most 100.")] last: Option<i32>,
+    ) -> Result<OrderConnection> {
+        require_restaurant_orders(viewer(ctx)?, self.0.id)?;
+        let args = PageArgs::new(first, after, last, before, 20)?;
+        OrderConnection::load(ctx, OrderOwner::Restaurant(self.0.id), status, args).await
+    }
+
     /// Reviews, newest first.
     async fn reviews(
         &self,
@@ -214,6 +232,7 @@ impl From<&opening_hours::Model> for OpeningPeriod {
 #[derive(SimpleObject)]
 #[graphql(concrete(name = "RestaurantEdge", params(Restaurant)))]
 #[graphql(concrete(name = "ReviewEdge", params(crate::graphql::reviews::types::Review)))]
+#[graphql(concrete(name = "OrderEdge", params(crate::graphql::orders::types::Order)))]
 pub struct Edge<N: async_graphql::OutputType> {
     /// Opaque position of the node; pass it as `after` or `before`.
     pub cursor: String,

@@ -10,7 +10,8 @@ use crate::{
     error::{AppError, AppResult},
     graphql::{
         integrations::types::ApiToken,
-        relay::{GlobalId, NodeKind},
+        orders::types::{OrderConnection, OrderOwner, OrderStatus},
+        relay::{GlobalId, NodeKind, PageArgs},
     },
     services,
 };
@@ -62,11 +63,27 @@ impl User {
         Ok(roles)
     }
 
+    /// The user's orders, newest first. Private: the user and admins only; tokens need
+    /// `orders:read`.
+    async fn orders(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only orders in this status.")] status: Option<OrderStatus>,
+        #[graphql(desc = "Orders after this cursor, with `first`.")] after: Option<String>,
+        #[graphql(desc = "Orders before this cursor, with `last`.")] before: Option<String>,
+        #[graphql(desc = "How many from the newest, at most 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "How many from the oldest, at most 100.")] last: Option<i32>,
+    ) -> Result<OrderConnection> {
+        self.require_owner(ctx)?;
+        viewer(ctx)?.require_scope(crate::auth::Scope::OrdersRead)?;
+        let args = PageArgs::new(first, after, last, before, 20)?;
+        OrderConnection::load(ctx, OrderOwner::Customer(self.0.id), status, args).await
+    }
+
     /// The user's API tokens, newest first, revoked ones included. Private: the user and
     /// admins only.
     async fn api_tokens(&self, ctx: &Context<'_>) -> Result<Vec<ApiToken>> {
         self.require_owner(ctx)?;
-        let _ = viewer(ctx)?;
         let db = ctx.data::<sea_orm::DatabaseConnection>()?;
         Ok(services::api_tokens::list(db, self.0.id)
             .await?

@@ -1,0 +1,349 @@
+//! Placing orders and moving them through their lifecycle; reviews.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
+use chrono::Utc;
+use sea_orm::DatabaseConnection;
+
+use super::types::{Delivery, Order};
+use crate::{
+    auth::{
+        Role, Scope,
+        guards::{ScopeGuard, viewer},
+    },
+    events::{Event, EventBus},
+    graphql::{
+        common::GeoPointInput,
+        payloads::UserError,
+        relay::{GlobalId, NodeKind},
+        reviews::types::Review,
+    },
+    services::{
+        InputError,
+        orders::{self as service, LineInput, Move, PlaceOrder},
+    },
+};
+
+/// One line of a new order.
+#[derive(InputObject)]
+pub struct OrderLineInput {
+    /// The menu item.
+    pub menu_item_id: ID,
+    /// How many, 1 to 50.
+    pub quantity: i32,
+    /// A note for the kitchen, at most 200 characters.
+    pub note: Option<String>,
+}
+
+/// A new order. Prices come from the menu, never from here.
+#[derive(InputObject)]
+pub struct PlaceOrderInput {
+    /// The restaurant.
+    pub restaurant_id: ID,
+    /// What to order, 1 to 50 lines of the restaurant's available items.
+    pub lines: Vec<OrderLineInput>,
+    /// Where to deliver.
+    pub delivery_address: String,
+    /// Where to deliver, on the map.
+    pub delivery_location: GeoPointInput,
+    /// A key of the client's choosing, unique per order: retrying with the same key and the
+    /// same order returns the first order instead of placing another.
+    pub idempotency_key: String,
+}
+
+/// The placed order.
+#[derive(SimpleObject)]
+pub struct PlaceOrderPayload {
+    /// The order (also when this was a retry of an earlier request); null on a user error.
+    pub order: Option<Order>,
+    /// Problems with the input; empty on success.
+    pub user_errors: Vec<UserError>,
+}
+
+/// Which order.
+#[derive(InputObject)]
+pub struct OrderInput {
+    /// The order.
+    pub order_id: ID,
+}
+
+/// Which order, and why.
+#[derive(InputObject)]
+pub struct OrderReasonInput {
+    /// The order.
+    pub order_id: ID,
+    /// Why (required to reject; optional to cancel), at most 200 characters.
+    pub reason: Option<String>,
+}
+
+/// The order after a change.
+#[derive(SimpleObject)]
+pub struct OrderPayload {
+    /// The order as changed; null on a user error.
+    pub order: Option<Order>,
+    /// Problems with the input or the order's state; empty on success.
+    pub user_errors: Vec<UserError>,
+}
+
+/// Where the courier is.
+#[derive(InputObject)]
+pub struct CourierLocationInput {
+    /// The order being delivered.
+    pub order_id: ID,
+    /// The courier's position.
+    pub location: GeoPointInput,
+}
+
+/// The delivery after a location update.
+#[derive(SimpleObject)]
+pub struct DeliveryPayload {
+    /// The delivery; null on a user error.
+    pub delivery: Option<Delivery>,
+    /// Problems with the input; empty on success.
+    pub user_errors: Vec<UserError>,
+}
+
+/// A review of a delivered order.
+#[derive(InputObject)]
+pub struct CreateReviewInput {
+    /// The order.
+    pub order_id: ID,
+    /// Stars, 1 to 5.
+    pub rating: i32,
+    /// What the customer thought, at most 2000 characters.
+    #[graphql(default)]
+    pub body: String,
+}
+
+/// The written review.
+#[derive(SimpleObject)]
+pub struct CreateReviewPayload {
+    /// The review; null on a user error.
+    pub review: Option<Review>,
+    /// Problems with the input; empty on success.
+    pub user_errors: Vec<UserError>,
+}
+
+fn order_payload(result: Result<entities::order::Model, InputError>) -> OrderPayload {
+    match result {
+        Ok(order) => OrderPayload {
+            order: Some(Order(Arc::new(order))),
+            user_errors: Vec::new(),
+        },
+        Err(error) => OrderPayload {
+            order: None,
+            user_errors: vec![error.into()],
+        },
+    }
+}
+
+/// Publishes that `order` changed, once its transaction has committed.
+async fn announce(ctx: &Context<'_>, order: &entities::order::Model) -> Result<()> {
+    ctx.data::<EventBus>()?
+        .publish(Event::OrderChanged {
+            order_id: order.id,
+            restaurant_id: order.restaurant_id,
+        })
+        .await;
+    Ok(())
+}
+
+async fn run_move(
+    ctx: &Context<'_>,
+    order_id: &ID,
+    mv: Move,
+    reason: Option<String>,
+) -> Result<OrderPayload> {
+    let order_id = GlobalId::decode_as(order_id, NodeKind::Order)?;
+    let db = ctx.data::<DatabaseConnection>()?;
+    let result = service::move_order(db, viewer(ctx)?, order_id, mv, reason, Utc::now()).await?;
+    if let Ok(order) = &result {
+        announce(ctx, order).await?;
+    }
+    Ok(order_payload(result))
+}
+
+/// The order lifecycle.
+#[derive(Default)]
+pub struct OrderMutation;
+
+#[Object]
+impl OrderMutation {
+    /// Places an order as the viewer (customers). Idempotent per `idempotencyKey`.
+    #[graphql(guard = "ScopeGuard(Scope::OrdersWrite)")]
+    async fn place_order(
+        &self,
+        ctx: &Context<'_>,
+        input: PlaceOrderInput,
+    ) -> Result<PlaceOrderPayload> {
+        let viewer = viewer(ctx)?;
+        viewer.require_role(Role::Customer)?;
+        let customer_id = viewer.require_user()?.id;
+        let mut lines = Vec::with_capacity(input.lines.len());
+        for line in &input.lines {
+            lines.push(LineInput {
+                menu_item_id: GlobalId::decode_as(&line.menu_item_id, NodeKind::MenuItem)?,
+                quantity: line.quantity,
+                note: line.note.clone(),
+            });
+        }
+        let request = PlaceOrder {
+            restaurant_id: GlobalId::decode_as(&input.restaurant_id, NodeKind::Restaurant)?,
+            lines,
+            delivery_address: input.delivery_address,
+            latitude: input.delivery_location.latitude,
+            longitude: input.delivery_location.longitude,
+            idempotency_key: input.idempotency_key,
+        };
+        let db = ctx.data::<DatabaseConnection>()?;
+        Ok(
+            match service::place(db, customer_id, &request, Utc::now()).await? {
+                Ok(placed) => {
+                    if placed.created {
+                        announce(ctx, &placed.order).await?;
+                    }
+                    PlaceOrderPayload {
+                        order: Some(Order(Arc::new(placed.order))),
+                        user_errors: Vec::new(),
+                    }
+                }
+                Err(error) => PlaceOrderPayload {
+                    order: None,
+                    user_errors: vec![error.into()],
+                },
+            },
+        )
+    }
+
+    /// The restaurant takes the order (staff).
+    #[graphql(guard = "ScopeGuard(Scope::OrdersWrite)")]
+    async fn accept_order(&self, ctx: &Context<'_>, input: OrderInput) -> Result<OrderPayload> {
+        run_move(ctx, &input.order_id, Move::Accept, None).await
+    }
+
+    /// The restaurant declines the order, saying why (staff).
+    #[graphql(guard = "ScopeGuard(Scope::OrdersWrite)")]
+    async fn reject_order(
+        &self,
+        ctx: &Context<'_>,
+        input: OrderReasonInput,
+    ) -> Result<OrderPayload> {
+        run_move(ctx, &input.order_id, Move::Reject, input.reason).await
+    }
+
+    /// Cooking starts (staff).
+    #[graphql(guard = "ScopeGuard(Scope::OrdersWrite)")]
+    async fn start_preparing_order(
+        &self,
+        ctx: &Context<'_>,
+        input: OrderInput,
+    ) -> Result<OrderPayload> {
+        run_move(ctx, &input.order_id, Move::StartPreparing, None).await
+    }
+
+    /// The food waits for a courier (staff).
+    #[graphql(guard = "ScopeGuard(Scope::OrdersWrite)")]
+    async fn mark_order_ready(&self, ctx: &Context<'_>, input: OrderInput) -> Result<OrderPayload> {
+        run_move(ctx, &input.order_id, Move::MarkReady, None).await
+    }
+
+    /// Calls the order off: the customer while it is PLACED, staff or admins until pickup.
+    #[graphql(guard = "ScopeGuard(Scope::OrdersWrite)")]
+    async fn cancel_order(
+        &self,
+        ctx: &Context<'_>,
+        input: OrderReasonInput,
+    ) -> Result<OrderPayload> {
+        run_move(ctx, &input.order_id, Move::Cancel, input.reason).await
+    }
+
+    /// A courier takes a ready order; of two couriers racing, one wins.
+    #[graphql(guard = "ScopeGuard(Scope::OrdersWrite)")]
+    async fn claim_delivery(&self, ctx: &Context<'_>, input: OrderInput) -> Result<OrderPayload> {
+        let order_id = GlobalId::decode_as(&input.order_id, NodeKind::Order)?;
+        let db = ctx.data::<DatabaseConnection>()?;
+        let result = service::claim_delivery(db, viewer(ctx)?, order_id, Utc::now()).await?;
+        if let Ok((order, _)) = &result {
+            announce(ctx, order).await?;
+        }
+        Ok(order_payload(result.map(|(order, _)| order)))
+    }
+
+    /// The courier has the food (the courier who claimed it).
+    #[graphql(guard = "ScopeGuard(Scope::OrdersWrite)")]
+    async fn confirm_pickup(&self, ctx: &Context<'_>, input: OrderInput) -> Result<OrderPayload> {
+        run_move(ctx, &input.order_id, Move::ConfirmPickup, None).await
+    }
+
+    /// The customer has the food (the courier who claimed it).
+    #[graphql(guard = "ScopeGuard(Scope::OrdersWrite)")]
+    async fn confirm_delivery(&self, ctx: &Context<'_>, input: OrderInput) -> Result<OrderPayload> {
+        run_move(ctx, &input.order_id, Move::ConfirmDelivery, None).await
+    }
+
+    /// The courier reports where they are (the courier who claimed it).
+    #[graphql(guard = "ScopeGuard(Scope::OrdersWrite)")]
+    async fn update_courier_location(
+        &self,
+        ctx: &Context<'_>,
+        input: CourierLocationInput,
+    ) -> Result<DeliveryPayload> {
+        let order_id = GlobalId::decode_as(&input.order_id, NodeKind::Order)?;
+        let db = ctx.data::<DatabaseConnection>()?;
+        let result = service::update_location(
+            db,
+            viewer(ctx)?,
+            order_id,
+            input.location.latitude,
+            input.location.longitude,
+            Utc::now(),
+        )
+        .await?;
+        Ok(match result {
+            Ok(delivery) => {
+                ctx.data::<EventBus>()?
+                    .publish(Event::CourierMoved { order_id })
+                    .await;
+                DeliveryPayload {
+                    delivery: Some(Delivery(Arc::new(delivery))),
+                    user_errors: Vec::new(),
+                }
+            }
+            Err(error) => DeliveryPayload {
+                delivery: None,
+                user_errors: vec![error.into()],
+            },
+        })
+    }
+
+    /// The customer reviews a delivered order, once.
+    #[graphql(guard = "ScopeGuard(Scope::OrdersWrite)")]
+    async fn create_review(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateReviewInput,
+    ) -> Result<CreateReviewPayload> {
+        let order_id = GlobalId::decode_as(&input.order_id, NodeKind::Order)?;
+        let db = ctx.data::<DatabaseConnection>()?;
+        let result = service::create_review(
+            db,
+            viewer(ctx)?,
+            order_id,
+            input.rating,
+            &input.body,
+            Utc::now(),
+        )
+        .await?;
+        Ok(match result {
+            Ok(review) => CreateReviewPayload {
+                review: Some(Review(Arc::new(review))),
+                user_errors: Vec::new(),
+            },
+            Err(error) => CreateReviewPayload {
+                review: None,
+                user_errors: vec![error.into()],
+            },
+        })
+    }
+}

@@ -1,0 +1,411 @@
+//! `Order`, its lines and events, and `Delivery`.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, Enum, ID, Object, Result};
+use chrono::{DateTime, Utc};
+use entities::{delivery, order, order_event, order_item};
+use sea_orm::DatabaseConnection;
+
+use crate::{
+    auth::{Scope, Viewer, guards::viewer},
+    error::AppError,
+    graphql::{
+        common::{GeoPoint, Money},
+        loaders::Loaders,
+        menu::types::load_restaurant,
+        relay::{GlobalId, NodeKind, Page, PageArgs, PageInfo, encode_cursor},
+        restaurants::types::{Edge, Restaurant},
+        reviews::types::Review,
+        users::types::User,
+    },
+    services::orders::{self as service, can_see},
+};
+
+/// Where an order is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[graphql(remote = "entities::OrderStatus")]
+pub enum OrderStatus {
+    /// Sent by the customer; the restaurant has not answered yet.
+    Placed,
+    /// The restaurant will prepare it.
+    Accepted,
+    /// The restaurant declined it.
+    Rejected,
+    /// Being cooked.
+    Preparing,
+    /// Waiting for a courier at the restaurant.
+    ReadyForPickup,
+    /// On its way to the customer.
+    PickedUp,
+    /// Handed to the customer.
+    Delivered,
+    /// Called off by the customer, the restaurant or an admin.
+    Cancelled,
+}
+
+/// Where a delivery is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[graphql(remote = "entities::DeliveryStatus")]
+pub enum DeliveryStatus {
+    /// A courier has taken the delivery and is heading to the restaurant.
+    Claimed,
+    /// The courier has the food.
+    PickedUp,
+    /// The customer has the food.
+    Delivered,
+}
+
+/// Whether `viewer` may read `order` with its current credential.
+pub async fn visible(ctx: &Context<'_>, order: &order::Model) -> Result<bool> {
+    let viewer = viewer(ctx)?;
+    if !viewer.allows(Scope::OrdersRead) {
+        return Ok(false);
+    }
+    let delivery = ctx
+        .data::<Loaders>()?
+        .delivery_by_order
+        .load_one(order.id)
+        .await?;
+    Ok(can_see(viewer, order, delivery.as_deref()))
+}
+
+/// A customer's order from one restaurant. Visible to its customer, the restaurant's staff,
+/// its courier and admins.
+#[derive(Clone)]
+pub struct Order(pub Arc<order::Model>);
+
+/// A customer's order from one restaurant. Visible to its customer, the restaurant's staff,
+/// its courier and admins.
+#[Object]
+impl Order {
+    /// Global ID of the order.
+    pub async fn id(&self) -> ID {
+        GlobalId::encode(NodeKind::Order, self.0.id)
+    }
+
+    /// Where the order is in its lifecycle.
+    async fn status(&self) -> OrderStatus {
+        self.0.status.into()
+    }
+
+    /// Who ordered.
+    async fn customer(&self, ctx: &Context<'_>) -> Result<User> {
+        let user = ctx
+            .data::<Loaders>()?
+            .users
+            .load_one(self.0.customer_id)
+            .await?
+            .ok_or_else(|| AppError::NotFound("user".into()))?;
+        Ok(User(user))
+    }
+
+    /// Where from.
+    async fn restaurant(&self, ctx: &Context<'_>) -> Result<Restaurant> {
+        load_restaurant(ctx, self.0.restaurant_id).await
+    }
+
+    /// What was ordered, with names and prices as they were when ordering.
+    async fn lines(&self, ctx: &Context<'_>) -> Result<Vec<OrderLine>> {
+        let lines = ctx
+            .data::<Loaders>()?
+            .items_by_order
+            .load_one(self.0.id)
+            .await?
+            .unwrap_or_default();
+        Ok(lines
+            .iter()
+            .map(|line| OrderLine {
+                line: line.clone(),
+                currency: self.0.currency.clone(),
+            })
+            .collect())
+    }
+
+    /// Sum of the lines.
+    async fn subtotal(&self) -> Money {
+        Money::from_minor(self.0.subtotal, &self.0.currency)
+    }
+
+    /// The restaurant's delivery fee.
+    async fn delivery_fee(&self) -> Money {
+        Money::from_minor(self.0.delivery_fee, &self.0.currency)
+    }
+
+    /// What the customer pays.
+    async fn total(&self) -> Money {
+        Money::from_minor(self.0.total, &self.0.currency)
+    }
+
+    /// Where to deliver.
+    async fn delivery_address(&self) -> &str {
+        &self.0.delivery_address
+    }
+
+    /// Where to deliver, on the map.
+    async fn delivery_location(&self) -> GeoPoint {
+        GeoPoint {
+            latitude: self.0.delivery_latitude,
+            longitude: self.0.delivery_longitude,
+        }
+    }
+
+    /// Every status change, oldest first: who moved it, from where, to where, when.
+    async fn events(&self, ctx: &Context<'_>) -> Result<Vec<OrderEvent>> {
+        let events = ctx
+            .data::<Loaders>()?
+            .events_by_order
+            .load_one(self.0.id)
+            .await?
+            .unwrap_or_default();
+        Ok(events.iter().cloned().map(OrderEvent).collect())
+    }
+
+    /// The delivery, once a courier has claimed it.
+    async fn delivery(&self, ctx: &Context<'_>) -> Result<Option<Delivery>> {
+        let delivery = ctx
+            .data::<Loaders>()?
+            .delivery_by_order
+            .load_one(self.0.id)
+            .await?;
+        Ok(delivery.map(Delivery))
+    }
+
+    /// The customer's review, once written.
+    async fn review(&self, ctx: &Context<'_>) -> Result<Option<Review>> {
+        let review = ctx
+            .data::<Loaders>()?
+            .review_by_order
+            .load_one(self.0.id)
+            .await?;
+        Ok(review.map(Review))
+    }
+
+    /// When it was placed.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// When it last changed.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+/// One line of an order.
+pub struct OrderLine {
+    line: order_item::Model,
+    currency: String,
+}
+
+/// One line of an order.
+#[Object]
+impl OrderLine {
+    /// The menu item's name when it was ordered.
+    async fn name(&self) -> &str {
+        &self.line.name
+    }
+
+    /// The price of one when it was ordered.
+    async fn unit_price(&self) -> Money {
+        Money::from_minor(self.line.unit_price, &self.currency)
+    }
+
+    /// How many.
+    async fn quantity(&self) -> i32 {
+        self.line.quantity
+    }
+
+    /// The customer's note for the kitchen.
+    async fn note(&self) -> Option<&str> {
+        self.line.note.as_deref()
+    }
+
+    /// Unit price times quantity.
+    async fn line_total(&self) -> Money {
+        Money::from_minor(
+            self.line.unit_price * i64::from(self.line.quantity),
+            &self.currency,
+        )
+    }
+}
+
+/// One status change of an order.
+pub struct OrderEvent(order_event::Model);
+
+/// One status change of an order.
+#[Object]
+impl OrderEvent {
+    /// The status before; null for the event that placed the order.
+    async fn from_status(&self) -> Option<OrderStatus> {
+        self.0.from_status.map(Into::into)
+    }
+
+    /// The status after.
+    async fn to_status(&self) -> OrderStatus {
+        self.0.to_status.into()
+    }
+
+    /// Who made the change.
+    async fn actor(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        let Some(id) = self.0.actor_id else {
+            return Ok(None);
+        };
+        Ok(ctx.data::<Loaders>()?.users.load_one(id).await?.map(User))
+    }
+
+    /// Why, when a reason was given (rejections, cancellations).
+    async fn reason(&self) -> Option<&str> {
+        self.0.reason.as_deref()
+    }
+
+    /// When.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// A courier's delivery of an order.
+#[derive(Clone)]
+pub struct Delivery(pub Arc<delivery::Model>);
+
+/// A courier's delivery of an order.
+#[Object]
+impl Delivery {
+    /// Who delivers.
+    async fn courier(&self, ctx: &Context<'_>) -> Result<User> {
+        let user = ctx
+            .data::<Loaders>()?
+            .users
+            .load_one(self.0.courier_id)
+            .await?
+            .ok_or_else(|| AppError::NotFound("user".into()))?;
+        Ok(User(user))
+    }
+
+    /// Where the delivery is.
+    async fn status(&self) -> DeliveryStatus {
+        self.0.status.into()
+    }
+
+    /// The courier's last reported position.
+    async fn last_location(&self) -> Option<GeoPoint> {
+        Some(GeoPoint {
+            latitude: self.0.last_latitude?,
+            longitude: self.0.last_longitude?,
+        })
+    }
+
+    /// When the position was reported.
+    async fn location_updated_at(&self) -> Option<DateTime<Utc>> {
+        self.0.location_updated_at
+    }
+
+    /// When the courier took the delivery.
+    async fn claimed_at(&self) -> DateTime<Utc> {
+        self.0.claimed_at
+    }
+
+    /// When the courier collected the food.
+    async fn picked_up_at(&self) -> Option<DateTime<Utc>> {
+        self.0.picked_up_at
+    }
+
+    /// When the customer got the food.
+    async fn delivered_at(&self) -> Option<DateTime<Utc>> {
+        self.0.delivered_at
+    }
+}
+
+/// Whose orders to list.
+#[derive(Debug, Clone, Copy)]
+pub enum OrderOwner {
+    Customer(i64),
+    Restaurant(i64),
+}
+
+/// A page of orders, newest first.
+pub struct OrderConnection {
+    page: Page<order::Model>,
+    args: PageArgs,
+    owner: OrderOwner,
+    status: Option<entities::OrderStatus>,
+}
+
+impl OrderConnection {
+    /// The page `args` of `owner`'s orders, with `status` when given.
+    pub async fn load(
+        ctx: &Context<'_>,
+        owner: OrderOwner,
+        status: Option<OrderStatus>,
+        args: PageArgs,
+    ) -> Result<Self> {
+        let db = ctx.data::<DatabaseConnection>()?;
+        let status = status.map(Into::into);
+        let page = service::list(db, owner_filter(owner), status, &args).await?;
+        Ok(Self {
+            page,
+            args,
+            owner,
+            status,
+        })
+    }
+}
+
+fn owner_filter(owner: OrderOwner) -> service::Owner {
+    match owner {
+        OrderOwner::Customer(id) => service::Owner::Customer(id),
+        OrderOwner::Restaurant(id) => service::Owner::Restaurant(id),
+    }
+}
+
+fn order_cursor(order: &order::Model) -> String {
+    encode_cursor(&order.id)
+}
+
+/// A page of orders, newest first.
+#[Object]
+impl OrderConnection {
+    /// The orders of this page with their cursors.
+    async fn edges(&self) -> Vec<Edge<Order>> {
+        self.page
+            .items
+            .iter()
+            .map(|order| Edge {
+                cursor: order_cursor(order),
+                node: Order(Arc::new(order.clone())),
+            })
+            .collect()
+    }
+
+    /// The orders of this page.
+    async fn nodes(&self) -> Vec<Order> {
+        self.page
+            .items
+            .iter()
+            .map(|order| Order(Arc::new(order.clone())))
+            .collect()
+    }
+
+    /// Where this page is in the list.
+    async fn page_info(&self) -> PageInfo {
+        self.page.page_info(&self.args, order_cursor)
+    }
+
+    /// Number of orders over all pages.
+    async fn total_count(&self, ctx: &Context<'_>) -> Result<i64> {
+        let db = ctx.data::<DatabaseConnection>()?;
+        let count = service::count(db, owner_filter(self.owner), self.status).await?;
+        Ok(i64::try_from(count).unwrap_or(i64::MAX))
+    }
+}
+
+/// `FORBIDDEN` unless the viewer may read orders of the restaurant (staff, admin).
+pub fn require_restaurant_orders(viewer: &Viewer, restaurant_id: i64) -> Result<(), AppError> {
+    viewer.require_scope(Scope::OrdersRead)?;
+    if viewer.is_staff_of(restaurant_id) || viewer.is_admin() {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden)
+    }
+}

@@ -1,0 +1,849 @@
+//! Orders: placing them (idempotently), moving them through their lifecycle, delivering and
+//! reviewing them. Each call is one transaction; what it changed is returned so the caller can
+//! publish it once the transaction has committed.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entities::{
+    DeliveryStatus, OrderStatus, delivery, menu_item, opening_hours, order, order_event,
+    order_item, restaurant, review,
+};
+use sea_orm::{
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    QueryFilter,
+    sea_query::{Expr, ExprTrait},
+};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::{
+    InputError, ServiceResult,
+    restaurants::{Point, local_minute_of_week, minute_of_week},
+};
+use crate::{
+    auth::{Role, Viewer},
+    db::begin_write,
+    error::{AppError, AppResult},
+};
+
+/// Most lines in one order.
+pub const MAX_LINES: usize = 50;
+/// Most of one item in one line.
+pub const MAX_QUANTITY: i32 = 50;
+/// Longest note on a line.
+pub const MAX_NOTE_CHARS: usize = 200;
+/// Longest delivery address.
+pub const MAX_ADDRESS_CHARS: usize = 300;
+/// Longest idempotency key.
+pub const MAX_KEY_CHARS: usize = 100;
+/// Longest review text.
+pub const MAX_REVIEW_CHARS: usize = 2000;
+
+/// One line of a new order.
+#[derive(Debug, Clone, Serialize)]
+pub struct LineInput {
+    pub menu_item_id: i64,
+    pub quantity: i32,
+    pub note: Option<String>,
+}
+
+/// A new order, as the customer sent it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlaceOrder {
+    pub restaurant_id: i64,
+    pub lines: Vec<LineInput>,
+    pub delivery_address: String,
+    pub latitude: f64,
+    pub longitude: f64,
+    #[serde(skip)]
+    pub idempotency_key: String,
+}
+
+impl PlaceOrder {
+    /// A hash of everything but the key: a retry carries the same, a new order does not.
+    fn fingerprint(&self) -> String {
+        hex::encode(Sha256::digest(
+            serde_json::to_vec(self).expect("an order serializes"),
+        ))
+    }
+
+    fn validate(&self) -> Result<(), InputError> {
+        let key = self.idempotency_key.trim();
+        if key.is_empty() || key.chars().count() > MAX_KEY_CHARS {
+            return Err(InputError::new(
+                "idempotencyKey",
+                "INVALID",
+                format!("an idempotency key of 1 to {MAX_KEY_CHARS} characters is needed"),
+            ));
+        }
+        if self.lines.is_empty() || self.lines.len() > MAX_LINES {
+            return Err(InputError::new(
+                "lines",
+                "INVALID",
+                format!("an order has 1 to {MAX_LINES} lines"),
+            ));
+        }
+        for line in &self.lines {
+            if !(1..=MAX_QUANTITY).contains(&line.quantity) {
+                return Err(InputError::new(
+                    "lines",
+                    "INVALID",
+                    format!("quantities are 1 to {MAX_QUANTITY}"),
+                ));
+            }
+            if line
+                .note
+                .as_ref()
+                .is_some_and(|n| n.chars().count() > MAX_NOTE_CHARS)
+            {
+                return Err(InputError::new(
+                    "lines",
+                    "INVALID",
+                    format!("notes are at most {MAX_NOTE_CHARS} characters"),
+                ));
+            }
+        }
+        let address = self.delivery_address.trim();
+        if address.is_empty() || address.chars().count() > MAX_ADDRESS_CHARS {
+            return Err(InputError::new(
+                "deliveryAddress",
+                "INVALID",
+                format!("a delivery address of 1 to {MAX_ADDRESS_CHARS} characters is needed"),
+            ));
+        }
+        Point::new(self.latitude, self.longitude).map_err(|_| {
+            InputError::new("deliveryLocation", "INVALID", "the location is off the map")
+        })?;
+        Ok(())
+    }
+}
+
+/// A placed order and whether this call created it (false for a retry).
+#[derive(Debug, Clone)]
+pub struct Placed {
+    pub order: order::Model,
+    pub created: bool,
+}
+
+/// Places an order for `customer_id`. The same key with the same payload returns the first
+/// order, also when retries race; the same key with another payload is a user error.
+pub async fn place(
+    db: &DatabaseConnection,
+    customer_id: i64,
+    input: &PlaceOrder,
+    now: DateTime<Utc>,
+) -> ServiceResult<Placed> {
+    if let Err(error) = input.validate() {
+        return Ok(Err(error));
+    }
+    let fingerprint = input.fingerprint();
+    if let Some(existing) = find_by_key(db, customer_id, &input.idempotency_key).await? {
+        return Ok(replay(existing, &fingerprint));
+    }
+    let txn = begin_write(db).await?;
+    let outcome = match insert_order(&txn, customer_id, input, &fingerprint, now).await {
+        Ok(Ok(order)) => txn.commit().await.map(|()| order).map_err(AppError::from),
+        Ok(Err(error)) => return Ok(Err(error)),
+        Err(error) => {
+            txn.rollback().await.ok();
+            Err(error)
+        }
+    };
+    match outcome {
+        Ok(order) => Ok(Ok(Placed {
+            order,
+            created: true,
+        })),
+        // A racing retry won the unique key (PostgreSQL refuses the insert, SQLite the commit):
+        // answer with its order.
+        Err(error) => match find_by_key(db, customer_id, &input.idempotency_key).await? {
+            Some(existing) => Ok(replay(existing, &fingerprint)),
+            None => Err(error),
+        },
+    }
+}
+
+fn replay(existing: order::Model, fingerprint: &str) -> Result<Placed, InputError> {
+    if existing.request_fingerprint == fingerprint {
+        Ok(Placed {
+            order: existing,
+            created: false,
+        })
+    } else {
+        Err(InputError::new(
+            "idempotencyKey",
+            "IDEMPOTENCY_KEY_REUSED",
+            "this idempotency key was used for a different order",
+        ))
+    }
+}
+
+async fn find_by_key<C: ConnectionTrait>(
+    db: &C,
+    customer_id: i64,
+    key: &str,
+) -> AppResult<Option<order::Model>> {
+    Ok(order::Entity::find()
+        .filter(order::Column::CustomerId.eq(customer_id))
+        .filter(order::Column::IdempotencyKey.eq(key))
+        .one(db)
+        .await?)
+}
+
+/// Whether `restaurant` takes orders at `now`: switched on and within its hours.
+pub async fn is_open_now<C: ConnectionTrait>(
+    db: &C,
+    restaurant: &restaurant::Model,
+    now: DateTime<Utc>,
+) -> AppResult<bool> {
+    if !restaurant.is_open {
+        return Ok(false);
+    }
+    let minute = local_minute_of_week(minute_of_week(now), restaurant.utc_offset_minutes);
+    let hours = opening_hours::Entity::find()
+        .filter(opening_hours::Column::RestaurantId.eq(restaurant.id))
+        .filter(opening_hours::Column::OpensAt.lte(minute))
+        .filter(opening_hours::Column::ClosesAt.gt(minute))
+        .one(db)
+        .await?;
+    Ok(hours.is_some())
+}
+
+async fn insert_order(
+    txn: &DatabaseTransaction,
+    customer_id: i64,
+    input: &PlaceOrder,
+    fingerprint: &str,
+    now: DateTime<Utc>,
+) -> ServiceResult<order::Model> {
+    // Inside the write transaction: a retry that lost the race finds the winner here.
+    if let Some(existing) = find_by_key(txn, customer_id, &input.idempotency_key).await? {
+        return Ok(replay(existing, fingerprint).map(|placed| placed.order));
+    }
+    let Some(restaurant) = restaurant::Entity::find_by_id(input.restaurant_id)
+        .one(txn)
+        .await?
+    else {
+        return Ok(Err(InputError::new(
+            "restaurantId",
+            "NOT_FOUND",
+            "no such restaurant",
+        )));
+    };
+    if !is_open_now(txn, &restaurant, now).await? {
+        return Ok(Err(InputError::new(
+            "restaurantId",
+            "RESTAURANT_CLOSED",
+            "the restaurant is not taking orders right now",
+        )));
+    }
+    let items: HashMap<i64, menu_item::Model> = menu_item::Entity::find()
+        .filter(menu_item::Column::Id.is_in(input.lines.iter().map(|l| l.menu_item_id)))
+        .filter(menu_item::Column::RestaurantId.eq(restaurant.id))
+        .filter(menu_item::Column::DeletedAt.is_null())
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|item| (item.id, item))
+        .collect();
+    let mut subtotal: i64 = 0;
+    for line in &input.lines {
+        let Some(item) = items.get(&line.menu_item_id) else {
+            return Ok(Err(InputError::new(
+                "lines",
+                "ITEM_NOT_FOUND",
+                "an item is not on this restaurant's menu",
+            )));
+        };
+        if !item.is_available {
+            return Ok(Err(InputError::new(
+                "lines",
+                "ITEM_UNAVAILABLE",
+                format!("{} is sold out", item.name),
+            )));
+        }
+        if item.currency != restaurant.currency {
+            return Err(AppError::Internal(anyhow::anyhow!(
+                "menu item {} is priced in another currency than its restaurant",
+                item.id
+            )));
+        }
+        subtotal += item.price_amount * i64::from(line.quantity);
+    }
+    let order = order::ActiveModel {
+        customer_id: Set(customer_id),
+        restaurant_id: Set(restaurant.id),
+        status: Set(OrderStatus::Placed),
+        subtotal: Set(subtotal),
+        delivery_fee: Set(restaurant.delivery_fee),
+        total: Set(subtotal + restaurant.delivery_fee),
+        currency: Set(restaurant.currency.clone()),
+        delivery_address: Set(input.delivery_address.trim().to_owned()),
+        delivery_latitude: Set(input.latitude),
+        delivery_longitude: Set(input.longitude),
+        idempotency_key: Set(input.idempotency_key.clone()),
+        request_fingerprint: Set(fingerprint.to_owned()),
+        version: Set(1),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await?;
+    order_item::Entity::insert_many(input.lines.iter().map(|line| {
+        let item = &items[&line.menu_item_id];
+        order_item::ActiveModel {
+            order_id: Set(order.id),
+            menu_item_id: Set(item.id),
+            name: Set(item.name.clone()),
+            unit_price: Set(item.price_amount),
+            quantity: Set(line.quantity),
+            note: Set(line.note.clone().filter(|n| !n.trim().is_empty())),
+            ..Default::default()
+        }
+    }))
+    .exec_without_returning(txn)
+    .await?;
+    record_event(
+        txn,
+        order.id,
+        Some(customer_id),
+        None,
+        OrderStatus::Placed,
+        None,
+        now,
+    )
+    .await?;
+    Ok(Ok(order))
+}
+
+async fn record_event(
+    txn: &DatabaseTransaction,
+    order_id: i64,
+    actor_id: Option<i64>,
+    from: Option<OrderStatus>,
+    to: OrderStatus,
+    reason: Option<String>,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    order_event::ActiveModel {
+        order_id: Set(order_id),
+        actor_id: Set(actor_id),
+        from_status: Set(from),
+        to_status: Set(to),
+        reason: Set(reason),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await?;
+    Ok(())
+}
+
+/// Whether `viewer` may see `order`: its customer, the restaurant's staff, its courier, admins.
+pub fn can_see(viewer: &Viewer, order: &order::Model, delivery: Option<&delivery::Model>) -> bool {
+    let Some(user) = viewer.user() else {
+        return false;
+    };
+    viewer.is_admin()
+        || order.customer_id == user.id
+        || viewer.is_staff_of(order.restaurant_id)
+        || delivery.is_some_and(|d| d.courier_id == user.id)
+}
+
+/// A move of an order's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Move {
+    Accept,
+    Reject,
+    StartPreparing,
+    MarkReady,
+    Cancel,
+    ConfirmPickup,
+    ConfirmDelivery,
+}
+
+impl Move {
+    /// The status the move leads to.
+    pub fn target(self) -> OrderStatus {
+        match self {
+            Self::Accept => OrderStatus::Accepted,
+            Self::Reject => OrderStatus::Rejected,
+            Self::StartPreparing => OrderStatus::Preparing,
+            Self::MarkReady => OrderStatus::ReadyForPickup,
+            Self::Cancel => OrderStatus::Cancelled,
+            Self::ConfirmPickup => OrderStatus::PickedUp,
+            Self::ConfirmDelivery => OrderStatus::Delivered,
+        }
+    }
+}
+
+/// Loads an order the viewer may see, inside `txn`; strangers get `NOT_FOUND` so they learn
+/// nothing about orders that are not theirs.
+async fn visible_order(
+    txn: &DatabaseTransaction,
+    viewer: &Viewer,
+    order_id: i64,
+) -> AppResult<Result<(order::Model, Option<delivery::Model>), InputError>> {
+    let not_found = || InputError::new("orderId", "NOT_FOUND", "no such order");
+    let Some(order) = order::Entity::find_by_id(order_id).one(txn).await? else {
+        return Ok(Err(not_found()));
+    };
+    let delivery = delivery::Entity::find()
+        .filter(delivery::Column::OrderId.eq(order_id))
+        .one(txn)
+        .await?;
+    if !can_see(viewer, &order, delivery.as_ref()) {
+        return Ok(Err(not_found()));
+    }
+    Ok(Ok((order, delivery)))
+}
+
+/// Bumps the order's version if nobody changed it since it was read: of two racing changes,
+/// exactly one passes.
+async fn claim_version(
+    txn: &DatabaseTransaction,
+    order: &order::Model,
+    status: OrderStatus,
+    now: DateTime<Utc>,
+) -> AppResult<bool> {
+    let result = order::Entity::update_many()
+        .col_expr(order::Column::Status, Expr::value(status))
+        .col_expr(
+            order::Column::Version,
+            Expr::col(order::Column::Version).add(1),
+        )
+        .col_expr(order::Column::UpdatedAt, Expr::value(now))
+        .filter(order::Column::Id.eq(order.id))
+        .filter(order::Column::Version.eq(order.version))
+        .exec(txn)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+fn conflict() -> InputError {
+    InputError::new(
+        "orderId",
+        "CONFLICT",
+        "the order changed meanwhile; reload it and try again",
+    )
+}
+
+/// Moves an order to the next status of `mv`, as `viewer`, recording the event.
+pub async fn move_order(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    order_id: i64,
+    mv: Move,
+    reason: Option<String>,
+    now: DateTime<Utc>,
+) -> ServiceResult<order::Model> {
+    let user = viewer.require_user()?.clone();
+    let reason = reason
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty());
+    if reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > MAX_NOTE_CHARS)
+    {
+        return Ok(Err(InputError::new(
+            "reason",
+            "INVALID",
+            format!("at most {MAX_NOTE_CHARS} characters"),
+        )));
+    }
+    if mv == Move::Reject && reason.is_none() {
+        return Ok(Err(InputError::new(
+            "reason",
+            "INVALID",
+            "say why the order is rejected",
+        )));
+    }
+    let txn = begin_write(db).await?;
+    let (order, delivery) = match visible_order(&txn, viewer, order_id).await? {
+        Ok(found) => found,
+        Err(error) => return Ok(Err(error)),
+    };
+    let staff = viewer.is_staff_of(order.restaurant_id) || viewer.is_admin();
+    let courier = delivery.as_ref().is_some_and(|d| d.courier_id == user.id);
+    let allowed = match mv {
+        Move::Accept | Move::Reject | Move::StartPreparing | Move::MarkReady => staff,
+        Move::Cancel => staff || order.customer_id == user.id,
+        Move::ConfirmPickup | Move::ConfirmDelivery => courier,
+    };
+    if !allowed {
+        return Err(AppError::Forbidden);
+    }
+    let target = mv.target();
+    if !order.status.can_move_to(target) {
+        return Ok(Err(invalid_transition(order.status, target)));
+    }
+    if mv == Move::Cancel && !staff && order.status != OrderStatus::Placed {
+        return Ok(Err(InputError::new(
+            "orderId",
+            "INVALID_TRANSITION",
+            "customers can cancel only until the restaurant accepts the order",
+        )));
+    }
+    if mv == Move::Cancel && delivery.is_some() && order.status == OrderStatus::ReadyForPickup {
+        // A courier is on the way; cancelling is still allowed and frees them.
+        delivery::Entity::delete_many()
+            .filter(delivery::Column::OrderId.eq(order.id))
+            .exec(&txn)
+            .await?;
+    }
+    if mv == Move::ConfirmPickup && delivery.is_none() {
+        return Ok(Err(InputError::new(
+            "orderId",
+            "NOT_CLAIMED",
+            "claim the delivery first",
+        )));
+    }
+    if !claim_version(&txn, &order, target, now).await? {
+        return Ok(Err(conflict()));
+    }
+    match mv {
+        Move::ConfirmPickup => {
+            set_delivery_status(&txn, order.id, DeliveryStatus::PickedUp, now).await?;
+        }
+        Move::ConfirmDelivery => {
+            set_delivery_status(&txn, order.id, DeliveryStatus::Delivered, now).await?;
+        }
+        _ => {}
+    }
+    record_event(
+        &txn,
+        order.id,
+        Some(user.id),
+        Some(order.status),
+        target,
+        reason,
+        now,
+    )
+    .await?;
+    let updated = order::Entity::find_by_id(order.id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| {
+            AppError::Internal(anyhow::anyhow!("order vanished in its own transaction"))
+        })?;
+    txn.commit().await?;
+    Ok(Ok(updated))
+}
+
+fn invalid_transition(from: OrderStatus, to: OrderStatus) -> InputError {
+    InputError::new(
+        "orderId",
+        "INVALID_TRANSITION",
+        format!("an order that is {from:?} cannot become {to:?}"),
+    )
+}
+
+async fn set_delivery_status(
+    txn: &DatabaseTransaction,
+    order_id: i64,
+    status: DeliveryStatus,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let mut update = delivery::Entity::update_many()
+        .col_expr(delivery::Column::Status, Expr::value(status))
+        .filter(delivery::Column::OrderId.eq(order_id));
+    update = match status {
+        DeliveryStatus::PickedUp => update.col_expr(delivery::Column::PickedUpAt, Expr::value(now)),
+        DeliveryStatus::Delivered => {
+            update.col_expr(delivery::Column::DeliveredAt, Expr::value(now))
+        }
+        DeliveryStatus::Claimed => update,
+    };
+    update.exec(txn).await?;
+    Ok(())
+}
+
+/// A courier takes a ready order that nobody has claimed.
+pub async fn claim_delivery(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    order_id: i64,
+    now: DateTime<Utc>,
+) -> ServiceResult<(order::Model, delivery::Model)> {
+    viewer.require_role(Role::Courier)?;
+    let courier_id = viewer.require_user()?.id;
+    let txn = begin_write(db).await?;
+    let Some(order) = order::Entity::find_by_id(order_id).one(&txn).await? else {
+        return Ok(Err(InputError::new(
+            "orderId",
+            "NOT_FOUND",
+            "no such order",
+        )));
+    };
+    if order.status != OrderStatus::ReadyForPickup {
+        return Ok(Err(InputError::new(
+            "orderId",
+            "INVALID_TRANSITION",
+            "only orders ready for pickup can be claimed",
+        )));
+    }
+    let existing = delivery::Entity::find()
+        .filter(delivery::Column::OrderId.eq(order_id))
+        .one(&txn)
+        .await?;
+    if existing.is_some() {
+        return Ok(Err(InputError::new(
+            "orderId",
+            "ALREADY_CLAIMED",
+            "another courier has this delivery",
+        )));
+    }
+    // The version bump makes a claim and any other change of the order exclude each other.
+    if !claim_version(&txn, &order, order.status, now).await? {
+        return Ok(Err(InputError::new(
+            "orderId",
+            "ALREADY_CLAIMED",
+            "another courier has this delivery",
+        )));
+    }
+    let delivery = delivery::ActiveModel {
+        order_id: Set(order.id),
+        courier_id: Set(courier_id),
+        status: Set(DeliveryStatus::Claimed),
+        last_latitude: Set(None),
+        last_longitude: Set(None),
+        location_updated_at: Set(None),
+        claimed_at: Set(now),
+        picked_up_at: Set(None),
+        delivered_at: Set(None),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await;
+    let Ok(delivery) = delivery else {
+        return Ok(Err(InputError::new(
+            "orderId",
+            "ALREADY_CLAIMED",
+            "another courier has this delivery",
+        )));
+    };
+    let order = order::Entity::find_by_id(order.id)
+        .one(&txn)
+        .await?
+        .unwrap_or(order);
+    txn.commit().await?;
+    Ok(Ok((order, delivery)))
+}
+
+/// The courier of an order reports where they are.
+pub async fn update_location(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    order_id: i64,
+    latitude: f64,
+    longitude: f64,
+    now: DateTime<Utc>,
+) -> ServiceResult<delivery::Model> {
+    let user_id = viewer.require_user()?.id;
+    if Point::new(latitude, longitude).is_err() {
+        return Ok(Err(InputError::new(
+            "location",
+            "INVALID",
+            "the location is off the map",
+        )));
+    }
+    let txn = begin_write(db).await?;
+    let (order, delivery) = match visible_order(&txn, viewer, order_id).await? {
+        Ok(found) => found,
+        Err(error) => return Ok(Err(error)),
+    };
+    let Some(delivery) = delivery.filter(|d| d.courier_id == user_id) else {
+        return Err(AppError::Forbidden);
+    };
+    if !matches!(
+        order.status,
+        OrderStatus::ReadyForPickup | OrderStatus::PickedUp
+    ) {
+        return Ok(Err(InputError::new(
+            "orderId",
+            "INVALID_TRANSITION",
+            "the delivery is over",
+        )));
+    }
+    let mut active: delivery::ActiveModel = delivery.into();
+    active.last_latitude = Set(Some(latitude));
+    active.last_longitude = Set(Some(longitude));
+    active.location_updated_at = Set(Some(now));
+    let delivery = active.update(&txn).await?;
+    txn.commit().await?;
+    Ok(Ok(delivery))
+}
+
+/// The customer of a delivered order reviews it, once; the restaurant's rating follows in
+/// the same transaction.
+pub async fn create_review(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    order_id: i64,
+    rating: i32,
+    body: &str,
+    now: DateTime<Utc>,
+) -> ServiceResult<review::Model> {
+    let user_id = viewer.require_user()?.id;
+    if !(1..=5).contains(&rating) {
+        return Ok(Err(InputError::new(
+            "rating",
+            "INVALID",
+            "ratings are 1 to 5",
+        )));
+    }
+    if body.chars().count() > MAX_REVIEW_CHARS {
+        return Ok(Err(InputError::new(
+            "body",
+            "INVALID",
+            format!("at most {MAX_REVIEW_CHARS} characters"),
+        )));
+    }
+    let txn = begin_write(db).await?;
+    let (order, _) = match visible_order(&txn, viewer, order_id).await? {
+        Ok(found) => found,
+        Err(error) => return Ok(Err(error)),
+    };
+    if order.customer_id != user_id {
+        return Err(AppError::Forbidden);
+    }
+    if order.status != OrderStatus::Delivered {
+        return Ok(Err(InputError::new(
+            "orderId",
+            "NOT_DELIVERED",
+            "only delivered orders can be reviewed",
+        )));
+    }
+    let existing = review::Entity::find()
+        .filter(review::Column::OrderId.eq(order_id))
+        .one(&txn)
+        .await?;
+    if existing.is_some() {
+        return Ok(Err(InputError::new(
+            "orderId",
+            "ALREADY_REVIEWED",
+            "this order has a review",
+        )));
+    }
+    let review = review::ActiveModel {
+        order_id: Set(order.id),
+        restaurant_id: Set(order.restaurant_id),
+        author_id: Set(user_id),
+        rating: Set(rating),
+        body: Set(body.trim().to_owned()),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    restaurant::Entity::update_many()
+        .col_expr(
+            restaurant::Column::RatingSum,
+            Expr::col(restaurant::Column::RatingSum).add(rating),
+        )
+        .col_expr(
+            restaurant::Column::RatingCount,
+            Expr::col(restaurant::Column::RatingCount).add(1),
+        )
+        .filter(restaurant::Column::Id.eq(order.restaurant_id))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(Ok(review))
+}
+
+/// Whose orders a list shows.
+#[derive(Debug, Clone, Copy)]
+pub enum Owner {
+    Customer(i64),
+    Restaurant(i64),
+}
+
+fn owned(owner: Owner, status: Option<OrderStatus>) -> sea_orm::Condition {
+    let mut condition = sea_orm::Condition::all().add(match owner {
+        Owner::Customer(id) => order::Column::CustomerId.eq(id),
+        Owner::Restaurant(id) => order::Column::RestaurantId.eq(id),
+    });
+    if let Some(status) = status {
+        condition = condition.add(order::Column::Status.eq(status));
+    }
+    condition
+}
+
+/// A page of `owner`'s orders, newest first.
+pub async fn list(
+    db: &DatabaseConnection,
+    owner: Owner,
+    status: Option<OrderStatus>,
+    page: &crate::graphql::relay::PageArgs,
+) -> AppResult<crate::graphql::relay::Page<order::Model>> {
+    use sea_orm::{QueryOrder, QuerySelect};
+
+    use crate::graphql::relay::{Direction, Page, decode_cursor};
+    let forward = page.direction == Direction::Forward;
+    let mut select = order::Entity::find().filter(owned(owner, status));
+    if let Some(cursor) = &page.cursor {
+        let id: i64 = decode_cursor(cursor)?;
+        select = select.filter(if forward {
+            order::Column::Id.lt(id)
+        } else {
+            order::Column::Id.gt(id)
+        });
+    }
+    let select = if forward {
+        select.order_by_desc(order::Column::Id)
+    } else {
+        select.order_by_asc(order::Column::Id)
+    };
+    let rows = select.limit(page.limit + 1).all(db).await?;
+    Ok(Page::from_rows(rows, page))
+}
+
+/// How many orders `owner` has (with `status`).
+pub async fn count(
+    db: &DatabaseConnection,
+    owner: Owner,
+    status: Option<OrderStatus>,
+) -> AppResult<u64> {
+    use sea_orm::PaginatorTrait;
+    Ok(order::Entity::find()
+        .filter(owned(owner, status))
+        .count(db)
+        .await?)
+}
+
+/// Ready orders nobody has claimed, nearest first from `near` (oldest first without it).
+pub async fn available_for_couriers(
+    db: &DatabaseConnection,
+    near: Option<Point>,
+    limit: u64,
+) -> AppResult<Vec<order::Model>> {
+    use sea_orm::{JoinType, Order as SortOrder, QueryOrder, QuerySelect, RelationTrait};
+    let unclaimed = Expr::exists(
+        sea_orm::sea_query::Query::select()
+            .expr(Expr::val(1))
+            .from(delivery::Entity)
+            .and_where(
+                Expr::col((delivery::Entity, delivery::Column::OrderId))
+                    .equals((order::Entity, order::Column::Id)),
+            )
+            .take(),
+    )
+    .not();
+    let mut select = order::Entity::find()
+        .join(JoinType::InnerJoin, order::Relation::Restaurant.def())
+        .filter(order::Column::Status.eq(OrderStatus::ReadyForPickup))
+        .filter(unclaimed);
+    if let Some(point) = near {
+        select = select.order_by(super::restaurants::distance_key(point), SortOrder::Asc);
+    }
+    Ok(select
+        .order_by_asc(order::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?)
+}

@@ -1,0 +1,470 @@
+//! The order lifecycle: placing, moving, delivering, reviewing, following live; races;
+//! who may see and do what.
+
+use dishpatch::seed;
+use futures_util::future::join_all;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use serde_json::{Value, json};
+
+use crate::{
+    helpers::{TestApp, db_test},
+    websocket::{connect, receive, send},
+};
+
+const PLACE: &str = "mutation($input: PlaceOrderInput!) { placeOrder(input: $input) {
+    order { id status subtotal { amount } deliveryFee { amount } total { amount } lines { name quantity unitPrice { amount } lineTotal { amount } } }
+    userErrors { field message code } } }";
+
+const ORDER_FIELDS: &str = "order { id status delivery { status courier { displayName } } } userErrors { field message code }";
+
+/// Menu items of Trattoria Roma (open around the clock, staffed by the demo owner).
+async fn roma_items(app: &TestApp) -> (String, Vec<(String, bool, String)>) {
+    let response = app
+        .graphql(
+            "{ restaurant(slug: \"trattoria-roma\") { id menu { items { id available price { amount } } } } }",
+            json!({}),
+        )
+        .await;
+    let restaurant = response.data()["restaurant"].clone();
+    let items = restaurant["menu"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            (
+                item["id"].as_str().unwrap().to_owned(),
+                item["available"].as_bool().unwrap(),
+                item["price"]["amount"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    (restaurant["id"].as_str().unwrap().to_owned(), items)
+}
+
+fn available(items: &[(String, bool, String)], n: usize) -> Vec<String> {
+    items
+        .iter()
+        .filter(|(_, ok, _)| *ok)
+        .take(n)
+        .map(|(id, _, _)| id.clone())
+        .collect()
+}
+
+fn order_input(restaurant: &str, items: &[String], key: &str) -> Value {
+    json!({
+        "restaurantId": restaurant,
+        "lines": items.iter().enumerate().map(|(i, id)| json!({ "menuItemId": id, "quantity": i + 1 })).collect::<Vec<_>>(),
+        "deliveryAddress": "Torstrasse 1, Berlin",
+        "deliveryLocation": { "latitude": 52.53, "longitude": 13.40 },
+        "idempotencyKey": key,
+    })
+}
+
+async fn place(app: &TestApp, who: &str, input: Value) -> Value {
+    let response = app
+        .graphql_as(Some(who), PLACE, json!({ "input": input }))
+        .await;
+    response.data()["placeOrder"].clone()
+}
+
+async fn act(app: &TestApp, who: &str, mutation: &str, input: Value) -> Value {
+    let query = format!(
+        "mutation($input: {}!) {{ {mutation}(input: $input) {{ {ORDER_FIELDS} }} }}",
+        input_type(mutation)
+    );
+    let response = app
+        .graphql_as(Some(who), &query, json!({ "input": input }))
+        .await;
+    response.data()[mutation].clone()
+}
+
+fn input_type(mutation: &str) -> &'static str {
+    match mutation {
+        "rejectOrder" | "cancelOrder" => "OrderReasonInput",
+        _ => "OrderInput",
+    }
+}
+
+async fn courier_emails(app: &TestApp) -> Vec<String> {
+    let couriers = entities::user::Entity::find()
+        .filter(entities::user::Column::Email.like("courier%@example.test"))
+        .all(&app.db)
+        .await
+        .unwrap();
+    couriers.into_iter().filter_map(|u| u.email).collect()
+}
+
+/// An order of the demo customer at Trattoria Roma, marked ready by the owner.
+async fn ready_order(app: &TestApp, key: &str) -> String {
+    let (restaurant, items) = roma_items(app).await;
+    let customer = app.bearer(seed::DEMO_CUSTOMER).await;
+    let owner = app.bearer(seed::DEMO_OWNER).await;
+    let placed = place(
+        app,
+        &customer,
+        order_input(&restaurant, &available(&items, 1), key),
+    )
+    .await;
+    let id = placed["order"]["id"].as_str().unwrap().to_owned();
+    for mutation in ["acceptOrder", "startPreparingOrder", "markOrderReady"] {
+        let moved = act(app, &owner, mutation, json!({ "orderId": id })).await;
+        assert_eq!(moved["userErrors"], json!([]), "{mutation}");
+    }
+    id
+}
+
+/// The next `orderUpdated` message: status and delivery status.
+async fn next_status(socket: &mut crate::websocket::Socket) -> (String, Value) {
+    let message = receive(socket).await;
+    assert_eq!(
+        (message["type"].as_str(), message["id"].as_str()),
+        (Some("next"), Some("o")),
+        "{message}"
+    );
+    let order = &message["payload"]["data"]["orderUpdated"];
+    (
+        order["status"].as_str().unwrap().to_owned(),
+        order["delivery"]["status"].clone(),
+    )
+}
+
+db_test! {
+    async fn an_order_goes_from_placed_to_reviewed_and_its_customer_sees_every_change_live(app) {
+        let (restaurant, items) = roma_items(&app).await;
+        let customer = app.bearer(seed::DEMO_CUSTOMER).await;
+        let owner = app.bearer(seed::DEMO_OWNER).await;
+        let courier = app.bearer(seed::DEMO_COURIER).await;
+
+        let chosen = available(&items, 2);
+        let placed = place(&app, &customer, order_input(&restaurant, &chosen, "journey-1")).await;
+        assert_eq!(placed["userErrors"], json!([]));
+        let order = placed["order"].clone();
+        let id = order["id"].as_str().unwrap().to_owned();
+        assert_eq!(order["status"], "PLACED");
+        // Prices come from the menu: line totals add up to the subtotal, plus the fee.
+        let cents = |v: &Value| (v.as_str().unwrap().parse::<f64>().unwrap() * 100.0).round() as i64;
+        let lines = order["lines"].as_array().unwrap();
+        assert_eq!(lines.len(), 2);
+        let sum: i64 = lines.iter().map(|l| cents(&l["lineTotal"]["amount"])).sum();
+        assert_eq!(sum, cents(&order["subtotal"]["amount"]));
+        assert_eq!(cents(&order["total"]["amount"]), sum + cents(&order["deliveryFee"]["amount"]));
+
+        // The customer follows the order live, and the customer and staff the courier.
+        let mut socket = connect(&app, "graphql-transport-ws").await;
+        send(&mut socket, json!({ "type": "connection_init", "payload": { "Authorization": customer } })).await;
+        assert_eq!(receive(&mut socket).await["type"], "connection_ack");
+        send(&mut socket, json!({ "id": "o", "type": "subscribe", "payload": {
+            "query": "subscription($id: ID!) { orderUpdated(orderId: $id) { status delivery { status } } }",
+            "variables": { "id": id } } })).await;
+        send(&mut socket, json!({ "id": "c", "type": "subscribe", "payload": {
+            "query": "subscription($id: ID!) { courierLocation(orderId: $id) { lastLocation { latitude longitude } } }",
+            "variables": { "id": id } } })).await;
+        // Subscriptions start before the first change is published.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+        // Each change reaches the subscriber before the next one is made, as when people act.
+        for (mutation, status) in [
+            ("acceptOrder", "ACCEPTED"),
+            ("startPreparingOrder", "PREPARING"),
+            ("markOrderReady", "READY_FOR_PICKUP"),
+        ] {
+            let moved = act(&app, &owner, mutation, json!({ "orderId": id })).await;
+            assert_eq!(moved["userErrors"], json!([]), "{mutation}");
+            assert_eq!(next_status(&mut socket).await.0, status);
+        }
+        let claimed = act(&app, &courier, "claimDelivery", json!({ "orderId": id })).await;
+        assert_eq!(claimed["order"]["delivery"]["status"], "CLAIMED");
+        assert_eq!(next_status(&mut socket).await, ("READY_FOR_PICKUP".to_owned(), json!("CLAIMED")), "the claim is a change too");
+        let picked = act(&app, &courier, "confirmPickup", json!({ "orderId": id })).await;
+        assert_eq!(picked["order"]["status"], "PICKED_UP");
+        assert_eq!(next_status(&mut socket).await, ("PICKED_UP".to_owned(), json!("PICKED_UP")));
+        let located = app.graphql_as(Some(&courier),
+            "mutation($id: ID!) { updateCourierLocation(input: { orderId: $id, location: { latitude: 52.525, longitude: 13.41 } }) { delivery { lastLocation { latitude } } userErrors { code } } }",
+            json!({ "id": id })).await;
+        assert_eq!(located.data()["updateCourierLocation"]["delivery"]["lastLocation"]["latitude"], 52.525);
+        let moved = receive(&mut socket).await;
+        assert_eq!(moved["id"], "c", "{moved}");
+        assert_eq!(moved["payload"]["data"]["courierLocation"]["lastLocation"]["longitude"], 13.41);
+        let delivered = act(&app, &courier, "confirmDelivery", json!({ "orderId": id })).await;
+        assert_eq!(delivered["order"]["status"], "DELIVERED");
+        assert_eq!(next_status(&mut socket).await, ("DELIVERED".to_owned(), json!("DELIVERED")));
+
+        let before = app.graphql("{ restaurant(slug: \"trattoria-roma\") { rating { count } } }", json!({})).await;
+        let count_before = before.data()["restaurant"]["rating"]["count"].as_i64().unwrap();
+        let review = app.graphql_as(Some(&customer),
+            "mutation($id: ID!) { createReview(input: { orderId: $id, rating: 5, body: \"Perfect\" }) { review { rating author { displayName } } userErrors { code } } }",
+            json!({ "id": id })).await;
+        assert_eq!(review.data()["createReview"]["review"]["author"]["displayName"], "Casey Customer");
+        let again = app.graphql_as(Some(&customer),
+            "mutation($id: ID!) { createReview(input: { orderId: $id, rating: 1 }) { userErrors { code } } }",
+            json!({ "id": id })).await;
+        assert_eq!(again.data()["createReview"]["userErrors"][0]["code"], "ALREADY_REVIEWED");
+        let after = app.graphql("{ restaurant(slug: \"trattoria-roma\") { rating { count } } }", json!({})).await;
+        assert_eq!(after.data()["restaurant"]["rating"]["count"].as_i64().unwrap(), count_before + 1);
+
+        // Every status has the event that explains it.
+        let history = app.graphql_as(Some(&customer),
+            "query($id: ID!) { order(id: $id) { status events { fromStatus toStatus actor { displayName } } review { rating } } }",
+            json!({ "id": id })).await;
+        let history = history.data()["order"].clone();
+        let events = history["events"].as_array().unwrap();
+        let path: Vec<&str> = events.iter().map(|e| e["toStatus"].as_str().unwrap()).collect();
+        assert_eq!(path, ["PLACED", "ACCEPTED", "PREPARING", "READY_FOR_PICKUP", "PICKED_UP", "DELIVERED"]);
+        assert!(events.windows(2).all(|w| w[1]["fromStatus"] == w[0]["toStatus"]));
+        assert_eq!(events[1]["actor"]["displayName"], "Olivia Owner");
+        assert_eq!(history["review"]["rating"], 5);
+    }
+}
+
+db_test! {
+    async fn twenty_concurrent_orders_with_one_key_make_one_order(app) {
+        let (restaurant, items) = roma_items(&app).await;
+        let customer = app.bearer(seed::DEMO_CUSTOMER).await;
+        let input = order_input(&restaurant, &available(&items, 2), "same-key");
+        let attempts = (0..20).map(|_| place(&app, &customer, input.clone()));
+        let results = join_all(attempts).await;
+        let ids: std::collections::HashSet<String> = results
+            .iter()
+            .map(|r| {
+                assert_eq!(r["userErrors"], json!([]), "{r}");
+                r["order"]["id"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        assert_eq!(ids.len(), 1, "every retry answers with the one order");
+        let stored = entities::order::Entity::find()
+            .filter(entities::order::Column::IdempotencyKey.eq("same-key"))
+            .count(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(stored, 1);
+
+        let mut other = input.clone();
+        other["lines"][0]["quantity"] = json!(7);
+        let reused = place(&app, &customer, other).await;
+        assert_eq!(reused["userErrors"][0]["code"], "IDEMPOTENCY_KEY_REUSED");
+        assert_eq!(reused["order"], Value::Null);
+    }
+}
+
+db_test! {
+    async fn of_two_couriers_claiming_one_order_exactly_one_wins(app) {
+        let id = ready_order(&app, "claim-race").await;
+        let couriers = courier_emails(&app).await;
+        let first = app.bearer(&couriers[0]).await;
+        let second = app.bearer(&couriers[1]).await;
+        let (a, b) = tokio::join!(
+            act(&app, &first, "claimDelivery", json!({ "orderId": id })),
+            act(&app, &second, "claimDelivery", json!({ "orderId": id })),
+        );
+        let winners = [&a, &b].iter().filter(|r| r["userErrors"] == json!([])).count();
+        assert_eq!(winners, 1, "{a} {b}");
+        let loser = if a["userErrors"] == json!([]) { &b } else { &a };
+        assert_eq!(loser["userErrors"][0]["code"], "ALREADY_CLAIMED");
+        let deliveries = entities::delivery::Entity::find().count(&app.db).await.unwrap();
+        let seeded = entities::order::Entity::find()
+            .filter(entities::order::Column::Status.is_in([entities::OrderStatus::PickedUp, entities::OrderStatus::Delivered]))
+            .count(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(deliveries, seeded + 1);
+    }
+}
+
+db_test! {
+    async fn a_cancel_racing_an_accept_leaves_one_consistent_outcome(app) {
+        let (restaurant, items) = roma_items(&app).await;
+        let customer = app.bearer(seed::DEMO_CUSTOMER).await;
+        let owner = app.bearer(seed::DEMO_OWNER).await;
+        for round in 0..5 {
+            let placed = place(&app, &customer, order_input(&restaurant, &available(&items, 1), &format!("race-{round}"))).await;
+            let id = placed["order"]["id"].as_str().unwrap().to_owned();
+            let (cancel, accept) = tokio::join!(
+                act(&app, &customer, "cancelOrder", json!({ "orderId": id, "reason": "changed my mind" })),
+                act(&app, &owner, "acceptOrder", json!({ "orderId": id })),
+            );
+            let cancelled = cancel["userErrors"] == json!([]);
+            let accepted = accept["userErrors"] == json!([]);
+            assert!(cancelled ^ accepted, "exactly one wins: {cancel} {accept}");
+            let order = app.graphql_as(Some(&customer), "query($id: ID!) { order(id: $id) { status events { toStatus } } }", json!({ "id": id })).await;
+            let order = order.data()["order"].clone();
+            let expected = if cancelled { "CANCELLED" } else { "ACCEPTED" };
+            assert_eq!(order["status"], expected);
+            assert_eq!(order["events"], json!([{ "toStatus": "PLACED" }, { "toStatus": expected }]));
+        }
+    }
+}
+
+db_test! {
+    async fn strangers_cannot_read_change_or_follow_an_order(app) {
+        let id = ready_order(&app, "private").await;
+        let stranger_email = entities::user::Entity::find()
+            .filter(entities::user::Column::Email.like("user%@example.test"))
+            .one(&app.db).await.unwrap().unwrap().email.unwrap();
+        let stranger = app.bearer(&stranger_email).await;
+        let other_owner = app.bearer("user5@example.test").await; // owner of another restaurant
+        for who in [&stranger, &other_owner] {
+            let read = app.graphql_as(Some(who), "query($id: ID!) { order(id: $id) { id } node(id: $id) { id } }", json!({ "id": id })).await;
+            assert_eq!(read.data()["order"], Value::Null);
+            assert_eq!(read.data()["node"], Value::Null);
+            let changed = act(&app, who, "cancelOrder", json!({ "orderId": id })).await;
+            assert_eq!(changed["userErrors"][0]["code"], "NOT_FOUND");
+        }
+        let anonymous = app.graphql_as(None, "query($id: ID!) { order(id: $id) { id } }", json!({ "id": id })).await;
+        assert_eq!(anonymous.error_code(), "UNAUTHENTICATED");
+        let anonymous_node = app.graphql_as(None, "query($id: ID!) { node(id: $id) { id } }", json!({ "id": id })).await;
+        assert_eq!(anonymous_node.data()["node"], Value::Null);
+
+        // The customer sees it but cannot act as the restaurant.
+        let customer = app.bearer(seed::DEMO_CUSTOMER).await;
+        let forbidden = app.graphql_as(Some(&customer), &format!("mutation($input: OrderInput!) {{ markOrderReady(input: $input) {{ {ORDER_FIELDS} }} }}"), json!({ "input": { "orderId": id } })).await;
+        assert_eq!(forbidden.error_code(), "FORBIDDEN");
+        // Another restaurant's staff cannot read this restaurant's orders.
+        let roma = app.restaurant_id("trattoria-roma").await;
+        let listed = app.graphql_as(Some(&other_owner), "query($id: ID!) { node(id: $id) { ... on Restaurant { orders { totalCount } } } }", json!({ "id": roma })).await;
+        assert_eq!(listed.error_code(), "FORBIDDEN");
+        let own = app.graphql_as(Some(&app.bearer(seed::DEMO_OWNER).await), "query($id: ID!) { node(id: $id) { ... on Restaurant { orders(status: READY_FOR_PICKUP) { edges { node { id } } } } } }", json!({ "id": roma })).await;
+        assert!(own.data()["node"]["orders"]["edges"].as_array().unwrap().iter().any(|e| e["node"]["id"] == json!(id)));
+
+        // Nor can a stranger subscribe.
+        let mut socket = connect(&app, "graphql-transport-ws").await;
+        send(&mut socket, json!({ "type": "connection_init", "payload": { "Authorization": stranger } })).await;
+        assert_eq!(receive(&mut socket).await["type"], "connection_ack");
+        send(&mut socket, json!({ "id": "s", "type": "subscribe", "payload": {
+            "query": "subscription($id: ID!) { orderUpdated(orderId: $id) { status } }", "variables": { "id": id } } })).await;
+        let refused = receive(&mut socket).await;
+        assert!(matches!(refused["type"].as_str(), Some("error" | "next")), "{refused}");
+        let errors = if refused["type"] == "error" { refused["payload"].clone() } else { refused["payload"]["errors"].clone() };
+        assert_eq!(errors[0]["extensions"]["code"], "NOT_FOUND", "{refused}");
+    }
+}
+
+db_test! {
+    async fn impossible_moves_and_bad_orders_are_user_errors_that_change_nothing(app) {
+        let (restaurant, items) = roma_items(&app).await;
+        let customer = app.bearer(seed::DEMO_CUSTOMER).await;
+        let owner = app.bearer(seed::DEMO_OWNER).await;
+        let orders_before = entities::order::Entity::find().count(&app.db).await.unwrap();
+        let chosen = available(&items, 1);
+        let mut zero = order_input(&restaurant, &chosen, "bad-1");
+        zero["lines"][0]["quantity"] = json!(0);
+        assert_eq!(place(&app, &customer, zero).await["userErrors"][0]["code"], "INVALID");
+        let foreign_item = app.graphql("{ restaurant(slug: \"sakura-sushi\") { menu { items { id } } } }", json!({})).await;
+        let foreign = foreign_item.data()["restaurant"]["menu"]["items"][0]["id"].as_str().unwrap().to_owned();
+        let wrong = place(&app, &customer, order_input(&restaurant, &[foreign], "bad-2")).await;
+        assert_eq!(wrong["userErrors"][0]["code"], "ITEM_NOT_FOUND");
+        if let Some((sold_out, _, _)) = items.iter().find(|(_, ok, _)| !ok) {
+            let sold = place(&app, &customer, order_input(&restaurant, std::slice::from_ref(sold_out), "bad-3")).await;
+            assert_eq!(sold["userErrors"][0]["code"], "ITEM_UNAVAILABLE");
+        }
+        let closed_id = entities::restaurant::Entity::find()
+            .filter(entities::restaurant::Column::IsOpen.eq(false))
+            .one(&app.db).await.unwrap().expect("the demo has a closed restaurant").id;
+        let closed = dishpatch::graphql::relay::GlobalId::encode(dishpatch::graphql::relay::NodeKind::Restaurant, closed_id);
+        let closed_items = app.graphql("query($id: ID!) { restaurant(id: $id) { menu { items { id } } } }", json!({ "id": closed })).await;
+        let closed_item = closed_items.data()["restaurant"]["menu"]["items"][0]["id"].as_str().unwrap().to_owned();
+        let refused = place(&app, &customer, order_input(closed.as_str(), &[closed_item], "bad-4")).await;
+        assert_eq!(refused["userErrors"][0]["code"], "RESTAURANT_CLOSED");
+        assert_eq!(entities::order::Entity::find().count(&app.db).await.unwrap(), orders_before);
+
+        let placed = place(&app, &customer, order_input(&restaurant, &chosen, "moves")).await;
+        let id = placed["order"]["id"].as_str().unwrap().to_owned();
+        let skip = act(&app, &owner, "markOrderReady", json!({ "orderId": id })).await;
+        assert_eq!(skip["userErrors"][0]["code"], "INVALID_TRANSITION");
+        let reject = act(&app, &owner, "rejectOrder", json!({ "orderId": id })).await;
+        assert_eq!(reject["userErrors"][0]["field"], json!(["input", "reason"]));
+        act(&app, &owner, "acceptOrder", json!({ "orderId": id })).await;
+        let late = act(&app, &customer, "cancelOrder", json!({ "orderId": id })).await;
+        assert_eq!(late["userErrors"][0]["code"], "INVALID_TRANSITION");
+        let back = act(&app, &owner, "acceptOrder", json!({ "orderId": id })).await;
+        assert_eq!(back["userErrors"][0]["code"], "INVALID_TRANSITION");
+        let review = app.graphql_as(Some(&customer), "mutation($id: ID!) { createReview(input: { orderId: $id, rating: 4 }) { userErrors { code } } }", json!({ "id": id })).await;
+        assert_eq!(review.data()["createReview"]["userErrors"][0]["code"], "NOT_DELIVERED");
+        let history = app.graphql_as(Some(&customer), "query($id: ID!) { order(id: $id) { status events { toStatus } } }", json!({ "id": id })).await;
+        assert_eq!(history.data()["order"]["events"].as_array().unwrap().len(), 2, "failed moves leave no event");
+    }
+}
+
+db_test! {
+    async fn order_scopes_limit_api_tokens_and_anonymous_callers_cannot_order(app) {
+        let (restaurant, items) = roma_items(&app).await;
+        let customer = app.bearer(seed::DEMO_CUSTOMER).await;
+        let anonymous = app.graphql_as(None, PLACE, json!({ "input": order_input(&restaurant, &available(&items, 1), "anon") })).await;
+        assert_eq!(anonymous.error_code(), "UNAUTHENTICATED");
+        let token = app.graphql_as(Some(&customer), "mutation { createApiToken(input: { name: \"read\", scopes: [ORDERS_READ] }) { secret } }", json!({})).await;
+        let read_only = format!("Bearer {}", token.data()["createApiToken"]["secret"].as_str().unwrap());
+        let denied = app.graphql_as(Some(&read_only), PLACE, json!({ "input": order_input(&restaurant, &available(&items, 1), "scoped") })).await;
+        assert_eq!(denied.error_code(), "FORBIDDEN");
+        let listed = app.graphql_as(Some(&read_only), "{ viewer { orders(first: 5) { totalCount edges { node { id } } } } }", json!({})).await;
+        assert!(listed.data()["viewer"]["orders"]["totalCount"].as_i64().unwrap() > 0, "the demo customer has a history");
+        let token = app.graphql_as(Some(&customer), "mutation { createApiToken(input: { name: \"menu\", scopes: [MENU_WRITE] }) { secret } }", json!({})).await;
+        let no_orders = format!("Bearer {}", token.data()["createApiToken"]["secret"].as_str().unwrap());
+        let hidden = app.graphql_as(Some(&no_orders), "{ viewer { orders { totalCount } } }", json!({})).await;
+        assert_eq!(hidden.error_code(), "FORBIDDEN");
+    }
+}
+
+db_test! {
+    async fn couriers_see_unclaimed_ready_orders_nearest_first(app) {
+        let id = ready_order(&app, "available").await;
+        let courier = app.bearer(seed::DEMO_COURIER).await;
+        let query = "{ availableDeliveries(first: 100, near: { latitude: 52.52, longitude: 13.405 }) { id status delivery { status } } }";
+        let list = app.graphql_as(Some(&courier), query, json!({})).await;
+        let list = list.data()["availableDeliveries"].as_array().unwrap().clone();
+        assert!(list.iter().any(|o| o["id"] == json!(id)));
+        assert!(list.iter().all(|o| o["status"] == "READY_FOR_PICKUP" && o["delivery"].is_null()));
+        let customer = app.bearer(seed::DEMO_CUSTOMER).await;
+        assert_eq!(app.graphql_as(Some(&customer), query, json!({})).await.error_code(), "FORBIDDEN");
+        act(&app, &courier, "claimDelivery", json!({ "orderId": id })).await;
+        let after = app.graphql_as(Some(&courier), query, json!({})).await;
+        assert!(after.data()["availableDeliveries"].as_array().unwrap().iter().all(|o| o["id"] != json!(id)));
+    }
+}
+
+/// Two replicas over one PostgreSQL database: a subscriber on one sees changes made through
+/// the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_on_one_instance_sees_changes_made_through_another() {
+    let Some(app) = TestApp::spawn(crate::helpers::Backend::Postgres, 1).await else {
+        return;
+    };
+    let (other_address, other) = app.another_instance().await;
+    tokio::spawn(other.run_until_stopped());
+    let (restaurant, items) = roma_items(&app).await;
+    let customer = app.bearer(seed::DEMO_CUSTOMER).await;
+    let owner = app.bearer(seed::DEMO_OWNER).await;
+    let placed = place(
+        &app,
+        &customer,
+        order_input(&restaurant, &available(&items, 1), "replicas"),
+    )
+    .await;
+    let id = placed["order"]["id"].as_str().unwrap().to_owned();
+
+    let mut socket = connect(&app, "graphql-transport-ws").await;
+    send(
+        &mut socket,
+        json!({ "type": "connection_init", "payload": { "Authorization": customer } }),
+    )
+    .await;
+    assert_eq!(receive(&mut socket).await["type"], "connection_ack");
+    send(&mut socket, json!({ "id": "o", "type": "subscribe", "payload": {
+        "query": "subscription($id: ID!) { orderUpdated(orderId: $id) { status } }", "variables": { "id": id } } })).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    // The owner accepts through the other instance.
+    let response = app
+        .client
+        .post(format!("{other_address}/graphql"))
+        .header("authorization", &owner)
+        .json(&json!({ "query": "mutation($id: ID!) { acceptOrder(input: { orderId: $id }) { order { status } } }", "variables": { "id": id } }))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"]["acceptOrder"]["order"]["status"], "ACCEPTED");
+    let next = receive(&mut socket).await;
+    assert_eq!(
+        next["payload"]["data"]["orderUpdated"]["status"], "ACCEPTED",
+        "{next}"
+    );
+}
