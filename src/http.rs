@@ -394,13 +394,14 @@ fn subscribe(request: &HttpRequest, payload: web::Payload, state: &AppState) -> 
                 .viewer(init_authorization(&payload).as_deref())
                 .await
                 .map_err(|_| async_graphql::Error::new("the credential is not valid"))?;
-            // Loaders do not cache, so one set per connection never serves stale rows.
+            // Loaders do not cache, so one set per connection never serves stale rows. (The
+            // actix integration pings every 5 seconds and drops clients that stop answering;
+            // no idle timeout is set, so a quiet subscriber waiting for its order stays.)
             let mut data = async_graphql::Data::default();
             data.insert(Loaders::new(&db, &StatementCounter::default()));
             data.insert(viewer);
             Ok(data)
         })
-        .keepalive_timeout(std::time::Duration::from_mins(1))
         .start(request, payload)
         .unwrap_or_else(|error| {
             error_response(

@@ -113,6 +113,19 @@ async fn ready_order(app: &TestApp, key: &str) -> String {
     id
 }
 
+/// The code of a refused subscription: an `error` message, or a `next` carrying only errors.
+fn refusal_code(message: &Value) -> String {
+    let errors = match message["type"].as_str() {
+        Some("error") => &message["payload"],
+        Some("next") if message["payload"]["data"].is_null() => &message["payload"]["errors"],
+        _ => panic!("expected a refusal: {message}"),
+    };
+    errors[0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// The next `orderUpdated` message: status and delivery status.
 async fn next_status(socket: &mut crate::websocket::Socket) -> (String, Value) {
     let message = receive(socket).await;
@@ -331,10 +344,7 @@ db_test! {
         assert_eq!(receive(&mut socket).await["type"], "connection_ack");
         send(&mut socket, json!({ "id": "s", "type": "subscribe", "payload": {
             "query": "subscription($id: ID!) { orderUpdated(orderId: $id) { status } }", "variables": { "id": id } } })).await;
-        let refused = receive(&mut socket).await;
-        assert!(matches!(refused["type"].as_str(), Some("error" | "next")), "{refused}");
-        let errors = if refused["type"] == "error" { refused["payload"].clone() } else { refused["payload"]["errors"].clone() };
-        assert_eq!(errors[0]["extensions"]["code"], "NOT_FOUND", "{refused}");
+        assert_eq!(refusal_code(&receive(&mut socket).await), "NOT_FOUND");
     }
 }
 
@@ -417,6 +427,33 @@ db_test! {
         act(&app, &courier, "claimDelivery", json!({ "orderId": id })).await;
         let after = app.graphql_as(Some(&courier), query, json!({})).await;
         assert!(after.data()["availableDeliveries"].as_array().unwrap().iter().all(|o| o["id"] != json!(id)));
+    }
+}
+
+db_test! {
+    async fn staff_follow_their_restaurants_new_orders_and_strangers_cannot(app) {
+        let (restaurant, items) = roma_items(&app).await;
+        let owner = app.bearer(seed::DEMO_OWNER).await;
+        let subscribe = |id: &str| json!({ "id": id, "type": "subscribe", "payload": {
+            "query": "subscription($r: ID!) { restaurantOrders(restaurantId: $r) { status customer { displayName } } }",
+            "variables": { "r": restaurant } } });
+        let mut staff = connect(&app, "graphql-transport-ws").await;
+        send(&mut staff, json!({ "type": "connection_init", "payload": { "Authorization": owner } })).await;
+        assert_eq!(receive(&mut staff).await["type"], "connection_ack");
+        send(&mut staff, subscribe("r")).await;
+
+        let mut stranger = connect(&app, "graphql-transport-ws").await;
+        let courier = app.bearer(seed::DEMO_COURIER).await;
+        send(&mut stranger, json!({ "type": "connection_init", "payload": { "Authorization": courier } })).await;
+        assert_eq!(receive(&mut stranger).await["type"], "connection_ack");
+        send(&mut stranger, subscribe("x")).await;
+        assert_eq!(refusal_code(&receive(&mut stranger).await), "FORBIDDEN");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+        let customer = app.bearer(seed::DEMO_CUSTOMER).await;
+        place(&app, &customer, order_input(&restaurant, &available(&items, 1), "live-new")).await;
+        let next = receive(&mut staff).await;
+        assert_eq!(next["payload"]["data"]["restaurantOrders"], json!({ "status": "PLACED", "customer": { "displayName": "Casey Customer" } }));
     }
 }
 
