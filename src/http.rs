@@ -266,7 +266,13 @@ async fn graphql_get(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     if is_websocket_upgrade(&request) {
-        return subscribe(&request, payload, &state);
+        // A credential on the upgrade itself must be valid too (the socket then speaks for
+        // that viewer unless `connection_init` carries its own).
+        let upgrade_viewer = match viewer(&request, &state).await {
+            Ok(viewer) => viewer,
+            Err(response) => return response,
+        };
+        return subscribe(&request, payload, &state, upgrade_viewer);
     }
     if request.query_string().is_empty() && state.graphiql && accepts_html(&request) {
         return HttpResponse::Ok()
@@ -375,25 +381,45 @@ fn accepts_html(request: &HttpRequest) -> bool {
 }
 
 /// The bearer credential of a WebSocket `connection_init` payload: `Authorization` (any case)
-/// as `Bearer ...`, or a bare `token`.
-fn init_authorization(payload: &serde_json::Value) -> Option<String> {
-    let object = payload.as_object()?;
-    object
+/// as `Bearer ...`, or a bare `token`. `Err` when one is there but is not text.
+fn init_authorization(payload: &serde_json::Value) -> Result<Option<String>, ()> {
+    let Some(object) = payload.as_object() else {
+        return Ok(None);
+    };
+    let credential = object
         .iter()
         .find(|(key, _)| key.eq_ignore_ascii_case("authorization"))
-        .and_then(|(_, value)| value.as_str().map(str::to_owned))
-        .or_else(|| object.get("token")?.as_str().map(|t| format!("Bearer {t}")))
+        .map(|(_, value)| value.as_str().map(str::to_owned))
+        .or_else(|| {
+            object
+                .get("token")
+                .map(|value| value.as_str().map(|t| format!("Bearer {t}")))
+        });
+    match credential {
+        None => Ok(None),
+        Some(Some(credential)) => Ok(Some(credential)),
+        Some(None) => Err(()),
+    }
 }
 
-fn subscribe(request: &HttpRequest, payload: web::Payload, state: &AppState) -> HttpResponse {
+fn subscribe(
+    request: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    upgrade_viewer: Viewer,
+) -> HttpResponse {
     let db = state.db.clone();
     let authenticator = state.authenticator.clone();
     GraphQLSubscription::new(state.schema.clone())
         .on_connection_init(move |payload| async move {
-            let viewer = authenticator
-                .viewer(init_authorization(&payload).as_deref())
-                .await
-                .map_err(|_| async_graphql::Error::new("the credential is not valid"))?;
+            let refused = || async_graphql::Error::new("the credential is not valid");
+            let viewer = match init_authorization(&payload).map_err(|()| refused())? {
+                Some(credential) => authenticator
+                    .viewer(Some(&credential))
+                    .await
+                    .map_err(|_| refused())?,
+                None => upgrade_viewer,
+            };
             // Loaders do not cache, so one set per connection never serves stale rows. (The
             // actix integration pings every 5 seconds and drops clients that stop answering;
             // no idle timeout is set, so a quiet subscriber waiting for its order stays.)

@@ -335,7 +335,10 @@ impl OAuth {
             return false;
         };
         let origin = parsed.origin().ascii_serialization();
-        matches!(parsed.scheme(), "http" | "https") && self.frontend_origins.contains(&origin)
+        // The tokens travel in the fragment, so the target must not have one already.
+        matches!(parsed.scheme(), "http" | "https")
+            && parsed.fragment().is_none()
+            && self.frontend_origins.contains(&origin)
     }
 
     fn client(
@@ -489,6 +492,8 @@ struct IdClaims {
     sub: String,
     nonce: Option<String>,
     email: Option<String>,
+    #[serde(default)]
+    email_verified: bool,
     name: Option<String>,
 }
 
@@ -542,19 +547,20 @@ async fn finish_login(
             "the login expired or belongs to another provider; start again",
         ));
     }
-    if query.error.is_some() {
-        return Err(auth_error(
-            StatusCode::UNAUTHORIZED,
-            "access_denied",
-            "the provider did not authorize the login",
-        ));
-    }
     let state_matches = query
         .state
         .as_deref()
         .is_some_and(|given| constant_time_eq(given, &login.state));
     if !state_matches {
         return Err(bad("the state does not match this login"));
+    }
+    // Only now, with the state matching this login, is an error answer believed.
+    if query.error.is_some() {
+        return Err(auth_error(
+            StatusCode::UNAUTHORIZED,
+            "access_denied",
+            "the provider did not authorize the login",
+        ));
     }
     let code = query
         .code
@@ -673,7 +679,8 @@ async fn verify_id_token(
     Ok(ExternalProfile {
         provider: provider.name.clone(),
         subject: claims.sub,
-        email: claims.email,
+        // Only an email the provider vouches for is kept: users are found by email elsewhere.
+        email: claims.email.filter(|_| claims.email_verified),
         name: claims.name,
     })
 }
@@ -711,7 +718,10 @@ async fn userinfo(
     Ok(ExternalProfile {
         provider: provider.name.clone(),
         subject,
-        email: info["email"].as_str().map(str::to_owned),
+        email: info["email"]
+            .as_str()
+            .filter(|_| info["email_verified"].as_bool() == Some(true))
+            .map(str::to_owned),
         name: info["name"].as_str().map(str::to_owned),
     })
 }
@@ -780,6 +790,8 @@ pub struct ExternalTokens {
 struct ExternalClaims {
     sub: String,
     email: Option<String>,
+    #[serde(default)]
+    email_verified: bool,
     name: Option<String>,
     scope: Option<String>,
     scp: Option<Vec<String>>,
@@ -859,7 +871,7 @@ impl ExternalTokens {
         let profile = ExternalProfile {
             provider: self.settings.provider_name.clone(),
             subject: claims.sub,
-            email: claims.email,
+            email: claims.email.filter(|_| claims.email_verified),
             name: claims.name,
         };
         let user = users::find_or_create(db, &profile, Utc::now())

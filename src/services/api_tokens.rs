@@ -1,10 +1,11 @@
 //! Integrator API tokens: created with a secret shown once, stored as a hash, revocable.
 
+use crate::db::begin_write;
 use chrono::{DateTime, Duration, Utc};
 use entities::{api_token, user};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder,
 };
 
 use super::InputError;
@@ -51,7 +52,7 @@ pub async fn create(
             code: "INVALID",
         }));
     }
-    let txn = db.begin().await?;
+    let txn = begin_write(db).await?;
     let live = api_token::Entity::find()
         .filter(api_token::Column::UserId.eq(user_id))
         .filter(api_token::Column::RevokedAt.is_null())
@@ -94,7 +95,7 @@ pub async fn revoke(
     id: i64,
     now: DateTime<Utc>,
 ) -> AppResult<Result<api_token::Model, InputError>> {
-    let txn = db.begin().await?;
+    let txn = begin_write(db).await?;
     let Some(token) = api_token::Entity::find_by_id(id)
         .filter(api_token::Column::UserId.eq(user_id))
         .one(&txn)

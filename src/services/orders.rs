@@ -157,8 +157,7 @@ pub async fn place(
             order,
             created: true,
         })),
-        // A racing retry won the unique key (PostgreSQL refuses the insert, SQLite the commit):
-        // answer with its order.
+        // A racing retry won the unique key: answer with its order.
         Err(error) => match find_by_key(db, customer_id, &input.idempotency_key).await? {
             Some(existing) => Ok(replay(existing, &fingerprint)),
             None => Err(error),
@@ -341,6 +340,14 @@ async fn record_event(
     .insert(txn)
     .await?;
     Ok(())
+}
+
+/// Whether `error` is a unique index refusing a duplicate.
+fn is_unique_violation(error: &sea_orm::DbErr) -> bool {
+    matches!(
+        error.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
 }
 
 /// Whether `viewer` may see `order`: its customer, the restaurant's staff, its courier, admins.
@@ -572,29 +579,33 @@ pub async fn claim_delivery(
     viewer.require_role(Role::Courier)?;
     let courier_id = viewer.require_user()?.id;
     let txn = begin_write(db).await?;
+    let not_found = || InputError::new("orderId", "NOT_FOUND", "no such order");
     let Some(order) = order::Entity::find_by_id(order_id).one(&txn).await? else {
-        return Ok(Err(InputError::new(
-            "orderId",
-            "NOT_FOUND",
-            "no such order",
-        )));
+        return Ok(Err(not_found()));
     };
-    if order.status != OrderStatus::ReadyForPickup {
-        return Ok(Err(InputError::new(
-            "orderId",
-            "INVALID_TRANSITION",
-            "only orders ready for pickup can be claimed",
-        )));
-    }
     let existing = delivery::Entity::find()
         .filter(delivery::Column::OrderId.eq(order_id))
         .one(&txn)
         .await?;
+    // Couriers may learn of an order only while it is ready for pickup (every courier saw it in
+    // `availableDeliveries`), or when they may see it anyway; anything else would let couriers
+    // map other people's orders.
+    let listed = order.status == OrderStatus::ReadyForPickup;
+    if !listed && !can_see(viewer, &order, existing.as_ref()) {
+        return Ok(Err(not_found()));
+    }
     if existing.is_some() {
         return Ok(Err(InputError::new(
             "orderId",
             "ALREADY_CLAIMED",
             "another courier has this delivery",
+        )));
+    }
+    if order.status != OrderStatus::ReadyForPickup {
+        return Ok(Err(InputError::new(
+            "orderId",
+            "INVALID_TRANSITION",
+            "only orders ready for pickup can be claimed",
         )));
     }
     // The version bump makes a claim and any other change of the order exclude each other.
@@ -619,12 +630,16 @@ pub async fn claim_delivery(
     }
     .insert(&txn)
     .await;
-    let Ok(delivery) = delivery else {
-        return Ok(Err(InputError::new(
-            "orderId",
-            "ALREADY_CLAIMED",
-            "another courier has this delivery",
-        )));
+    let delivery = match delivery {
+        Ok(delivery) => delivery,
+        Err(error) if is_unique_violation(&error) => {
+            return Ok(Err(InputError::new(
+                "orderId",
+                "ALREADY_CLAIMED",
+                "another courier has this delivery",
+            )));
+        }
+        Err(error) => return Err(error.into()),
     };
     let order = order::Entity::find_by_id(order.id)
         .one(&txn)
@@ -739,7 +754,19 @@ pub async fn create_review(
         ..Default::default()
     }
     .insert(&txn)
-    .await?;
+    .await;
+    let review = match review {
+        Ok(review) => review,
+        // A racing review of the same order won the unique index.
+        Err(error) if is_unique_violation(&error) => {
+            return Ok(Err(InputError::new(
+                "orderId",
+                "ALREADY_REVIEWED",
+                "this order has a review",
+            )));
+        }
+        Err(error) => return Err(error.into()),
+    };
     restaurant::Entity::update_many()
         .col_expr(
             restaurant::Column::RatingSum,

@@ -1,11 +1,12 @@
 //! Login sessions: refresh tokens stored as hashes, rotated on every use. Presenting a token
 //! that was already rotated means it leaked, so its whole family is revoked.
 
+use crate::db::begin_write;
 use chrono::{DateTime, Duration, Utc};
 use entities::refresh_token;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    TransactionTrait, sea_query::Expr,
+    sea_query::Expr,
 };
 
 use crate::{auth::secrets, error::AppResult};
@@ -62,7 +63,7 @@ pub async fn refresh(
     ttl: Duration,
     now: DateTime<Utc>,
 ) -> AppResult<Result<(i64, String), RefreshError>> {
-    let txn = db.begin().await?;
+    let txn = begin_write(db).await?;
     let Some(token) = refresh_token::Entity::find()
         .filter(refresh_token::Column::TokenHash.eq(secrets::hash(secret)))
         .one(&txn)

@@ -1,10 +1,10 @@
 //! Users: linking outside identities, and what admins manage (roles, staff memberships).
 
+use crate::db::begin_write;
 use chrono::{DateTime, Utc};
 use entities::{identity, restaurant, restaurant_staff, user};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    TransactionTrait,
 };
 
 use super::InputError;
@@ -38,7 +38,7 @@ pub async fn find_or_create(
         {
             return Ok(user);
         }
-        let txn = db.begin().await?;
+        let txn = begin_write(db).await?;
         let email_taken = match &profile.email {
             Some(email) => user::Entity::find()
                 .filter(user::Column::Email.eq(email))
@@ -109,7 +109,7 @@ pub async fn set_role(
     grant: bool,
     now: DateTime<Utc>,
 ) -> AppResult<Result<user::Model, InputError>> {
-    let txn = db.begin().await?;
+    let txn = begin_write(db).await?;
     let Some(user) = user::Entity::find_by_id(user_id).one(&txn).await? else {
         return Ok(Err(not_found("userId", "user")));
     };
@@ -140,7 +140,7 @@ pub async fn set_staff(
     member: bool,
     now: DateTime<Utc>,
 ) -> AppResult<Result<(), InputError>> {
-    let txn = db.begin().await?;
+    let txn = begin_write(db).await?;
     if restaurant::Entity::find_by_id(restaurant_id)
         .one(&txn)
         .await?

@@ -349,7 +349,13 @@ db_test! {
     setup = with_provider,
     async fn logins_only_return_to_configured_frontends(setup) {
         let app = &setup.app;
-        for target in ["https://evil.test/x", "javascript:alert(1)", "//evil.test", "http://frontend.test.evil.test/"] {
+        for target in [
+            "https://evil.test/x",
+            "javascript:alert(1)",
+            "//evil.test",
+            "http://frontend.test.evil.test/",
+            "http://frontend.test/done#already-a-fragment",
+        ] {
             let response = no_follow()
                 .get(format!("{}/auth/test/login", app.address))
                 .query(&[("redirect_to", target)])

@@ -457,6 +457,30 @@ db_test! {
     }
 }
 
+db_test! {
+    async fn couriers_learn_nothing_of_orders_they_cannot_claim_and_write_only_tokens_see_no_order(app) {
+        let (restaurant, items) = roma_items(&app).await;
+        let customer = app.bearer(seed::DEMO_CUSTOMER).await;
+        let placed = place(&app, &customer, order_input(&restaurant, &available(&items, 1), "not-ready")).await;
+        let id = placed["order"]["id"].as_str().unwrap().to_owned();
+        let courier = app.bearer(seed::DEMO_COURIER).await;
+        let probe = act(&app, &courier, "claimDelivery", json!({ "orderId": id })).await;
+        assert_eq!(probe["userErrors"][0]["code"], "NOT_FOUND", "a placed order is not up for grabs");
+
+        let token = app.graphql_as(Some(&customer), "mutation { createApiToken(input: { name: \"w\", scopes: [ORDERS_WRITE] }) { secret } }", json!({})).await;
+        let write_only = format!("Bearer {}", token.data()["createApiToken"]["secret"].as_str().unwrap());
+        let placed = place(&app, &write_only, order_input(&restaurant, &available(&items, 1), "write-only")).await;
+        assert_eq!(placed["userErrors"], json!([]));
+        assert_eq!(placed["order"], Value::Null, "acting does not mean reading");
+        let stored = entities::order::Entity::find()
+            .filter(entities::order::Column::IdempotencyKey.eq("write-only"))
+            .count(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(stored, 1);
+    }
+}
+
 /// Two replicas over one PostgreSQL database: a subscriber on one sees changes made through
 /// the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

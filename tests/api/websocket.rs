@@ -99,3 +99,22 @@ db_test! {
         }
     }
 }
+
+db_test! {
+    async fn a_bad_credential_on_the_upgrade_or_in_the_init_payload_is_refused(app) {
+        let mut request = format!("{}/graphql", app.address.replace("http://", "ws://"))
+            .into_client_request()
+            .unwrap();
+        request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+        request.headers_mut().insert("authorization", "Bearer forged".parse().unwrap());
+        match tokio_tungstenite::connect_async(request).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 401),
+            other => panic!("expected the upgrade to be refused, got {other:?}"),
+        }
+
+        let mut socket = connect(&app, "graphql-transport-ws").await;
+        send(&mut socket, json!({ "type": "connection_init", "payload": { "authorization": 123 } })).await;
+        let closed = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next()).await.unwrap();
+        assert!(matches!(closed, Some(Ok(Message::Close(_))) | None), "{closed:?}");
+    }
+}

@@ -125,17 +125,28 @@ pub struct CreateReviewPayload {
     pub user_errors: Vec<UserError>,
 }
 
-fn order_payload(result: Result<entities::order::Model, InputError>) -> OrderPayload {
-    match result {
+fn order_payload(
+    ctx: &Context<'_>,
+    result: Result<entities::order::Model, InputError>,
+) -> Result<OrderPayload> {
+    Ok(match result {
         Ok(order) => OrderPayload {
-            order: Some(Order(Arc::new(order))),
+            order: readable(ctx, order)?,
             user_errors: Vec::new(),
         },
         Err(error) => OrderPayload {
             order: None,
             user_errors: vec![error.into()],
         },
-    }
+    })
+}
+
+/// The changed order, for credentials that may read orders: `orders:write` alone may act,
+/// not read.
+fn readable(ctx: &Context<'_>, order: entities::order::Model) -> Result<Option<Order>> {
+    Ok(viewer(ctx)?
+        .allows(Scope::OrdersRead)
+        .then(|| Order(Arc::new(order))))
 }
 
 /// Publishes that `order` changed, once its transaction has committed.
@@ -161,7 +172,7 @@ async fn run_move(
     if let Ok(order) = &result {
         announce(ctx, order).await?;
     }
-    Ok(order_payload(result))
+    order_payload(ctx, result)
 }
 
 /// The order lifecycle.
@@ -204,7 +215,7 @@ impl OrderMutation {
                         announce(ctx, &placed.order).await?;
                     }
                     PlaceOrderPayload {
-                        order: Some(Order(Arc::new(placed.order))),
+                        order: readable(ctx, placed.order)?,
                         user_errors: Vec::new(),
                     }
                 }
@@ -267,7 +278,7 @@ impl OrderMutation {
         if let Ok((order, _)) = &result {
             announce(ctx, order).await?;
         }
-        Ok(order_payload(result.map(|(order, _)| order)))
+        order_payload(ctx, result.map(|(order, _)| order))
     }
 
     /// The courier has the food (the courier who claimed it).

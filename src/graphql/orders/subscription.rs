@@ -8,7 +8,7 @@ use std::sync::{
 use async_graphql::{Context, ID, Result, Subscription};
 use futures_util::{Stream, stream};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::{Receiver, error::RecvError};
 
 use super::types::{Delivery, Order, require_restaurant_orders};
 use crate::{
@@ -18,6 +18,9 @@ use crate::{
     graphql::relay::{GlobalId, NodeKind},
     services::orders::can_see,
 };
+
+/// Ends a subscription whose viewer may no longer see what it follows.
+const GONE: &str = "the subscription ended: access to it is gone";
 
 /// The order `id` if `viewer` may see it; `NOT_FOUND` otherwise, so strangers learn nothing.
 async fn visible_order(
@@ -41,10 +44,23 @@ async fn visible_order(
     }
 }
 
-/// Yields `load()` each time `matches` accepts an event (and after falling behind, when some
-/// events were skipped), until the bus closes.
+/// The order `id` read afresh, or the end of the subscription when `viewer` may no longer see
+/// it (e.g. the courier of a cancelled delivery).
+async fn still_visible(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    id: i64,
+) -> Result<entities::order::Model> {
+    visible_order(db, viewer, id)
+        .await
+        .map_err(|_| async_graphql::Error::new(GONE))
+}
+
+/// Yields `load()` each time `matches` accepts an event, until the bus closes or `load` ends
+/// the stream with `Err(Gone)` (a subscriber that falls behind skips ahead; the next match
+/// reloads the state).
 fn follow<T, M, F, Fut>(
-    bus: &EventBus,
+    receiver: Receiver<Event>,
     matches: M,
     load: F,
 ) -> impl Stream<Item = Result<T>> + use<T, M, F, Fut>
@@ -56,7 +72,7 @@ where
 {
     let handlers = Arc::new((matches, load));
     stream::unfold(
-        (bus.subscribe(), handlers),
+        (receiver, handlers),
         |(mut receiver, handlers)| async move {
             loop {
                 let event = match receiver.recv().await {
@@ -98,7 +114,7 @@ impl OrderSubscription {
         // Each committed state is sent once: events of changes already read are skipped.
         let sent = Arc::new(AtomicI32::new(current.version));
         Ok(follow(
-            ctx.data::<EventBus>()?,
+            ctx.data::<EventBus>()?.subscribe(),
             move |event| matches!(event, Event::OrderChanged { order_id, .. } if *order_id == id),
             move |_| {
                 let (db, sent) = (db.clone(), sent.clone());
@@ -128,7 +144,7 @@ impl OrderSubscription {
         require_restaurant_orders(viewer(ctx)?, restaurant)?;
         let db = ctx.data::<DatabaseConnection>()?.clone();
         Ok(follow(
-            ctx.data::<EventBus>()?,
+            ctx.data::<EventBus>()?.subscribe(),
             move |event| matches!(event, Event::OrderChanged { restaurant_id, .. } if *restaurant_id == restaurant),
             move |event| {
                 let db = db.clone();
@@ -155,13 +171,16 @@ impl OrderSubscription {
     ) -> Result<impl Stream<Item = Result<Delivery>> + use<>> {
         let id = GlobalId::decode_as(&order_id, NodeKind::Order)?;
         let db = ctx.data::<DatabaseConnection>()?.clone();
-        visible_order(&db, viewer(ctx)?, id).await?;
+        let viewer = viewer(ctx)?.clone();
+        let receiver = ctx.data::<EventBus>()?.subscribe();
+        visible_order(&db, &viewer, id).await?;
         Ok(follow(
-            ctx.data::<EventBus>()?,
+            receiver,
             move |event| matches!(event, Event::CourierMoved { order_id } if *order_id == id),
             move |_| {
-                let db = db.clone();
+                let (db, viewer) = (db.clone(), viewer.clone());
                 async move {
+                    still_visible(&db, &viewer, id).await?;
                     let delivery = entities::delivery::Entity::find()
                         .filter(entities::delivery::Column::OrderId.eq(id))
                         .one(&db)
