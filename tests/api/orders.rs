@@ -481,6 +481,79 @@ db_test! {
     }
 }
 
+db_test! {
+    /// A subscriber that reads slowly neither slows the courier publishing positions nor the
+    /// other subscribers.
+    async fn a_slow_subscriber_blocks_neither_publishers_nor_other_subscribers(app) {
+        let id = ready_order(&app, "slow").await;
+        let courier = app.bearer(seed::DEMO_COURIER).await;
+        act(&app, &courier, "claimDelivery", json!({ "orderId": id })).await;
+        act(&app, &courier, "confirmPickup", json!({ "orderId": id })).await;
+        let follow = |sid: &str| json!({ "id": sid, "type": "subscribe", "payload": {
+            "query": "subscription($id: ID!) { courierLocation(orderId: $id) { lastLocation { latitude } } }",
+            "variables": { "id": id } } });
+        let mut slow = connect(&app, "graphql-transport-ws").await;
+        send(&mut slow, json!({ "type": "connection_init", "payload": { "Authorization": app.bearer(seed::DEMO_CUSTOMER).await } })).await;
+        assert_eq!(receive(&mut slow).await["type"], "connection_ack");
+        send(&mut slow, follow("slow")).await;
+        let mut fast = connect(&app, "graphql-transport-ws").await;
+        send(&mut fast, json!({ "type": "connection_init", "payload": { "Authorization": app.bearer(seed::DEMO_OWNER).await } })).await;
+        assert_eq!(receive(&mut fast).await["type"], "connection_ack");
+        send(&mut fast, follow("fast")).await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+        // More positions than a subscriber's buffer holds (1024).
+        let updates: u32 = 1100;
+        let last = 52.0 + f64::from(updates) / 10_000.0;
+        let reader = tokio::spawn(async move {
+            loop {
+                let message = receive(&mut fast).await;
+                if message["payload"]["data"]["courierLocation"]["lastLocation"]["latitude"] == json!(last) {
+                    return;
+                }
+            }
+        });
+        // The slow subscriber reads one message every few seconds while the courier publishes,
+        // then reads on. The server holds only so much for it: it either catches up to the last
+        // position or, having fallen too far behind to answer pings, is disconnected. Either way
+        // nobody waits for it.
+        let publishing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let still_publishing = publishing.clone();
+        let laggard = tokio::spawn(async move {
+            use futures_util::StreamExt;
+            loop {
+                if still_publishing.load(std::sync::atomic::Ordering::Relaxed) {
+                    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+                }
+                let Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) = slow.next().await else {
+                    return "disconnected";
+                };
+                let message: Value = serde_json::from_str(&text).unwrap();
+                if message["payload"]["data"]["courierLocation"]["lastLocation"]["latitude"] == json!(last) {
+                    return "caught up";
+                }
+            }
+        });
+        for step in 1..=updates {
+            let latitude = 52.0 + f64::from(step) / 10_000.0;
+            let moved = app.graphql_as(Some(&courier),
+                "mutation($id: ID!, $lat: Float!) { updateCourierLocation(input: { orderId: $id, location: { latitude: $lat, longitude: 13.4 } }) { userErrors { code } } }",
+                json!({ "id": id, "lat": latitude })).await;
+            assert_eq!(moved.data()["updateCourierLocation"]["userErrors"], json!([]));
+        }
+        publishing.store(false, std::sync::atomic::Ordering::Relaxed);
+        tokio::time::timeout(std::time::Duration::from_secs(20), reader)
+            .await
+            .expect("the reading subscriber gets the last position")
+            .unwrap();
+        let outcome = tokio::time::timeout(std::time::Duration::from_mins(1), laggard)
+            .await
+            .expect("the slow subscriber neither hangs nor is kept waiting on")
+            .unwrap();
+        assert!(["caught up", "disconnected"].contains(&outcome));
+    }
+}
+
 /// Two replicas over one PostgreSQL database: a subscriber on one sees changes made through
 /// the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
