@@ -212,7 +212,7 @@ async fn viewer(request: &HttpRequest, state: &AppState) -> Result<Viewer, HttpR
             }
             AuthFailure::Expired => unauthenticated("the credential has expired"),
             AuthFailure::Unavailable(error) => {
-                let _: async_graphql::Error = error.into();
+                tracing::error!(error = ?error, "checking a credential failed");
                 error_response(
                     StatusCode::SERVICE_UNAVAILABLE,
                     code::INTERNAL_SERVER_ERROR,

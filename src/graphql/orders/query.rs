@@ -11,7 +11,7 @@ use crate::{
     graphql::{
         common::GeoPointInput,
         loaders::Loaders,
-        relay::{GlobalId, MAX_PAGE_SIZE, NodeKind},
+        relay::{GlobalId, NodeKind, PageArgs},
     },
     services::orders,
 };
@@ -47,10 +47,9 @@ impl OrderQuery {
         let viewer = viewer(ctx)?;
         viewer.require_role(Role::Courier)?;
         viewer.require_scope(Scope::OrdersRead)?;
-        let args = crate::graphql::relay::PageArgs::new(Some(first), None, None, None, 20)?;
+        let args = PageArgs::new(Some(first), None, None, None, 20)?;
         let near = near.map(GeoPointInput::to_point).transpose()?;
         let db = ctx.data::<DatabaseConnection>()?;
-        let _ = MAX_PAGE_SIZE;
         Ok(orders::available_for_couriers(db, near, args.limit)
             .await?
             .into_iter()
