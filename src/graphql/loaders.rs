@@ -13,7 +13,10 @@ use std::{
 };
 
 use async_graphql::dataloader::{DataLoader, Loader};
-use entities::{api_token, menu_category, menu_item, order, restaurant, review, user};
+use entities::{
+    api_token, delivery, menu_category, menu_item, order, order_event, order_item, restaurant,
+    review, user,
+};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, Iterable, ModelTrait, PrimaryKeyToColumn,
     QueryFilter, Value,
@@ -22,7 +25,7 @@ use tracing::Instrument;
 
 use super::{
     menu::loaders::{CategoriesByRestaurant, ItemsByRestaurant},
-    orders::loaders::{DeliveryByOrder, EventsByOrder, ItemsByOrder, ReviewByOrder},
+    orders::loaders::{ManyByOrder, OneByOrder},
     restaurants::loaders::{CuisinesByRestaurant, OpeningHoursByRestaurant},
     reviews::loaders::ReviewPages,
 };
@@ -131,10 +134,10 @@ pub struct Loaders {
     pub users: Batched<ById<user::Entity>>,
     pub api_tokens: Batched<ById<api_token::Entity>>,
     pub orders: Batched<ById<order::Entity>>,
-    pub items_by_order: Batched<ItemsByOrder>,
-    pub events_by_order: Batched<EventsByOrder>,
-    pub delivery_by_order: Batched<DeliveryByOrder>,
-    pub review_by_order: Batched<ReviewByOrder>,
+    pub items_by_order: Batched<ManyByOrder<order_item::Entity>>,
+    pub events_by_order: Batched<ManyByOrder<order_event::Entity>>,
+    pub delivery_by_order: Batched<OneByOrder<delivery::Entity>>,
+    pub review_by_order: Batched<OneByOrder<review::Entity>>,
     pub cuisines: Batched<CuisinesByRestaurant>,
     pub opening_hours: Batched<OpeningHoursByRestaurant>,
     pub categories_by_restaurant: Batched<CategoriesByRestaurant>,
@@ -178,10 +181,10 @@ impl Loaders {
             users: loader(ById::new(db.clone()), counter, &requested),
             api_tokens: loader(ById::new(db.clone()), counter, &requested),
             orders: loader(ById::new(db.clone()), counter, &requested),
-            items_by_order: loader(ItemsByOrder(db.clone()), counter, &requested),
-            events_by_order: loader(EventsByOrder(db.clone()), counter, &requested),
-            delivery_by_order: loader(DeliveryByOrder(db.clone()), counter, &requested),
-            review_by_order: loader(ReviewByOrder(db.clone()), counter, &requested),
+            items_by_order: loader(ManyByOrder::new(db.clone()), counter, &requested),
+            events_by_order: loader(ManyByOrder::new(db.clone()), counter, &requested),
+            delivery_by_order: loader(OneByOrder::new(db.clone()), counter, &requested),
+            review_by_order: loader(OneByOrder::new(db.clone()), counter, &requested),
             cuisines: loader(CuisinesByRestaurant(db.clone()), counter, &requested),
             opening_hours: loader(OpeningHoursByRestaurant(db.clone()), counter, &requested),
             categories_by_restaurant: loader(
