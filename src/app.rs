@@ -14,10 +14,14 @@ use crate::{
         tokens::AccessTokens,
         viewer::Authenticator,
     },
-    config::Settings,
+    config::{Environment, Settings},
     db,
     events::EventBus,
-    graphql, http, seed,
+    graphql, http,
+    persisted::PersistedQueries,
+    ratelimit::RateLimiter,
+    seed,
+    shared_state::Redis,
 };
 
 /// A bound, ready-to-run server.
@@ -68,17 +72,36 @@ impl Application {
             tokens: tokens.clone(),
             oauth: OAuth::new(&settings.auth, &listen_url, tokens.signing_secret(), jwks),
         });
+        let redis = match &settings.redis_url {
+            Some(url) => Some(Redis::connect(url.expose(), &settings.redis_key_prefix).await?),
+            None => None,
+        };
+        let limiter = Arc::new(match &redis {
+            Some(redis) => RateLimiter::shared(settings.rate_limit.clone(), redis.clone()),
+            None => RateLimiter::in_memory(settings.rate_limit.clone()),
+        });
+        let persisted = PersistedQueries::new(&settings.persisted_queries, redis)?;
+        let schema = graphql::build_schema(
+            db.clone(),
+            EventBus::for_database(&db, settings.database_url.expose()),
+            graphql::SchemaOptions {
+                limits: settings.limits.clone(),
+                limiter: Some(limiter),
+                introspection: settings.introspection_enabled(),
+                suggestions: settings.environment != Environment::Production,
+            },
+        );
         let state = web::Data::new(http::AppState::new(
-            graphql::build_schema(
-                db.clone(),
-                EventBus::for_database(&db, settings.database_url.expose()),
-            ),
+            schema,
             db.clone(),
             authenticator,
+            persisted,
             &settings,
         ));
+        let cors_origins = settings.cors_allowed_origins.clone();
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(http::cors(&cors_origins))
                 .wrap(from_fn(http::request_span))
                 .app_data(state.clone())
                 .app_data(auth_state.clone())

@@ -13,7 +13,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use crate::{
     app::Application,
     auth::{Scope, tokens::AccessTokens},
-    config::{DatabaseUrl, LogFormat, Settings},
+    config::{DatabaseUrl, Environment, LogFormat, Settings},
     db, graphql, seed, telemetry,
 };
 
@@ -30,6 +30,9 @@ struct Cli {
     /// Database: `sqlite://path?mode=rwc` or `postgres://user@host/db`.
     #[arg(long, global = true, value_name = "URL")]
     database_url: Option<String>,
+    /// `production` hides GraphiQL, introspection and field suggestions.
+    #[arg(long = "env", global = true, value_enum, value_name = "ENV")]
+    environment: Option<Environment>,
     #[command(subcommand)]
     command: Command,
 }
@@ -113,6 +116,9 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
     }
     if let Some(url) = cli.database_url {
         settings.database_url = DatabaseUrl(url);
+    }
+    if let Some(environment) = cli.environment {
+        settings.environment = environment;
     }
     telemetry::init(settings.log_format, &settings.log_filter);
     match cli.command {

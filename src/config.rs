@@ -27,12 +27,31 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// A `tracing` env-filter directive; `RUST_LOG` wins when set.
     pub log_filter: String,
-    /// Serve GraphiQL to browsers on `GET /graphql`.
-    pub graphiql: bool,
+    /// `development` or `production`; production turns GraphiQL, introspection and field
+    /// suggestions off unless they are switched on explicitly below.
+    pub environment: Environment,
+    /// Serve GraphiQL to browsers on `GET /graphql` (default: outside production only).
+    pub graphiql: Option<bool>,
+    /// Answer introspection queries (default: outside production only).
+    pub introspection: Option<bool>,
     /// Largest accepted request body in bytes.
     pub max_body_bytes: usize,
     /// Most operations in one batched request; 0 turns batching off.
     pub max_batch_size: usize,
+    /// Origins browsers may call the API from, e.g. `https://app.example.com`; none by
+    /// default, so only same-origin pages can read responses.
+    pub cors_allowed_origins: Vec<String>,
+    /// `redis://host:port/db`: shares rate-limit budgets and persisted queries between
+    /// replicas. Without it both live in each process's memory.
+    pub redis_url: Option<Secret>,
+    /// Prefix of every Redis key dishpatch writes.
+    pub redis_key_prefix: String,
+    /// What one GraphQL request may ask for.
+    pub limits: QueryLimits,
+    /// Cost budgets per token, user and address.
+    pub rate_limit: RateLimitSettings,
+    /// Automatic persisted queries and the allow-list.
+    pub persisted_queries: PersistedQuerySettings,
     /// Seconds in-flight requests get to finish after SIGTERM or SIGINT.
     pub shutdown_timeout_secs: u64,
     /// Logins, sessions and tokens.
@@ -49,9 +68,17 @@ impl Default for Settings {
             demo: false,
             log_format: LogFormat::Pretty,
             log_filter: "info,sqlx=warn,sea_orm=warn".into(),
-            graphiql: true,
+            environment: Environment::Development,
+            graphiql: None,
+            introspection: None,
             max_body_bytes: 1 << 20,
             max_batch_size: 10,
+            cors_allowed_origins: Vec::new(),
+            redis_url: None,
+            redis_key_prefix: "dishpatch:".into(),
+            limits: QueryLimits::default(),
+            rate_limit: RateLimitSettings::default(),
+            persisted_queries: PersistedQuerySettings::default(),
             shutdown_timeout_secs: 30,
             auth: AuthSettings::default(),
         }
@@ -71,6 +98,120 @@ impl Settings {
             .merge(Env::prefixed("DISHPATCH_").split("__"))
             .extract()
             .map_err(Box::new)
+    }
+
+    /// Whether GraphiQL is served.
+    pub fn graphiql_enabled(&self) -> bool {
+        self.graphiql
+            .unwrap_or(self.environment != Environment::Production)
+    }
+
+    /// Whether introspection queries are answered.
+    pub fn introspection_enabled(&self) -> bool {
+        self.introspection
+            .unwrap_or(self.environment != Environment::Production)
+    }
+}
+
+/// Where the server runs; production hides what helps only developers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+/// What one GraphQL request may ask for. The defaults pass every query the product and its
+/// benchmark send, with room to spare.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueryLimits {
+    /// Deepest selection, counting through fragments.
+    pub max_depth: usize,
+    /// Highest complexity: each field costs 1 plus its selection, a connection field costs
+    /// its page size (`first`/`last`) times its selection.
+    pub max_complexity: usize,
+    /// Most aliased fields in one document.
+    pub max_aliases: usize,
+    /// Longest document, in bytes.
+    pub max_document_bytes: usize,
+    /// Most lexical tokens in one document.
+    pub max_tokens: usize,
+    /// Most directives on one field or fragment.
+    pub max_directives: usize,
+    /// Longest a request may run, in milliseconds; 0 means no limit.
+    pub execution_timeout_ms: u64,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            max_depth: 16,
+            max_complexity: 25_000,
+            max_aliases: 30,
+            max_document_bytes: 32 * 1024,
+            max_tokens: 2_000,
+            max_directives: 4,
+            execution_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Budgets of query cost (the complexity of each request) per fixed window.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Enforce the budgets; cost is reported either way.
+    pub enabled: bool,
+    /// Length of a window in seconds; budgets refill at its end.
+    pub window_secs: u64,
+    /// Points per window for each address without a credential.
+    pub anonymous_points: u64,
+    /// Points per window for each signed-in user.
+    pub user_points: u64,
+    /// Points per window for each API token.
+    pub token_points: u64,
+    /// Take the client address from `X-Forwarded-For`/`Forwarded`; only behind a proxy that
+    /// sets them.
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            window_secs: 60,
+            anonymous_points: 50_000,
+            user_points: 200_000,
+            token_points: 200_000,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+/// Automatic persisted queries (Apollo's protocol) and the allow-list mode.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PersistedQuerySettings {
+    /// Accept `extensions.persistedQuery` hashes and register new queries.
+    pub enabled: bool,
+    /// Queries kept in memory (least recently used go first).
+    pub cache_size: usize,
+    /// How long a registered query stays in Redis, in seconds.
+    pub ttl_secs: u64,
+    /// An Apollo persisted-query manifest (JSON). When set, only its operations run, and
+    /// nothing new can be registered.
+    pub allow_list: Option<std::path::PathBuf>,
+}
+
+impl Default for PersistedQuerySettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            cache_size: 1_000,
+            ttl_secs: 24 * 3600,
+            allow_list: None,
+        }
     }
 }
 

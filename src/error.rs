@@ -26,6 +26,8 @@ pub mod code {
     pub const FORBIDDEN: &str = "FORBIDDEN";
     pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
     pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
+    pub const QUERY_TOO_COMPLEX: &str = "QUERY_TOO_COMPLEX";
+    pub const RATE_LIMITED: &str = "RATE_LIMITED";
 }
 
 /// Everything that can go wrong while serving a request.

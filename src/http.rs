@@ -1,7 +1,7 @@
 //! The HTTP surface: `/graphql` (POST, GET, GraphiQL, WebSocket), `/healthz`, `/readyz`, and
 //! the middleware that gives every request a span and a request id.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::{
     HttpMessage, HttpRequest, HttpResponse,
@@ -19,21 +19,25 @@ use async_graphql::{
     http::GraphiQLSource,
     parser::types::{DocumentOperations, OperationType},
 };
-use async_graphql_actix_web::GraphQLSubscription;
 use futures_util::StreamExt;
 use sea_orm::DatabaseConnection;
 use serde_json::json;
 use tracing::{Instrument, Span, field::Empty};
 
+use sha2::{Digest, Sha256};
+
 use crate::{
     auth::{
         Viewer,
-        viewer::{AuthFailure, Authenticator},
+        viewer::{AuthFailure, Authenticator, Credential},
     },
     config::Settings,
     db::StatementCounter,
     error::code,
-    graphql::{AppSchema, Loaders},
+    graphql::{AppSchema, Loaders, limits::CostLedger},
+    persisted::{PersistedQueries, PersistedQueryError},
+    ratelimit::RateSubject,
+    ws::SocketLimits,
 };
 
 /// Response header carrying the request id.
@@ -41,14 +45,25 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Response header carrying how many SQL statements the request executed.
 pub const SQL_STATEMENTS: HeaderName = HeaderName::from_static("x-sql-statements");
 
+/// Response headers of the rate limiter (IETF `RateLimit` header fields draft).
+pub const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+pub const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+
 /// What every handler shares.
 pub struct AppState {
     pub schema: AppSchema,
     pub db: DatabaseConnection,
     pub authenticator: std::sync::Arc<Authenticator>,
+    pub persisted: PersistedQueries,
     pub graphiql: bool,
     pub max_body_bytes: usize,
     pub max_batch_size: usize,
+    pub execution_timeout: Option<Duration>,
+    pub trust_forwarded_for: bool,
+    pub sockets: SocketLimits,
+    pub query_limits: crate::config::QueryLimits,
 }
 
 impl AppState {
@@ -57,17 +72,117 @@ impl AppState {
         schema: AppSchema,
         db: DatabaseConnection,
         authenticator: std::sync::Arc<Authenticator>,
+        persisted: PersistedQueries,
         settings: &Settings,
     ) -> Self {
         Self {
             schema,
             db,
             authenticator,
-            graphiql: settings.graphiql,
+            persisted,
+            graphiql: settings.graphiql_enabled(),
             max_body_bytes: settings.max_body_bytes,
             max_batch_size: settings.max_batch_size,
+            execution_timeout: (settings.limits.execution_timeout_ms > 0)
+                .then(|| Duration::from_millis(settings.limits.execution_timeout_ms)),
+            trust_forwarded_for: settings.rate_limit.trust_forwarded_for,
+            sockets: SocketLimits::default(),
+            query_limits: settings.limits.clone(),
         }
     }
+}
+
+/// The media type of a response, chosen from the request's `Accept` as the GraphQL-over-HTTP
+/// spec describes: `application/graphql-response+json` answers request errors with 4xx and no
+/// `data`; `application/json` (the default) answers every well-formed request with 200.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaType {
+    GraphQLResponse,
+    Json,
+}
+
+impl MediaType {
+    fn content_type(self) -> &'static str {
+        match self {
+            Self::GraphQLResponse => "application/graphql-response+json; charset=utf-8",
+            Self::Json => "application/json; charset=utf-8",
+        }
+    }
+
+    /// What `Accept` asks for; `None` when it accepts neither JSON media type.
+    fn negotiate(request: &HttpRequest) -> Option<Self> {
+        let Some(accept) = request
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|value| value.to_str().ok())
+            .filter(|accept| !accept.trim().is_empty())
+        else {
+            return Some(Self::Json);
+        };
+        // The highest quality wins; among equals, the first listed. Wildcards mean JSON.
+        let mut best: Option<(f32, Self)> = None;
+        for item in accept.split(',') {
+            let mut parts = item.split(';');
+            let mime = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+            let mut quality = 1.0_f32;
+            let mut charset_ok = true;
+            for parameter in parts {
+                let (name, value) = parameter.split_once('=').unwrap_or((parameter, ""));
+                match name.trim().to_ascii_lowercase().as_str() {
+                    "q" => quality = value.trim().parse().unwrap_or(0.0),
+                    "charset" => charset_ok = value.trim().eq_ignore_ascii_case("utf-8"),
+                    _ => {}
+                }
+            }
+            let media = match mime.as_str() {
+                "application/graphql-response+json" => Self::GraphQLResponse,
+                "application/json" | "application/*" | "*/*" => Self::Json,
+                _ => continue,
+            };
+            if charset_ok && quality > 0.0 && best.is_none_or(|(q, _)| quality > q) {
+                best = Some((quality, media));
+            }
+        }
+        best.map(|(_, media)| media)
+    }
+}
+
+/// Answers a request whose `Accept` allows no JSON media type.
+fn not_acceptable() -> HttpResponse {
+    error_response(
+        StatusCode::NOT_ACCEPTABLE,
+        code::BAD_REQUEST,
+        "accept `application/graphql-response+json` or `application/json`",
+    )
+}
+
+/// CORS for the configured origins: they may call the API from a browser with credentials in
+/// headers (never cookies) and read the rate-limit and request-id headers. Without origins,
+/// no CORS headers are sent and browsers keep other sites out.
+pub fn cors(origins: &[String]) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            REQUEST_ID,
+            HeaderName::from_static("graphql-require-preflight"),
+            HeaderName::from_static("apollo-require-preflight"),
+        ])
+        .expose_headers([
+            REQUEST_ID,
+            RATELIMIT_LIMIT,
+            RATELIMIT_REMAINING,
+            RATELIMIT_RESET,
+            RATELIMIT_POLICY,
+            header::RETRY_AFTER,
+        ])
+        .max_age(3600);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
 }
 
 /// Mounts every route.
@@ -89,6 +204,21 @@ pub fn error_response(status: StatusCode, code: &str, message: impl Into<String>
     HttpResponse::build(status).json(json!({
         "errors": [{ "message": message.into(), "extensions": { "code": code } }]
     }))
+}
+
+/// A request error in the negotiated media type.
+fn refuse(
+    media: MediaType,
+    status: StatusCode,
+    code: &str,
+    message: impl Into<String>,
+) -> HttpResponse {
+    let mut response = error_response(status, code, message);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(media.content_type()),
+    );
+    response
 }
 
 async fn redirect_to_graphql() -> HttpResponse {
@@ -130,64 +260,209 @@ async fn graphql_post(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let is_json = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .is_some_and(|mime| {
-            let mime = mime.trim();
-            mime.eq_ignore_ascii_case("application/json")
-                || mime.eq_ignore_ascii_case("application/graphql+json")
-        });
-    if !is_json {
-        return error_response(
+    let Some(media) = MediaType::negotiate(&request) else {
+        return not_acceptable();
+    };
+    // Only JSON bodies run. Browsers send text/plain, form and multipart bodies cross-site
+    // without a CORS preflight, so refusing them here is what stops cross-site request forgery.
+    if let Err(message) = json_content_type(&request) {
+        return refuse(
+            media,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             code::BAD_REQUEST,
-            "send GraphQL requests as `Content-Type: application/json`",
+            message,
         );
     }
     let body = match read_body(payload, state.max_body_bytes).await {
         Ok(body) => body,
         Err(response) => return response,
     };
+    if body.is_empty() {
+        return refuse(
+            media,
+            StatusCode::BAD_REQUEST,
+            code::BAD_REQUEST,
+            "the request has no body",
+        );
+    }
     let batch: BatchRequest = match serde_json::from_slice(&body) {
         Ok(batch) => batch,
         Err(error) => {
-            return error_response(
+            return refuse(
+                media,
                 StatusCode::BAD_REQUEST,
                 code::BAD_REQUEST,
                 format!("the body is not a GraphQL request: {error}"),
             );
         }
     };
-    if batch.iter().any(|request| request.query.trim().is_empty()) {
-        return missing_query();
-    }
-    if let BatchRequest::Batch(requests) = &batch {
-        if state.max_batch_size == 0 {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                code::BAD_REQUEST,
-                "batched requests are turned off",
-            );
+    let mut requests = match batch {
+        BatchRequest::Single(request) => vec![request],
+        BatchRequest::Batch(mut requests) => {
+            if state.max_batch_size == 0 {
+                return refuse(
+                    media,
+                    StatusCode::BAD_REQUEST,
+                    code::BAD_REQUEST,
+                    "batched requests are turned off",
+                );
+            }
+            if requests.is_empty() {
+                return refuse(
+                    media,
+                    StatusCode::BAD_REQUEST,
+                    code::BAD_REQUEST,
+                    "the batch is empty",
+                );
+            }
+            if requests.len() > state.max_batch_size {
+                return refuse(
+                    media,
+                    StatusCode::BAD_REQUEST,
+                    code::QUERY_TOO_COMPLEX,
+                    format!(
+                        "a batch holds at most {} operations, this one has {}",
+                        state.max_batch_size,
+                        requests.len()
+                    ),
+                );
+            }
+            return match prepare_all(&state, media, &mut requests).await {
+                Ok(()) => run(&request, &state, media, BatchRequest::Batch(requests)).await,
+                Err(response) => response,
+            };
         }
-        if requests.len() > state.max_batch_size {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                code::BAD_REQUEST,
-                format!(
-                    "a batch holds at most {} operations, this one has {}",
-                    state.max_batch_size,
-                    requests.len()
-                ),
-            );
+    };
+    match prepare_all(&state, media, &mut requests).await {
+        Ok(()) => {
+            let single = requests.pop().expect("one request");
+            run(&request, &state, media, BatchRequest::Single(single)).await
         }
-    }
-    match viewer(&request, &state).await {
-        Ok(viewer) => execute(&state, batch, viewer).await,
         Err(response) => response,
     }
+}
+
+/// `Ok` for `application/json` (or the older `application/graphql+json`) in UTF-8; the
+/// reason to refuse otherwise.
+fn json_content_type(request: &HttpRequest) -> Result<(), &'static str> {
+    const EXPECTED: &str = "send GraphQL requests as `Content-Type: application/json`";
+    let value = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .ok_or(EXPECTED)?;
+    let mut parts = value.split(';');
+    let mime = parts.next().unwrap_or_default().trim();
+    if !(mime.eq_ignore_ascii_case("application/json")
+        || mime.eq_ignore_ascii_case("application/graphql+json"))
+    {
+        return Err(EXPECTED);
+    }
+    for parameter in parts {
+        if let Some((name, value)) = parameter.split_once('=')
+            && name.trim().eq_ignore_ascii_case("charset")
+            && !value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+        {
+            return Err("GraphQL requests are read as UTF-8 only");
+        }
+    }
+    Ok(())
+}
+
+/// Resolves persisted queries and checks that every request has a document.
+async fn prepare_all(
+    state: &AppState,
+    media: MediaType,
+    requests: &mut [Request],
+) -> Result<(), HttpResponse> {
+    for request in requests.iter_mut() {
+        if let Err(error) = state.persisted.resolve(request).await {
+            let status = match error {
+                PersistedQueryError::NotFound => request_error_status(media),
+                PersistedQueryError::NotInList => StatusCode::FORBIDDEN,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            return Err(refuse(media, status, error.code(), error.message()));
+        }
+        if request.query.trim().is_empty() {
+            return Err(refuse(
+                media,
+                StatusCode::BAD_REQUEST,
+                code::BAD_REQUEST,
+                "the request has no `query`",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The status of a GraphQL request error (one that stops before execution): 400 with
+/// `application/graphql-response+json`, 200 with `application/json`, as the spec asks.
+fn request_error_status(media: MediaType) -> StatusCode {
+    match media {
+        MediaType::GraphQLResponse => StatusCode::BAD_REQUEST,
+        MediaType::Json => StatusCode::OK,
+    }
+}
+
+/// Resolves the viewer and runs `batch`.
+async fn run(
+    request: &HttpRequest,
+    state: &AppState,
+    media: MediaType,
+    batch: BatchRequest,
+) -> HttpResponse {
+    match viewer(request, state).await {
+        Ok(viewer) => {
+            let subject = rate_subject(request, &viewer, state.trust_forwarded_for);
+            let request_id = request
+                .extensions()
+                .get::<RequestId>()
+                .cloned()
+                .unwrap_or_else(|| RequestId(String::new()));
+            execute(state, batch, viewer, subject, request_id, media).await
+        }
+        Err(response) => response,
+    }
+}
+
+/// Who pays for a request: its API token, its user, or for anonymous callers the address.
+fn rate_subject(request: &HttpRequest, viewer: &Viewer, trust_forwarded_for: bool) -> RateSubject {
+    let credential = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes)
+        .unwrap_or_default();
+    subject_for(
+        viewer,
+        credential,
+        client_address(request, trust_forwarded_for),
+    )
+}
+
+/// Who pays for what `viewer` asks with `credential` (only a digest of it is kept).
+fn subject_for(viewer: &Viewer, credential: &[u8], address: String) -> RateSubject {
+    match (viewer.credential(), viewer.user()) {
+        (Credential::ApiToken, _) => {
+            RateSubject::Token(hex::encode(&Sha256::digest(credential)[..12]))
+        }
+        (_, Some(user)) => RateSubject::User(user.id),
+        (_, None) => RateSubject::Address(address),
+    }
+}
+
+/// The client's IP address: the peer's, or the one the proxy reports when it is trusted.
+fn client_address(request: &HttpRequest, trust_forwarded_for: bool) -> String {
+    let info = request.connection_info();
+    let address = if trust_forwarded_for {
+        info.realip_remote_addr()
+    } else {
+        info.peer_addr()
+    }
+    .unwrap_or("unknown");
+    address
+        .parse::<std::net::SocketAddr>()
+        .map_or_else(|_| address.to_owned(), |socket| socket.ip().to_string())
 }
 
 /// The viewer of `request`; a credential that is present but not valid ends the request with
@@ -285,15 +560,30 @@ async fn graphql_get(
                     .finish(),
             );
     }
+    let Some(media) = MediaType::negotiate(&request) else {
+        return not_acceptable();
+    };
     let mut graphql_request = match parse_query_string(request.query_string()) {
         Ok(graphql_request) => graphql_request,
-        Err(message) => return error_response(StatusCode::BAD_REQUEST, code::BAD_REQUEST, message),
+        Err(message) => return refuse(media, StatusCode::BAD_REQUEST, code::BAD_REQUEST, message),
     };
-    if graphql_request.query.trim().is_empty() {
-        return missing_query();
+    if let Err(response) =
+        prepare_all(&state, media, std::slice::from_mut(&mut graphql_request)).await
+    {
+        return response;
     }
+    // The size limits come before the mutation check parses the document.
+    if let Err(error) =
+        crate::graphql::limits::check_text(&state.query_limits, &graphql_request.query)
+    {
+        let mut response = HttpResponse::build(request_error_status(media));
+        response.insert_header((header::CONTENT_TYPE, media.content_type()));
+        return response.json(json!({ "errors": [error] }));
+    }
+    // Checked after persisted queries are resolved, so that a hash cannot smuggle a mutation.
     if is_mutation(&mut graphql_request) {
-        let mut response = error_response(
+        let mut response = refuse(
+            media,
             StatusCode::METHOD_NOT_ALLOWED,
             code::METHOD_NOT_ALLOWED,
             "mutations are only accepted over POST",
@@ -303,10 +593,13 @@ async fn graphql_get(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    match viewer(&request, &state).await {
-        Ok(viewer) => execute(&state, BatchRequest::Single(graphql_request), viewer).await,
-        Err(response) => response,
-    }
+    run(
+        &request,
+        &state,
+        media,
+        BatchRequest::Single(graphql_request),
+    )
+    .await
 }
 
 /// The parameters of a GraphQL request sent with GET, named as the GraphQL-over-HTTP spec
@@ -336,15 +629,6 @@ fn parse_query_string(query_string: &str) -> Result<Request, String> {
             .map_err(|error| format!("`extensions` is not a JSON object: {error}"))?;
     }
     Ok(request)
-}
-
-/// The error for a request without a document.
-fn missing_query() -> HttpResponse {
-    error_response(
-        StatusCode::BAD_REQUEST,
-        code::BAD_REQUEST,
-        "the request has no `query`",
-    )
 }
 
 /// Whether the operation `request` would run is a mutation. A document that does not parse
@@ -410,60 +694,126 @@ fn subscribe(
 ) -> HttpResponse {
     let db = state.db.clone();
     let authenticator = state.authenticator.clone();
-    GraphQLSubscription::new(state.schema.clone())
-        .on_connection_init(move |payload| async move {
-            let refused = || async_graphql::Error::new("the credential is not valid");
-            let viewer = match init_authorization(&payload).map_err(|()| refused())? {
-                Some(credential) => authenticator
+    let address = client_address(request, state.trust_forwarded_for);
+    let upgrade_credential = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let on_init = move |payload: serde_json::Value| async move {
+        let refused = || async_graphql::Error::new("the credential is not valid");
+        let (viewer, credential) =
+            if let Some(credential) = init_authorization(&payload).map_err(|()| refused())? {
+                let viewer = authenticator
                     .viewer(Some(&credential))
                     .await
-                    .map_err(|_| refused())?,
-                None => upgrade_viewer,
+                    .map_err(|_| refused())?;
+                (viewer, credential)
+            } else {
+                (upgrade_viewer, upgrade_credential)
             };
-            // Loaders do not cache, so one set per connection never serves stale rows. (The
-            // actix integration pings every 5 seconds and drops clients that stop answering;
-            // no idle timeout is set, so a quiet subscriber waiting for its order stays.)
-            let mut data = async_graphql::Data::default();
-            data.insert(Loaders::new(&db, &StatementCounter::default()));
-            data.insert(viewer);
-            Ok(data)
-        })
-        .start(request, payload)
-        .unwrap_or_else(|error| {
-            error_response(
-                StatusCode::BAD_REQUEST,
-                code::BAD_REQUEST,
-                error.to_string(),
-            )
-        })
+        let subject = subject_for(&viewer, credential.as_bytes(), address);
+        // Loaders do not cache, so one set per connection never serves stale rows.
+        let mut data = async_graphql::Data::default();
+        data.insert(Loaders::new(&db, &StatementCounter::default()));
+        data.insert(viewer);
+        data.insert(subject);
+        Ok(data)
+    };
+    crate::ws::serve(
+        request,
+        payload,
+        state.schema.clone(),
+        state.sockets,
+        on_init,
+    )
 }
 
-/// Runs `batch` for `viewer` with fresh loaders, counting its SQL statements.
-async fn execute(state: &AppState, batch: BatchRequest, viewer: Viewer) -> HttpResponse {
+/// Runs `batch` for `viewer` with fresh loaders, counting its SQL statements and its cost.
+async fn execute(
+    state: &AppState,
+    batch: BatchRequest,
+    viewer: Viewer,
+    subject: RateSubject,
+    request_id: RequestId,
+    media: MediaType,
+) -> HttpResponse {
     let counter = StatementCounter::default();
-    let with_loaders = |request: Request| {
+    let ledger = CostLedger::default();
+    let with_data = |request: Request| {
         request
             .data(Loaders::new(&state.db, &counter))
             .data(viewer.clone())
+            .data(subject.clone())
+            .data(ledger.clone())
     };
     let batch = match batch {
         BatchRequest::Single(request) => {
             let name = request.operation_name.as_deref().unwrap_or("anonymous");
             Span::current().record("graphql.operation", name);
-            BatchRequest::Single(with_loaders(request))
+            BatchRequest::Single(with_data(request))
         }
         BatchRequest::Batch(requests) => {
             Span::current().record("graphql.operation", "batch");
-            BatchRequest::Batch(requests.into_iter().map(with_loaders).collect())
+            BatchRequest::Batch(requests.into_iter().map(with_data).collect())
         }
     };
-    let response: BatchResponse = counter.scope(state.schema.execute_batch(batch)).await;
+    let running = counter.scope(state.schema.execute_batch(batch));
+    let response = match state.execution_timeout {
+        None => Some(running.await),
+        Some(limit) => tokio::time::timeout(limit, running).await.ok(),
+    };
     let statements = counter.get();
     Span::current().record("sql_statements", statements);
-    let mut http = HttpResponse::Ok();
+    let Some(mut response) = response else {
+        let limit = state.execution_timeout.unwrap_or_default();
+        let mut http = refuse(
+            media,
+            StatusCode::SERVICE_UNAVAILABLE,
+            code::QUERY_TOO_COMPLEX,
+            format!(
+                "the request ran longer than the limit of {} ms and was stopped",
+                limit.as_millis()
+            ),
+        );
+        http.headers_mut().insert(SQL_STATEMENTS, statements.into());
+        return http;
+    };
+    let status = match &mut response {
+        BatchResponse::Single(single) => {
+            mention_request_id(single, &request_id);
+            if is_rate_limited(single) {
+                StatusCode::TOO_MANY_REQUESTS
+            } else if is_request_error(single) {
+                request_error_status(media)
+            } else {
+                StatusCode::OK
+            }
+        }
+        BatchResponse::Batch(responses) => {
+            for single in responses.iter_mut() {
+                mention_request_id(single, &request_id);
+            }
+            StatusCode::OK
+        }
+    };
+    let mut http = HttpResponse::build(status);
     http.insert_header((SQL_STATEMENTS, statements));
-    match serde_json::to_vec(&response) {
-        Ok(body) => http.content_type("application/json").body(body),
+    http.insert_header((header::CONTENT_TYPE, media.content_type()));
+    rate_limit_headers(&mut http, &ledger);
+    let body = match (&response, media) {
+        // A request error carries no `data` entry in graphql-response+json.
+        (BatchResponse::Single(single), MediaType::GraphQLResponse) if is_request_error(single) => {
+            serde_json::to_vec(&json!({
+                "errors": single.errors,
+                "extensions": single.extensions,
+            }))
+        }
+        _ => serde_json::to_vec(&response),
+    };
+    match body {
+        Ok(body) => http.body(body),
         Err(error) => {
             tracing::error!(%error, "response serialization failed");
             error_response(
@@ -472,6 +822,51 @@ async fn execute(state: &AppState, batch: BatchRequest, viewer: Viewer) -> HttpR
                 "internal server error",
             )
         }
+    }
+}
+
+/// Whether `response` is a request error: it stopped before execution, so it has no data and
+/// its errors point at no field.
+fn is_request_error(response: &async_graphql::Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|error| error.path.is_empty())
+}
+
+fn is_rate_limited(response: &async_graphql::Response) -> bool {
+    response.errors.iter().any(|error| {
+        error.extensions.as_ref().and_then(|e| e.get("code"))
+            == Some(&async_graphql::Value::from(code::RATE_LIMITED))
+    })
+}
+
+/// Gives internal errors the request id, so a report from a client leads to the log.
+fn mention_request_id(response: &mut async_graphql::Response, request_id: &RequestId) {
+    let internal = async_graphql::Value::from(code::INTERNAL_SERVER_ERROR);
+    for error in &mut response.errors {
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        if extensions.get("code") == Some(&internal) {
+            error.message = format!("internal server error (request id {})", request_id.0);
+            extensions.set("requestId", request_id.0.clone());
+        }
+    }
+}
+
+/// `RateLimit-*` headers from what the request's operations cost.
+fn rate_limit_headers(http: &mut actix_web::HttpResponseBuilder, ledger: &CostLedger) {
+    let reports = ledger.0.lock().expect("unpoisoned");
+    let Some(last) = reports.last() else {
+        return;
+    };
+    http.insert_header((RATELIMIT_LIMIT, last.limit));
+    http.insert_header((RATELIMIT_REMAINING, last.remaining));
+    http.insert_header((RATELIMIT_RESET, last.reset_secs));
+    http.insert_header((
+        RATELIMIT_POLICY,
+        format!("{};w={}", last.limit, last.window_secs),
+    ));
+    if reports.iter().any(|report| !report.allowed) {
+        http.insert_header((header::RETRY_AFTER, last.reset_secs));
     }
 }
 

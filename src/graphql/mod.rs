@@ -3,6 +3,7 @@
 pub mod common;
 pub mod extensions;
 pub mod integrations;
+pub mod limits;
 pub mod loaders;
 pub mod menu;
 pub mod node;
@@ -14,19 +15,20 @@ pub mod reviews;
 pub mod root;
 pub mod users;
 
+use std::sync::Arc;
+
 use async_graphql::{Schema, SchemaBuilder};
 use sea_orm::DatabaseConnection;
 
 pub use loaders::Loaders;
+
+use crate::ratelimit::RateLimiter;
 pub use root::{Mutation, Query, Subscription};
 
 /// The schema type served by dishpatch.
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
-/// Deepest selection accepted.
-pub const MAX_DEPTH: usize = 16;
-
-/// The schema's types and limits, without any data: enough to print the SDL.
+/// The schema's types, without any data or limits: enough to print the SDL.
 pub fn schema_builder() -> SchemaBuilder<Query, Mutation, Subscription> {
     Schema::build(
         Query::default(),
@@ -34,12 +36,40 @@ pub fn schema_builder() -> SchemaBuilder<Query, Mutation, Subscription> {
         Subscription::default(),
     )
     .extension(extensions::ErrorCodes)
-    .limit_depth(MAX_DEPTH)
+}
+
+/// How the served schema behaves, beyond its types.
+pub struct SchemaOptions {
+    /// What one request may ask for.
+    pub limits: crate::config::QueryLimits,
+    /// Budgets to charge each request's cost to.
+    pub limiter: Option<Arc<RateLimiter>>,
+    /// Answer introspection queries.
+    pub introspection: bool,
+    /// Suggest field names in validation errors ("Did you mean ...").
+    pub suggestions: bool,
 }
 
 /// The schema ready to execute against `db`, publishing and following events on `bus`.
-pub fn build_schema(db: DatabaseConnection, bus: crate::events::EventBus) -> AppSchema {
-    schema_builder().data(db).data(bus).finish()
+pub fn build_schema(
+    db: DatabaseConnection,
+    bus: crate::events::EventBus,
+    options: SchemaOptions,
+) -> AppSchema {
+    // async-graphql's own nesting check counts fragments and inline fragments as levels too;
+    // `limits` checks field depth first, with a precise error, so this one only backs it up.
+    let mut builder = schema_builder()
+        .limit_recursive_depth(options.limits.max_depth * 2 + 8)
+        .extension(limits::Limits::new(options.limits, options.limiter))
+        .data(db)
+        .data(bus);
+    if !options.introspection {
+        builder = builder.disable_introspection();
+    }
+    if !options.suggestions {
+        builder = builder.disable_suggestions();
+    }
+    builder.finish()
 }
 
 /// The SDL of the public contract, as committed in `schema.graphql`.

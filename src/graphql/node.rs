@@ -93,6 +93,7 @@ impl NodeQuery {
 
     /// The objects with these global IDs (at most 100), in the same order; null where one does
     /// not exist.
+    #[graphql(complexity = "ids.len().max(1).saturating_mul(child_complexity).saturating_add(1)")]
     async fn nodes(
         &self,
         ctx: &Context<'_>,

@@ -9,6 +9,20 @@ use crate::error::{AppError, AppResult};
 /// Largest page a connection serves.
 pub const MAX_PAGE_SIZE: i32 = 100;
 
+/// The complexity of a connection field: the page it asks for times the cost of its
+/// selection, plus one; an out-of-range size counts as the largest page.
+pub fn connection_cost(
+    first: Option<i32>,
+    last: Option<i32>,
+    default: usize,
+    child: usize,
+) -> usize {
+    let size = first
+        .or(last)
+        .map_or(default, |size| size.clamp(1, MAX_PAGE_SIZE) as usize);
+    size.saturating_mul(child).saturating_add(1)
+}
+
 /// The kinds of object a global ID can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeKind {

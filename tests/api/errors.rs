@@ -54,7 +54,8 @@ db_test! {
         expect_code(&app, "query($n: Int!) { restaurants(first: $n) { totalCount } }", json!({ "n": "ten" }), "GRAPHQL_VALIDATION_FAILED").await;
         let deep = format!("{{ restaurants {{ edges {{ node {{ menu {{ items {{ restaurant {}{}{} }} }} }} }} }} }}",
             "{ menu { items { restaurant ".repeat(4), "{ name }", " } } }".repeat(4));
-        expect_code(&app, &deep, json!({}), "GRAPHQL_VALIDATION_FAILED").await;
+        let too_deep = expect_code(&app, &deep, json!({}), "QUERY_TOO_COMPLEX").await;
+        assert!(too_deep.contains("limit of 16"), "{too_deep}");
     }
 }
 

@@ -18,7 +18,7 @@ const PLACE: &str = "mutation($input: PlaceOrderInput!) { placeOrder(input: $inp
 const ORDER_FIELDS: &str = "order { id status delivery { status courier { displayName } } } userErrors { field message code }";
 
 /// Menu items of Trattoria Roma (open around the clock, staffed by the demo owner).
-async fn roma_items(app: &TestApp) -> (String, Vec<(String, bool, String)>) {
+pub(crate) async fn roma_items(app: &TestApp) -> (String, Vec<(String, bool, String)>) {
     let response = app
         .graphql(
             "{ restaurant(slug: \"trattoria-roma\") { id menu { items { id available price { amount } } } } }",
@@ -41,7 +41,7 @@ async fn roma_items(app: &TestApp) -> (String, Vec<(String, bool, String)>) {
     (restaurant["id"].as_str().unwrap().to_owned(), items)
 }
 
-fn available(items: &[(String, bool, String)], n: usize) -> Vec<String> {
+pub(crate) fn available(items: &[(String, bool, String)], n: usize) -> Vec<String> {
     items
         .iter()
         .filter(|(_, ok, _)| *ok)
@@ -50,7 +50,7 @@ fn available(items: &[(String, bool, String)], n: usize) -> Vec<String> {
         .collect()
 }
 
-fn order_input(restaurant: &str, items: &[String], key: &str) -> Value {
+pub(crate) fn order_input(restaurant: &str, items: &[String], key: &str) -> Value {
     json!({
         "restaurantId": restaurant,
         "lines": items.iter().enumerate().map(|(i, id)| json!({ "menuItemId": id, "quantity": i + 1 })).collect::<Vec<_>>(),
@@ -60,14 +60,14 @@ fn order_input(restaurant: &str, items: &[String], key: &str) -> Value {
     })
 }
 
-async fn place(app: &TestApp, who: &str, input: Value) -> Value {
+pub(crate) async fn place(app: &TestApp, who: &str, input: Value) -> Value {
     let response = app
         .graphql_as(Some(who), PLACE, json!({ "input": input }))
         .await;
     response.data()["placeOrder"].clone()
 }
 
-async fn act(app: &TestApp, who: &str, mutation: &str, input: Value) -> Value {
+pub(crate) async fn act(app: &TestApp, who: &str, mutation: &str, input: Value) -> Value {
     let query = format!(
         "mutation($input: {}!) {{ {mutation}(input: $input) {{ {ORDER_FIELDS} }} }}",
         input_type(mutation)

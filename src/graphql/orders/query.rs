@@ -38,6 +38,9 @@ impl OrderQuery {
 
     /// For couriers: orders ready for pickup that nobody has claimed, nearest first from
     /// `near` (oldest first without it).
+    #[graphql(
+        complexity = "crate::graphql::relay::connection_cost(Some(first), None, 20, child_complexity)"
+    )]
     async fn available_deliveries(
         &self,
         ctx: &Context<'_>,

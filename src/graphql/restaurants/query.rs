@@ -94,6 +94,9 @@ impl RestaurantQuery {
         clippy::too_many_arguments,
         reason = "the Relay connection arguments plus filter and order"
     )]
+    #[graphql(
+        complexity = "crate::graphql::relay::connection_cost(first, last, 20, child_complexity)"
+    )]
     async fn restaurants(
         &self,
         ctx: &Context<'_>,

@@ -132,6 +132,9 @@ impl Restaurant {
 
     /// The restaurant's orders, newest first. For its staff and admins; tokens need
     /// `orders:read`.
+    #[graphql(
+        complexity = "crate::graphql::relay::connection_cost(first, last, 20, child_complexity)"
+    )]
     async fn orders(
         &self,
         ctx: &Context<'_>,
@@ -147,6 +150,9 @@ impl Restaurant {
     }
 
     /// Reviews, newest first.
+    #[graphql(
+        complexity = "crate::graphql::relay::connection_cost(first, last, 10, child_complexity)"
+    )]
     async fn reviews(
         &self,
         ctx: &Context<'_>,

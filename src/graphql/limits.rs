@@ -1,0 +1,511 @@
+//! Refuses documents that would cost too much before they run: size in bytes and tokens,
+//! aliases, directives, fragment cycles and fragment blow-up, depth and complexity; then charges
+//! the request's cost to the caller's rate-limit budget.
+//!
+//! Everything here runs before execution, for HTTP and WebSocket alike. Fragment cycles are
+//! caught before async-graphql's own validation, whose complexity pass follows fragment spreads
+//! without a guard and would recurse forever on a cycle.
+
+use std::{
+    any::{Any, TypeId},
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use async_graphql::{
+    Request, Response, ServerError, ServerResult, ValidationResult, Value,
+    async_trait::async_trait,
+    extensions::{
+        Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextRequest,
+        NextValidation,
+    },
+    parser::types::{ExecutableDocument, Selection, SelectionSet},
+};
+
+use super::extensions::ensure_code;
+use crate::{
+    config::QueryLimits,
+    error::code,
+    ratelimit::{CostReport, RateLimiter, RateSubject},
+};
+
+/// The extension factory; one `RequestLimits` is made per request.
+pub struct Limits {
+    limits: Arc<QueryLimits>,
+    limiter: Option<Arc<RateLimiter>>,
+}
+
+impl Limits {
+    /// Enforces `limits`, and charges `limiter` when there is one.
+    pub fn new(limits: QueryLimits, limiter: Option<Arc<RateLimiter>>) -> Self {
+        Self {
+            limits: Arc::new(limits),
+            limiter,
+        }
+    }
+}
+
+impl ExtensionFactory for Limits {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(RequestLimits {
+            limits: self.limits.clone(),
+            limiter: self.limiter.clone(),
+            report: Mutex::new(None),
+        })
+    }
+}
+
+/// Where the HTTP layer collects the cost of every operation of a request, to answer with
+/// `RateLimit-*` headers. Put one in the request data.
+#[derive(Debug, Clone, Default)]
+pub struct CostLedger(pub Arc<Mutex<Vec<CostReport>>>);
+
+struct RequestLimits {
+    limits: Arc<QueryLimits>,
+    limiter: Option<Arc<RateLimiter>>,
+    report: Mutex<Option<CostReport>>,
+}
+
+/// A `QUERY_TOO_COMPLEX` refusal naming the limit it hit.
+fn too_complex(message: String, limit: &str, max: usize) -> ServerError {
+    let mut error = ServerError::new(message, None);
+    let extensions = error.extensions.get_or_insert_with(Default::default);
+    extensions.set("code", code::QUERY_TOO_COMPLEX);
+    extensions.set("limit", limit);
+    extensions.set("max", max as u64);
+    error
+}
+
+impl RequestLimits {
+    /// Charges `cost` to `subject`'s budget (once per request); `Err` when it is spent.
+    async fn charge(
+        &self,
+        subject: Option<&RateSubject>,
+        ledger: Option<&CostLedger>,
+        cost: usize,
+    ) -> ServerResult<()> {
+        let (Some(limiter), Some(subject)) = (&self.limiter, subject) else {
+            return Ok(());
+        };
+        if self.report.lock().expect("unpoisoned").is_some() {
+            return Ok(());
+        }
+        let report = limiter.charge(subject, cost as u64).await;
+        if let Some(ledger) = ledger {
+            ledger.0.lock().expect("unpoisoned").push(report.clone());
+        }
+        *self.report.lock().expect("unpoisoned") = Some(report.clone());
+        if report.allowed {
+            return Ok(());
+        }
+        let mut error = ServerError::new(
+            format!(
+                "rate limit exceeded: this request costs {} points and {} of {} are left; \
+                 retry in {} s",
+                report.cost, report.remaining, report.limit, report.reset_secs
+            ),
+            None,
+        );
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        extensions.set("code", code::RATE_LIMITED);
+        extensions.set("retryAfter", report.reset_secs);
+        Err(error)
+    }
+}
+
+/// `T` from the request's own data, else from the connection's or the schema's.
+fn request_data<'a, T: Any + Send + Sync>(
+    request: &'a Request,
+    ctx: &ExtensionContext<'a>,
+) -> Option<&'a T> {
+    request
+        .data
+        .get(&TypeId::of::<T>())
+        .and_then(|data| data.downcast_ref::<T>())
+        .or_else(|| ctx.data_opt::<T>())
+}
+
+/// The checks that need only the text: size in bytes, then in tokens. Cheap whatever the
+/// input, so they run before the parser sees it.
+pub fn check_text(limits: &QueryLimits, query: &str) -> ServerResult<()> {
+    if query.len() > limits.max_document_bytes {
+        return Err(too_complex(
+            format!(
+                "the document is {} bytes, over the limit of {}",
+                query.len(),
+                limits.max_document_bytes
+            ),
+            "maxDocumentBytes",
+            limits.max_document_bytes,
+        ));
+    }
+    if count_tokens(query, limits.max_tokens) > limits.max_tokens {
+        return Err(too_complex(
+            format!("the document has more than {} tokens", limits.max_tokens),
+            "maxTokens",
+            limits.max_tokens,
+        ));
+    }
+    Ok(())
+}
+
+/// The checks on the parsed document, before anything walks it with its fragments spread:
+/// aliases, directives, fragment cycles, then depth and field count with fragments spread,
+/// each fragment measured once.
+fn check_document(limits: &QueryLimits, document: &ExecutableDocument) -> ServerResult<()> {
+    let mut census = Census::default();
+    for (_, operation) in document.operations.iter() {
+        census.directives(operation.node.directives.len());
+        census.selection_set(&operation.node.selection_set.node);
+    }
+    for fragment in document.fragments.values() {
+        census.directives(fragment.node.directives.len());
+        census.selection_set(&fragment.node.selection_set.node);
+    }
+    if census.aliases > limits.max_aliases {
+        return Err(too_complex(
+            format!(
+                "the document has {} aliases, over the limit of {}",
+                census.aliases, limits.max_aliases
+            ),
+            "maxAliases",
+            limits.max_aliases,
+        ));
+    }
+    if census.most_directives > limits.max_directives {
+        return Err(too_complex(
+            format!(
+                "a field carries {} directives, over the limit of {}",
+                census.most_directives, limits.max_directives
+            ),
+            "maxDirectives",
+            limits.max_directives,
+        ));
+    }
+    let mut expansion = Expansion {
+        document,
+        sizes: HashMap::new(),
+        path: Vec::new(),
+    };
+    for name in document.fragments.keys() {
+        expansion.fragment(name.as_str())?;
+    }
+    let mut whole = Size::default();
+    for (_, operation) in document.operations.iter() {
+        let size = expansion.selection_set(&operation.node.selection_set.node)?;
+        whole.fields = whole.fields.saturating_add(size.fields);
+        whole.depth = whole.depth.max(size.depth);
+    }
+    if whole.depth > limits.max_depth {
+        return Err(too_complex(
+            format!(
+                "the query is nested {} levels deep, over the limit of {}",
+                whole.depth, limits.max_depth
+            ),
+            "maxDepth",
+            limits.max_depth,
+        ));
+    }
+    if whole.fields > limits.max_complexity {
+        return Err(too_complex(
+            format!(
+                "the document selects more than {} fields once its fragments are spread",
+                limits.max_complexity
+            ),
+            "maxComplexity",
+            limits.max_complexity,
+        ));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Extension for RequestLimits {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        let report = self.report.lock().expect("unpoisoned").take();
+        if let Some(report) = report {
+            response.extensions.insert("cost".into(), report.to_value());
+        }
+        response
+    }
+
+    /// Checks the document before async-graphql parses and walks it: its own walk (the
+    /// recursion-depth check) follows fragment spreads, which a few kilobytes of fragments can
+    /// turn into billions of steps. The parsed document is handed on, so nothing parses twice.
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        mut request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        let limits = &self.limits;
+        let checked = check_text(limits, &request.query).and_then(|()| {
+            let document = request.parsed_query().map_err(|mut error| {
+                ensure_code(&mut error, code::GRAPHQL_PARSE_FAILED);
+                error
+            })?;
+            check_document(limits, document)
+        });
+        if let Err(error) = checked {
+            // A refused document still costs a point, so refusals cannot be sent for free.
+            self.charge(
+                request_data::<RateSubject>(&request, ctx),
+                request_data::<CostLedger>(&request, ctx),
+                1,
+            )
+            .await?;
+            return Err(error);
+        }
+        next.run(ctx, request).await
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let limits = &self.limits;
+        let subject = ctx.data_opt::<RateSubject>();
+        let ledger = ctx.data_opt::<CostLedger>();
+        let result = match next.run(ctx).await {
+            Ok(result) => result,
+            Err(errors) => {
+                self.charge(subject, ledger, 1)
+                    .await
+                    .map_err(|error| vec![error])?;
+                return Err(errors);
+            }
+        };
+        if result.complexity > limits.max_complexity {
+            self.charge(subject, ledger, 1)
+                .await
+                .map_err(|error| vec![error])?;
+            return Err(vec![too_complex(
+                format!(
+                    "the query's complexity is {}, over the limit of {} (a connection counts \
+                     its page size times its selection)",
+                    result.complexity, limits.max_complexity
+                ),
+                "maxComplexity",
+                limits.max_complexity,
+            )]);
+        }
+        self.charge(subject, ledger, result.complexity.max(1))
+            .await
+            .map_err(|error| vec![error])?;
+        Ok(result)
+    }
+}
+
+/// Aliases and directives, counted over the document as written.
+#[derive(Default)]
+struct Census {
+    aliases: usize,
+    most_directives: usize,
+}
+
+impl Census {
+    fn directives(&mut self, count: usize) {
+        self.most_directives = self.most_directives.max(count);
+    }
+
+    fn selection_set(&mut self, set: &SelectionSet) {
+        for selection in &set.items {
+            match &selection.node {
+                Selection::Field(field) => {
+                    if field.node.alias.is_some() {
+                        self.aliases += 1;
+                    }
+                    self.directives(field.node.directives.len());
+                    self.selection_set(&field.node.selection_set.node);
+                }
+                Selection::FragmentSpread(spread) => {
+                    self.directives(spread.node.directives.len());
+                }
+                Selection::InlineFragment(fragment) => {
+                    self.directives(fragment.node.directives.len());
+                    self.selection_set(&fragment.node.selection_set.node);
+                }
+            }
+        }
+    }
+}
+
+/// How many fields a selection holds and how deeply they nest, fragments spread.
+#[derive(Debug, Clone, Copy, Default)]
+struct Size {
+    fields: usize,
+    depth: usize,
+}
+
+/// Sizes with every fragment spread in place, computed once per fragment, so that fragments
+/// spreading each other many times are measured without being expanded.
+struct Expansion<'a> {
+    document: &'a ExecutableDocument,
+    sizes: HashMap<&'a str, Size>,
+    /// Fragments being expanded, to report a cycle.
+    path: Vec<&'a str>,
+}
+
+impl<'a> Expansion<'a> {
+    fn fragment(&mut self, name: &'a str) -> ServerResult<Size> {
+        if let Some(size) = self.sizes.get(name) {
+            return Ok(*size);
+        }
+        if let Some(start) = self.path.iter().position(|entered| *entered == name) {
+            let mut cycle = self.path[start..].to_vec();
+            cycle.push(name);
+            let mut error = ServerError::new(
+                format!(
+                    "fragment `{name}` spreads itself ({}); fragments must not form cycles",
+                    cycle.join(" -> ")
+                ),
+                None,
+            );
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", code::GRAPHQL_VALIDATION_FAILED);
+            return Err(error);
+        }
+        let Some(fragment) = self.document.fragments.get(name) else {
+            // Unknown fragments are reported by validation.
+            return Ok(Size::default());
+        };
+        self.path.push(name);
+        let size = self.selection_set(&fragment.node.selection_set.node);
+        self.path.pop();
+        let size = size?;
+        self.sizes.insert(name, size);
+        Ok(size)
+    }
+
+    fn selection_set(&mut self, set: &'a SelectionSet) -> ServerResult<Size> {
+        let mut size = Size::default();
+        for selection in &set.items {
+            let more = match &selection.node {
+                Selection::Field(field) => {
+                    let children = self.selection_set(&field.node.selection_set.node)?;
+                    Size {
+                        fields: children.fields.saturating_add(1),
+                        depth: children.depth + 1,
+                    }
+                }
+                Selection::FragmentSpread(spread) => {
+                    self.fragment(spread.node.fragment_name.node.as_str())?
+                }
+                Selection::InlineFragment(fragment) => {
+                    self.selection_set(&fragment.node.selection_set.node)?
+                }
+            };
+            size.fields = size.fields.saturating_add(more.fields);
+            size.depth = size.depth.max(more.depth);
+        }
+        Ok(size)
+    }
+}
+
+/// The number of lexical tokens in `source`, counting no further than just past `stop_after`.
+/// Follows the GraphQL lexer closely enough to count: whitespace, commas and comments are
+/// ignored, and a string (block strings included) or a number is one token.
+pub fn count_tokens(source: &str, stop_after: usize) -> usize {
+    let bytes = source.as_bytes();
+    let mut count = 0;
+    let mut i = 0;
+    while i < bytes.len() && count <= stop_after {
+        match bytes[i] {
+            b' ' | b'\t' | b'\n' | b'\r' | b',' => i += 1,
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
+                    i += 1;
+                }
+            }
+            b'"' if bytes[i..].starts_with(b"\"\"\"") => {
+                count += 1;
+                i += 3;
+                while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
+                    i += if bytes[i..].starts_with(b"\\\"\"\"") {
+                        4
+                    } else {
+                        1
+                    };
+                }
+                i += 3;
+            }
+            b'"' => {
+                count += 1;
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'.' if bytes[i..].starts_with(b"...") => {
+                count += 1;
+                i += 3;
+            }
+            b if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' => {
+                count += 1;
+                i += 1;
+                while i < bytes.len()
+                    && (bytes[i].is_ascii_alphanumeric() || b"_.+-".contains(&bytes[i]))
+                {
+                    i += 1;
+                }
+            }
+            _ => {
+                count += 1;
+                i += source[i..].chars().next().map_or(1, char::len_utf8);
+            }
+        }
+    }
+    count
+}
+
+impl CostReport {
+    /// The report as `extensions.cost`.
+    pub fn to_value(&self) -> Value {
+        let mut cost = async_graphql::indexmap::IndexMap::new();
+        cost.insert(
+            async_graphql::Name::new("requested"),
+            Value::from(self.cost),
+        );
+        cost.insert(async_graphql::Name::new("limit"), Value::from(self.limit));
+        cost.insert(
+            async_graphql::Name::new("remaining"),
+            Value::from(self.remaining),
+        );
+        cost.insert(
+            async_graphql::Name::new("resetSeconds"),
+            Value::from(self.reset_secs),
+        );
+        Value::Object(cost)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_tokens;
+
+    #[test]
+    fn tokens_are_counted_as_the_graphql_lexer_sees_them() {
+        assert_eq!(count_tokens("{ a }", 100), 3);
+        assert_eq!(
+            count_tokens("query Q($x: Int = -1.5e3) { a(x: $x) }", 100),
+            19
+        );
+        assert_eq!(count_tokens("# comment { { {\n{ a, b }", 100), 4);
+        assert_eq!(count_tokens(r#"{ a(s: "x { y } \" z") }"#, 100), 8);
+        assert_eq!(
+            count_tokens("{ a(s: \"\"\"x { \n y }\"\"\") ...F }", 100),
+            10
+        );
+    }
+
+    #[test]
+    fn counting_stops_just_past_the_limit() {
+        let huge = "{ a }".repeat(1_000_000);
+        assert_eq!(count_tokens(&huge, 10), 11);
+    }
+}

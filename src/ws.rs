@@ -1,0 +1,389 @@
+//! GraphQL over WebSocket: the `graphql-transport-ws` protocol with its close codes, and the
+//! legacy `graphql-ws` (subscriptions-transport-ws) protocol.
+//!
+//! async-graphql executes the operations; this module owns the socket and checks every client
+//! message against the protocol before async-graphql sees it, because async-graphql 7 closes
+//! with generic codes (or not at all) where the protocol asks for specific ones:
+//!
+//! | code | when |
+//! |------|------|
+//! | 4400 | a message that is not valid JSON, has an unknown type, or lacks a field |
+//! | 4401 | `subscribe` before the server acknowledged `connection_init` |
+//! | 4403 | `connection_init` refused (a bad credential) |
+//! | 4408 | no acknowledged `connection_init` within the wait timeout |
+//! | 4409 | `subscribe` with the id of an operation still running |
+//! | 4429 | a second `connection_init` |
+
+use std::{collections::HashSet, future::Future, time::Duration};
+
+use actix_web::{
+    HttpRequest, HttpResponse,
+    http::header::{HeaderValue, SEC_WEBSOCKET_PROTOCOL},
+    web,
+};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
+use async_graphql::{
+    Data, Executor,
+    http::{ClientMessage, WebSocket, WebSocketProtocols, WsMessage},
+};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use tokio::{sync::mpsc, time::Instant};
+use tokio_stream_adapter::ReceiverStream;
+
+/// Timings and sizes of a WebSocket connection.
+#[derive(Debug, Clone, Copy)]
+pub struct SocketLimits {
+    /// How long a client has to send an acceptable `connection_init`.
+    pub init_timeout: Duration,
+    /// How often the server pings.
+    pub ping_interval: Duration,
+    /// A client silent for this long (no pong, no message) is dropped.
+    pub client_timeout: Duration,
+    /// A client that does not take a message within this time is dropped, so a stalled
+    /// reader never holds the server's buffers for long.
+    pub send_timeout: Duration,
+    /// Largest client message, in bytes.
+    pub max_message_bytes: usize,
+}
+
+impl Default for SocketLimits {
+    fn default() -> Self {
+        Self {
+            init_timeout: Duration::from_secs(3),
+            ping_interval: Duration::from_secs(5),
+            client_timeout: Duration::from_secs(15),
+            send_timeout: Duration::from_secs(10),
+            max_message_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Which protocol the client asked for in `Sec-WebSocket-Protocol`. Without the header,
+/// `graphql-transport-ws`; `None` when the client offers only protocols we do not speak.
+fn negotiate(request: &HttpRequest) -> Option<WebSocketProtocols> {
+    let Some(offered) = request.headers().get(SEC_WEBSOCKET_PROTOCOL) else {
+        return Some(WebSocketProtocols::GraphQLWS);
+    };
+    let offered: Vec<&str> = offered
+        .to_str()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .collect();
+    if offered.contains(&"graphql-transport-ws") {
+        Some(WebSocketProtocols::GraphQLWS)
+    } else if offered.contains(&"graphql-ws") {
+        Some(WebSocketProtocols::SubscriptionsTransportWS)
+    } else {
+        None
+    }
+}
+
+/// Accepts the upgrade in `request` and serves GraphQL over it; `on_init` turns the
+/// `connection_init` payload into the connection's data, or refuses it. A request that cannot
+/// be upgraded gets 400.
+pub fn serve<E, OnInit, InitFut>(
+    request: &HttpRequest,
+    payload: web::Payload,
+    executor: E,
+    limits: SocketLimits,
+    on_init: OnInit,
+) -> HttpResponse
+where
+    E: Executor,
+    OnInit: FnOnce(serde_json::Value) -> InitFut + Send + 'static,
+    InitFut: Future<Output = async_graphql::Result<Data>> + Send + 'static,
+{
+    let Some(protocol) = negotiate(request) else {
+        return HttpResponse::BadRequest()
+            .body("offer the `graphql-transport-ws` (or legacy `graphql-ws`) subprotocol");
+    };
+    let (mut response, session, frames) = match actix_ws::handle(request, payload) {
+        Ok(handshake) => handshake,
+        Err(error) => return HttpResponse::BadRequest().body(error.to_string()),
+    };
+    if request.headers().contains_key(SEC_WEBSOCKET_PROTOCOL) {
+        response.headers_mut().insert(
+            SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(protocol.sec_websocket_protocol()),
+        );
+    }
+    let frames = frames
+        .max_frame_size(limits.max_message_bytes)
+        .aggregate_continuations()
+        .max_continuation_size(limits.max_message_bytes);
+    let (forward, inbox) = mpsc::channel(16);
+    let graphql = WebSocket::from_message_stream(executor, ReceiverStream(inbox), protocol)
+        .on_connection_init(on_init);
+    actix_web::rt::spawn(async move {
+        let connection = Connection {
+            session,
+            protocol,
+            limits,
+            gate: Gate::default(),
+            forward,
+        };
+        connection.run(frames, graphql).await;
+    });
+    response
+}
+
+/// What the protocol allows next, from the messages seen so far.
+#[derive(Default)]
+struct Gate {
+    init_received: bool,
+    acknowledged: bool,
+    /// Ids of operations started and not yet completed.
+    running: HashSet<String>,
+    /// Ids the client completed whose `complete` from async-graphql is still to come; it is
+    /// not passed on (the client already knows), and must not end a new operation reusing
+    /// the id.
+    completed_by_client: HashSet<String>,
+}
+
+/// A client message's verdict.
+enum Verdict {
+    Forward(Box<ClientMessage>),
+    Ignore,
+    Close(u16, String),
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(rename = "type")]
+    kind: String,
+    id: Option<String>,
+    payload: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct ServerEnvelope<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    id: Option<std::borrow::Cow<'a, str>>,
+}
+
+fn invalid(why: &str) -> Verdict {
+    Verdict::Close(4400, why.to_owned())
+}
+
+impl Gate {
+    /// Checks a `graphql-transport-ws` client message.
+    fn inbound(&mut self, text: &str) -> Verdict {
+        let Ok(envelope) = serde_json::from_str::<Envelope>(text) else {
+            return invalid("Invalid message received");
+        };
+        let payload_ok = envelope
+            .payload
+            .as_ref()
+            .is_none_or(|p| p.is_object() || p.is_null());
+        match envelope.kind.as_str() {
+            "connection_init" => {
+                if self.init_received {
+                    return Verdict::Close(4429, "Too many initialisation requests".into());
+                }
+                if !payload_ok {
+                    return invalid("`connection_init` payload must be an object");
+                }
+                self.init_received = true;
+            }
+            "ping" | "pong" if !payload_ok => return invalid("ping payload must be an object"),
+            "ping" => {}
+            "pong" => return Verdict::Ignore,
+            "subscribe" => {
+                let Some(id) = envelope.id.filter(|id| !id.is_empty()) else {
+                    return invalid("`subscribe` needs an `id`");
+                };
+                let has_query = envelope
+                    .payload
+                    .as_ref()
+                    .and_then(|p| p.get("query"))
+                    .is_some_and(serde_json::Value::is_string);
+                if !has_query {
+                    return invalid("`subscribe` needs a payload with a `query`");
+                }
+                if !self.acknowledged {
+                    return Verdict::Close(4401, "Unauthorized".into());
+                }
+                if !self.running.insert(id.clone()) {
+                    return Verdict::Close(4409, format!("Subscriber for {id} already exists"));
+                }
+            }
+            "complete" => {
+                let Some(id) = envelope.id else {
+                    return invalid("`complete` needs an `id`");
+                };
+                if !self.running.remove(&id) {
+                    return Verdict::Ignore;
+                }
+                self.completed_by_client.insert(id);
+            }
+            _ => return invalid("Invalid message received"),
+        }
+        match serde_json::from_str::<ClientMessage>(text) {
+            Ok(message) => Verdict::Forward(Box::new(message)),
+            Err(_) => invalid("Invalid message received"),
+        }
+    }
+
+    /// Notes what a server message changes (the acknowledgement, finished operations);
+    /// `false` when the message is not to be sent.
+    fn outbound(&mut self, text: &str) -> bool {
+        let Ok(envelope) = serde_json::from_str::<ServerEnvelope>(text) else {
+            return true;
+        };
+        match (&*envelope.kind, envelope.id) {
+            ("connection_ack", _) => self.acknowledged = true,
+            ("complete", Some(id)) if self.completed_by_client.remove(&*id) => return false,
+            ("complete" | "error", Some(id)) => {
+                self.running.remove(&*id);
+            }
+            _ => {}
+        }
+        true
+    }
+}
+
+struct Connection {
+    session: Session,
+    protocol: WebSocketProtocols,
+    limits: SocketLimits,
+    gate: Gate,
+    forward: mpsc::Sender<serde_json::Result<ClientMessage>>,
+}
+
+/// How a connection ended.
+enum End {
+    /// Close with this code and reason.
+    Close(u16, String),
+    /// The client closed; answer its close frame.
+    Echo(Option<CloseReason>),
+    /// The client went away; just finish.
+    Gone,
+}
+
+impl Connection {
+    async fn run<S>(mut self, mut frames: actix_ws::AggregatedMessageStream, graphql: S)
+    where
+        S: futures_util::Stream<Item = WsMessage>,
+    {
+        let graphql = std::pin::pin!(graphql);
+        let mut graphql = graphql.fuse();
+        let init_deadline = tokio::time::sleep(self.limits.init_timeout);
+        tokio::pin!(init_deadline);
+        let mut heartbeat = tokio::time::interval_at(
+            Instant::now() + self.limits.ping_interval,
+            self.limits.ping_interval,
+        );
+        let mut last_heard = Instant::now();
+        let end = loop {
+            tokio::select! {
+                frame = frames.next() => {
+                    last_heard = Instant::now();
+                    match self.frame(frame).await {
+                        Ok(()) => {}
+                        Err(end) => break end,
+                    }
+                }
+                message = graphql.next() => match message {
+                    Some(WsMessage::Text(text)) => {
+                        if !self.gate.outbound(&text) {
+                            continue;
+                        }
+                        let sent = tokio::time::timeout(
+                            self.limits.send_timeout,
+                            self.session.text(text),
+                        )
+                        .await;
+                        match sent {
+                            Ok(Ok(())) => {}
+                            Ok(Err(_)) => break End::Gone,
+                            Err(_) => break End::Close(1008, "the client stopped reading".into()),
+                        }
+                    }
+                    // async-graphql refuses a `connection_init` with 1002; the protocol says 4403.
+                    Some(WsMessage::Close(1002, _)) if !self.gate.acknowledged => {
+                        break End::Close(4403, "Forbidden".into());
+                    }
+                    Some(WsMessage::Close(code, reason)) => break End::Close(code, reason),
+                    None => break End::Close(1000, "Normal Closure".into()),
+                },
+                () = &mut init_deadline, if !self.gate.acknowledged => {
+                    break End::Close(4408, "Connection initialisation timeout".into());
+                }
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() > self.limits.client_timeout {
+                        break End::Close(1001, "the client stopped answering pings".into());
+                    }
+                    if self.session.ping(b"").await.is_err() {
+                        break End::Gone;
+                    }
+                }
+            }
+        };
+        let reason = match end {
+            End::Close(code, reason) => Some(CloseReason {
+                code: CloseCode::Other(code),
+                description: Some(reason),
+            }),
+            End::Echo(reason) => reason,
+            End::Gone => return,
+        };
+        let _ = self.session.close(reason).await;
+    }
+
+    /// Handles one frame from the client.
+    async fn frame(
+        &mut self,
+        frame: Option<Result<AggregatedMessage, actix_ws::ProtocolError>>,
+    ) -> Result<(), End> {
+        match frame {
+            Some(Ok(AggregatedMessage::Text(text))) => {
+                let message = if self.protocol == WebSocketProtocols::GraphQLWS {
+                    match self.gate.inbound(&text) {
+                        Verdict::Forward(message) => *message,
+                        Verdict::Ignore => return Ok(()),
+                        Verdict::Close(code, reason) => return Err(End::Close(code, reason)),
+                    }
+                } else {
+                    serde_json::from_str(&text)
+                        .map_err(|_| End::Close(1002, "Invalid message received".into()))?
+                };
+                self.forward.send(Ok(message)).await.map_err(|_| End::Gone)
+            }
+            Some(Ok(AggregatedMessage::Binary(_))) => Err(End::Close(
+                4400,
+                "binary frames are not part of the protocol".into(),
+            )),
+            Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                self.session.pong(&bytes).await.map_err(|_| End::Gone)
+            }
+            Some(Ok(AggregatedMessage::Pong(_))) => Ok(()),
+            Some(Ok(AggregatedMessage::Close(reason))) => Err(End::Echo(reason)),
+            None => Err(End::Gone),
+            Some(Err(error)) => Err(End::Close(1009, error.to_string())),
+        }
+    }
+}
+
+/// Adapts a Tokio receiver to a `Stream`, so async-graphql can read the checked messages.
+mod tokio_stream_adapter {
+    use std::{
+        pin::Pin,
+        task::{Context, Poll},
+    };
+
+    use tokio::sync::mpsc;
+
+    pub struct ReceiverStream<T>(pub mpsc::Receiver<T>);
+
+    impl<T> futures_util::Stream for ReceiverStream<T> {
+        type Item = T;
+
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+            self.0.poll_recv(cx)
+        }
+    }
+}
