@@ -80,7 +80,7 @@ impl Application {
             Some(redis) => RateLimiter::shared(settings.rate_limit.clone(), redis.clone()),
             None => RateLimiter::in_memory(settings.rate_limit.clone()),
         });
-        let persisted = PersistedQueries::new(&settings.persisted_queries, redis)?;
+        let persisted = Arc::new(PersistedQueries::new(&settings.persisted_queries, redis)?);
         let schema = graphql::build_schema(
             db.clone(),
             EventBus::for_database(&db, settings.database_url.expose()),
@@ -89,6 +89,7 @@ impl Application {
                 limiter: Some(limiter),
                 introspection: settings.introspection_enabled(),
                 suggestions: settings.environment != Environment::Production,
+                persisted: Some(persisted.clone()),
             },
         );
         let state = web::Data::new(http::AppState::new(

@@ -52,6 +52,9 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     /// Automatic persisted queries and the allow-list.
     pub persisted_queries: PersistedQuerySettings,
+    /// When set, `/metrics` answers only `Authorization: Bearer <token>` (Prometheus's
+    /// `authorization` scrape setting); when not, anyone who reaches the port can read it.
+    pub metrics_token: Option<Secret>,
     /// Seconds in-flight requests get to finish after SIGTERM or SIGINT.
     pub shutdown_timeout_secs: u64,
     /// Logins, sessions and tokens.
@@ -79,6 +82,7 @@ impl Default for Settings {
             limits: QueryLimits::default(),
             rate_limit: RateLimitSettings::default(),
             persisted_queries: PersistedQuerySettings::default(),
+            metrics_token: None,
             shutdown_timeout_secs: 30,
             auth: AuthSettings::default(),
         }
@@ -141,6 +145,9 @@ pub struct QueryLimits {
     pub max_directives: usize,
     /// Longest a request may run, in milliseconds; 0 means no limit.
     pub execution_timeout_ms: u64,
+    /// HTTP GraphQL requests executing at once; more wait their turn. Bounds the memory that
+    /// large responses take under load (0: no limit).
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for QueryLimits {
@@ -153,6 +160,7 @@ impl Default for QueryLimits {
             max_tokens: 2_000,
             max_directives: 4,
             execution_timeout_ms: 10_000,
+            max_concurrent_requests: 16,
         }
     }
 }
@@ -171,8 +179,8 @@ pub struct RateLimitSettings {
     pub user_points: u64,
     /// Points per window for each API token.
     pub token_points: u64,
-    /// Take the client address from `X-Forwarded-For`/`Forwarded`; only behind a proxy that
-    /// sets them.
+    /// Take the client address from the last `X-Forwarded-For` entry; only behind exactly one
+    /// proxy that appends the address it sees.
     pub trust_forwarded_for: bool,
 }
 

@@ -59,6 +59,7 @@ pub async fn connect(
         });
     let mut db = Database::connect(options).await?;
     db.set_metric_callback(|_info| {
+        crate::metrics::METRICS.sql_statements.inc();
         let _ = STATEMENTS.try_with(|count| count.fetch_add(1, Ordering::Relaxed));
     });
     Ok(db)

@@ -1,7 +1,10 @@
 //! The HTTP surface: `/graphql` (POST, GET, GraphiQL, WebSocket), `/healthz`, `/readyz`, and
 //! the middleware that gives every request a span and a request id.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use actix_web::{
     HttpMessage, HttpRequest, HttpResponse,
@@ -35,7 +38,8 @@ use crate::{
     db::StatementCounter,
     error::code,
     graphql::{AppSchema, Loaders, limits::CostLedger},
-    persisted::{PersistedQueries, PersistedQueryError},
+    metrics::METRICS,
+    persisted::{PersistedQueries, PersistedQueryError, Registration},
     ratelimit::RateSubject,
     ws::SocketLimits,
 };
@@ -56,14 +60,17 @@ pub struct AppState {
     pub schema: AppSchema,
     pub db: DatabaseConnection,
     pub authenticator: std::sync::Arc<Authenticator>,
-    pub persisted: PersistedQueries,
+    pub persisted: Arc<PersistedQueries>,
     pub graphiql: bool,
     pub max_body_bytes: usize,
     pub max_batch_size: usize,
     pub execution_timeout: Option<Duration>,
+    /// Turns to execute; `None` without a limit.
+    pub execution_slots: Option<tokio::sync::Semaphore>,
     pub trust_forwarded_for: bool,
     pub sockets: SocketLimits,
     pub query_limits: crate::config::QueryLimits,
+    pub metrics_token: Option<crate::config::Secret>,
 }
 
 impl AppState {
@@ -72,7 +79,7 @@ impl AppState {
         schema: AppSchema,
         db: DatabaseConnection,
         authenticator: std::sync::Arc<Authenticator>,
-        persisted: PersistedQueries,
+        persisted: Arc<PersistedQueries>,
         settings: &Settings,
     ) -> Self {
         Self {
@@ -83,11 +90,14 @@ impl AppState {
             graphiql: settings.graphiql_enabled(),
             max_body_bytes: settings.max_body_bytes,
             max_batch_size: settings.max_batch_size,
+            execution_slots: (settings.limits.max_concurrent_requests > 0)
+                .then(|| tokio::sync::Semaphore::new(settings.limits.max_concurrent_requests)),
             execution_timeout: (settings.limits.execution_timeout_ms > 0)
                 .then(|| Duration::from_millis(settings.limits.execution_timeout_ms)),
             trust_forwarded_for: settings.rate_limit.trust_forwarded_for,
             sockets: SocketLimits::default(),
             query_limits: settings.limits.clone(),
+            metrics_token: settings.metrics_token.clone(),
         }
     }
 }
@@ -191,6 +201,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/", web::get().to(redirect_to_graphql))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics))
         .service(
             web::resource("/graphql")
                 .route(web::post().to(graphql_post))
@@ -241,6 +252,30 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             HttpResponse::ServiceUnavailable().json(json!({ "status": "unavailable" }))
         }
     }
+}
+
+/// Prometheus metrics; with `metrics_token` set, only for `Authorization: Bearer <token>`.
+async fn metrics(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if let Some(token) = &state.metrics_token {
+        let expected = format!("Bearer {}", token.expose());
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes)
+            .unwrap_or_default();
+        let matches = given.len() == expected.len()
+            && given
+                .iter()
+                .zip(expected.as_bytes())
+                .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+                == 0;
+        if !matches {
+            return unauthenticated("`/metrics` needs the metrics token");
+        }
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(METRICS.render(&state.db))
 }
 
 async fn method_not_allowed() -> HttpResponse {
@@ -328,15 +363,31 @@ async fn graphql_post(
                 );
             }
             return match prepare_all(&state, media, &mut requests).await {
-                Ok(()) => run(&request, &state, media, BatchRequest::Batch(requests)).await,
+                Ok(prepared) => {
+                    run(
+                        &request,
+                        &state,
+                        media,
+                        BatchRequest::Batch(requests),
+                        prepared,
+                    )
+                    .await
+                }
                 Err(response) => response,
             };
         }
     };
     match prepare_all(&state, media, &mut requests).await {
-        Ok(()) => {
+        Ok(prepared) => {
             let single = requests.pop().expect("one request");
-            run(&request, &state, media, BatchRequest::Single(single)).await
+            run(
+                &request,
+                &state,
+                media,
+                BatchRequest::Single(single),
+                prepared,
+            )
+            .await
         }
         Err(response) => response,
     }
@@ -369,20 +420,36 @@ fn json_content_type(request: &HttpRequest) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Resolves persisted queries and checks that every request has a document.
+/// What `prepare_all` found out about a request's operations.
+struct Prepared {
+    /// Documents sent with their hash, per operation, to store once they have run.
+    registrations: Vec<Option<Registration>>,
+    /// Whether an operation is a mutation.
+    mutates: bool,
+}
+
+/// Resolves persisted queries, checks that every operation has a document within the size
+/// limits, and finds the mutations. The documents are parsed here once; the schema reuses them.
 async fn prepare_all(
     state: &AppState,
     media: MediaType,
     requests: &mut [Request],
-) -> Result<(), HttpResponse> {
+) -> Result<Prepared, HttpResponse> {
+    let mut prepared = Prepared {
+        registrations: Vec::with_capacity(requests.len()),
+        mutates: false,
+    };
     for request in requests.iter_mut() {
-        if let Err(error) = state.persisted.resolve(request).await {
-            let status = match error {
-                PersistedQueryError::NotFound => request_error_status(media),
-                PersistedQueryError::NotInList => StatusCode::FORBIDDEN,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            return Err(refuse(media, status, error.code(), error.message()));
+        match state.persisted.resolve(request).await {
+            Ok(registration) => prepared.registrations.push(registration),
+            Err(error) => {
+                let status = match error {
+                    PersistedQueryError::NotFound => request_error_status(media),
+                    PersistedQueryError::NotInList => StatusCode::FORBIDDEN,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                return Err(refuse(media, status, error.code(), error.message()));
+            }
         }
         if request.query.trim().is_empty() {
             return Err(refuse(
@@ -392,8 +459,16 @@ async fn prepare_all(
                 "the request has no `query`",
             ));
         }
+        // The size limits come before anything parses the document.
+        if let Err(error) = crate::graphql::limits::check_text(&state.query_limits, &request.query)
+        {
+            let mut response = HttpResponse::build(request_error_status(media));
+            response.insert_header((header::CONTENT_TYPE, media.content_type()));
+            return Err(response.json(json!({ "errors": [error] })));
+        }
+        prepared.mutates |= is_mutation(request);
     }
-    Ok(())
+    Ok(prepared)
 }
 
 /// The status of a GraphQL request error (one that stops before execution): 400 with
@@ -411,6 +486,7 @@ async fn run(
     state: &AppState,
     media: MediaType,
     batch: BatchRequest,
+    prepared: Prepared,
 ) -> HttpResponse {
     match viewer(request, state).await {
         Ok(viewer) => {
@@ -420,10 +496,31 @@ async fn run(
                 .get::<RequestId>()
                 .cloned()
                 .unwrap_or_else(|| RequestId(String::new()));
-            execute(state, batch, viewer, subject, request_id, media).await
+            let response =
+                execute(state, batch, viewer, subject, request_id, media, &prepared).await;
+            register_persisted(state, prepared, &response).await;
+            response.http
         }
         Err(response) => response,
     }
+}
+
+/// Stores the documents sent with their hash whose operations passed the limits and ran.
+async fn register_persisted(state: &AppState, prepared: Prepared, response: &Executed) {
+    for (registration, ran) in prepared.registrations.into_iter().zip(&response.ran) {
+        if let Some(registration) = registration
+            && *ran
+        {
+            state.persisted.register(registration).await;
+        }
+    }
+}
+
+/// An executed request: its HTTP response and, per operation, whether it got past the
+/// request errors (parsing, validation, limits) to run.
+struct Executed {
+    http: HttpResponse,
+    ran: Vec<bool>,
 }
 
 /// Who pays for a request: its API token, its user, or for anonymous callers the address.
@@ -431,7 +528,7 @@ fn rate_subject(request: &HttpRequest, viewer: &Viewer, trust_forwarded_for: boo
     let credential = request
         .headers()
         .get(header::AUTHORIZATION)
-        .map(HeaderValue::as_bytes)
+        .and_then(|value| value.to_str().ok())
         .unwrap_or_default();
     subject_for(
         viewer,
@@ -440,29 +537,49 @@ fn rate_subject(request: &HttpRequest, viewer: &Viewer, trust_forwarded_for: boo
     )
 }
 
-/// Who pays for what `viewer` asks with `credential` (only a digest of it is kept).
-fn subject_for(viewer: &Viewer, credential: &[u8], address: String) -> RateSubject {
+/// Who pays for what `viewer` asks with `credential`. An API token is named by a digest of the
+/// token itself, so other spellings of the same header share its budget.
+fn subject_for(viewer: &Viewer, credential: &str, address: String) -> RateSubject {
     match (viewer.credential(), viewer.user()) {
         (Credential::ApiToken, _) => {
-            RateSubject::Token(hex::encode(&Sha256::digest(credential)[..12]))
+            let credential = credential.trim();
+            let token = credential
+                .split_once(char::is_whitespace)
+                .map_or(credential, |(_, token)| token.trim());
+            RateSubject::Token(hex::encode(&Sha256::digest(token.as_bytes())[..12]))
         }
         (_, Some(user)) => RateSubject::User(user.id),
         (_, None) => RateSubject::Address(address),
     }
 }
 
-/// The client's IP address: the peer's, or the one the proxy reports when it is trusted.
+/// The client's address for rate limits: the peer's, or behind a trusted proxy the last
+/// `X-Forwarded-For` entry (the one that proxy added; earlier ones are the client's to
+/// choose). IPv6 addresses count per /64, the block one subscriber usually has.
 fn client_address(request: &HttpRequest, trust_forwarded_for: bool) -> String {
-    let info = request.connection_info();
-    let address = if trust_forwarded_for {
-        info.realip_remote_addr()
-    } else {
-        info.peer_addr()
+    let forwarded = trust_forwarded_for
+        .then(|| {
+            request
+                .headers()
+                .get_all(HeaderName::from_static("x-forwarded-for"))
+                .last()
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.rsplit(',').next())
+                .and_then(|last| last.trim().parse::<std::net::IpAddr>().ok())
+        })
+        .flatten();
+    match forwarded.or_else(|| request.peer_addr().map(|peer| peer.ip())) {
+        Some(std::net::IpAddr::V4(ip)) => ip.to_string(),
+        Some(std::net::IpAddr::V6(ip)) => {
+            if let Some(ip) = ip.to_ipv4_mapped() {
+                ip.to_string()
+            } else {
+                let s = ip.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        }
+        None => "unknown".into(),
     }
-    .unwrap_or("unknown");
-    address
-        .parse::<std::net::SocketAddr>()
-        .map_or_else(|_| address.to_owned(), |socket| socket.ip().to_string())
 }
 
 /// The viewer of `request`; a credential that is present but not valid ends the request with
@@ -567,21 +684,13 @@ async fn graphql_get(
         Ok(graphql_request) => graphql_request,
         Err(message) => return refuse(media, StatusCode::BAD_REQUEST, code::BAD_REQUEST, message),
     };
-    if let Err(response) =
-        prepare_all(&state, media, std::slice::from_mut(&mut graphql_request)).await
-    {
-        return response;
-    }
-    // The size limits come before the mutation check parses the document.
-    if let Err(error) =
-        crate::graphql::limits::check_text(&state.query_limits, &graphql_request.query)
-    {
-        let mut response = HttpResponse::build(request_error_status(media));
-        response.insert_header((header::CONTENT_TYPE, media.content_type()));
-        return response.json(json!({ "errors": [error] }));
-    }
+    let prepared =
+        match prepare_all(&state, media, std::slice::from_mut(&mut graphql_request)).await {
+            Ok(prepared) => prepared,
+            Err(response) => return response,
+        };
     // Checked after persisted queries are resolved, so that a hash cannot smuggle a mutation.
-    if is_mutation(&mut graphql_request) {
+    if prepared.mutates {
         let mut response = refuse(
             media,
             StatusCode::METHOD_NOT_ALLOWED,
@@ -598,6 +707,7 @@ async fn graphql_get(
         &state,
         media,
         BatchRequest::Single(graphql_request),
+        prepared,
     )
     .await
 }
@@ -713,7 +823,7 @@ fn subscribe(
             } else {
                 (upgrade_viewer, upgrade_credential)
             };
-        let subject = subject_for(&viewer, credential.as_bytes(), address);
+        let subject = subject_for(&viewer, &credential, address);
         // Loaders do not cache, so one set per connection never serves stale rows.
         let mut data = async_graphql::Data::default();
         data.insert(Loaders::new(&db, &StatementCounter::default()));
@@ -738,7 +848,8 @@ async fn execute(
     subject: RateSubject,
     request_id: RequestId,
     media: MediaType,
-) -> HttpResponse {
+    prepared: &Prepared,
+) -> Executed {
     let counter = StatementCounter::default();
     let ledger = CostLedger::default();
     let with_data = |request: Request| {
@@ -759,13 +870,28 @@ async fn execute(
             BatchRequest::Batch(requests.into_iter().map(with_data).collect())
         }
     };
+    // Waiting for a turn happens before anything is loaded, so queued requests hold no rows.
+    let _turn = match &state.execution_slots {
+        Some(slots) => Some(
+            slots
+                .acquire()
+                .await
+                .expect("the semaphore is never closed"),
+        ),
+        None => None,
+    };
     let running = counter.scope(state.schema.execute_batch(batch));
+    // Mutations are not cut short: stopped between its commit and its answer, a mutation
+    // would have happened while its client was told it had not.
     let response = match state.execution_timeout {
-        None => Some(running.await),
-        Some(limit) => tokio::time::timeout(limit, running).await.ok(),
+        Some(limit) if !prepared.mutates => tokio::time::timeout(limit, running).await.ok(),
+        _ => Some(running.await),
     };
     let statements = counter.get();
     Span::current().record("sql_statements", statements);
+    METRICS
+        .sql_statements_per_request
+        .observe(f64::from(statements));
     let Some(mut response) = response else {
         let limit = state.execution_timeout.unwrap_or_default();
         let mut http = refuse(
@@ -778,7 +904,14 @@ async fn execute(
             ),
         );
         http.headers_mut().insert(SQL_STATEMENTS, statements.into());
-        return http;
+        return Executed {
+            http,
+            ran: Vec::new(),
+        };
+    };
+    let ran = match &response {
+        BatchResponse::Single(single) => vec![!is_request_error(single)],
+        BatchResponse::Batch(responses) => responses.iter().map(|r| !is_request_error(r)).collect(),
     };
     let status = match &mut response {
         BatchResponse::Single(single) => {
@@ -812,7 +945,7 @@ async fn execute(
         }
         _ => serde_json::to_vec(&response),
     };
-    match body {
+    let http = match body {
         Ok(body) => http.body(body),
         Err(error) => {
             tracing::error!(%error, "response serialization failed");
@@ -822,7 +955,8 @@ async fn execute(
                 "internal server error",
             )
         }
-    }
+    };
+    Executed { http, ran }
 }
 
 /// Whether `response` is a request error: it stopped before execution, so it has no data and
@@ -855,7 +989,9 @@ fn mention_request_id(response: &mut async_graphql::Response, request_id: &Reque
 /// `RateLimit-*` headers from what the request's operations cost.
 fn rate_limit_headers(http: &mut actix_web::HttpResponseBuilder, ledger: &CostLedger) {
     let reports = ledger.0.lock().expect("unpoisoned");
-    let Some(last) = reports.last() else {
+    // Batched operations run concurrently; the one charged last is not the one with the
+    // least left.
+    let Some(last) = reports.iter().min_by_key(|report| report.remaining) else {
         return;
     };
     http.insert_header((RATELIMIT_LIMIT, last.limit));
@@ -911,8 +1047,25 @@ pub async fn request_span(
     let started = Instant::now();
     let mut response = next.call(request).instrument(span.clone()).await?;
     let status = response.status().as_u16();
+    let elapsed = started.elapsed();
     span.record("status", status);
-    span.record("latency_ms", started.elapsed().as_millis() as u64);
+    span.record("latency_ms", elapsed.as_millis() as u64);
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".into());
+    METRICS
+        .http_requests
+        .with_label_values(&[
+            route.as_str(),
+            response.request().method().as_str(),
+            &status.to_string(),
+        ])
+        .inc();
+    METRICS
+        .http_duration
+        .with_label_values(&[route.as_str()])
+        .observe(elapsed.as_secs_f64());
     span.in_scope(|| {
         if status >= 500 {
             tracing::error!("request failed");

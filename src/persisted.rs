@@ -56,6 +56,13 @@ impl PersistedQueryError {
     }
 }
 
+/// A document sent with its hash, to store once its request has run.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Registration {
+    hash: String,
+    query: String,
+}
+
 /// The persisted-query store and, in allow-list mode, the list.
 pub struct PersistedQueries {
     enabled: bool,
@@ -109,8 +116,12 @@ impl PersistedQueries {
     }
 
     /// Fills in `request.query` from its persisted-query hash and checks it against the
-    /// allow-list; stores newly sent documents.
-    pub async fn resolve(&self, request: &mut Request) -> Result<(), PersistedQueryError> {
+    /// allow-list. A document sent with its hash comes back as a `Registration`, to be stored
+    /// once the request has passed the limits and paid for itself.
+    pub async fn resolve(
+        &self,
+        request: &mut Request,
+    ) -> Result<Option<Registration>, PersistedQueryError> {
         let hash = match request.extensions.get("persistedQuery") {
             None => None,
             Some(value) => Some(parse_extension(value)?),
@@ -126,22 +137,37 @@ impl PersistedQueries {
             } else if &request.query != document {
                 return Err(PersistedQueryError::HashMismatch);
             }
-            return Ok(());
+            return Ok(None);
         }
         let Some(hash) = hash else {
-            return Ok(());
+            return Ok(None);
         };
         if !self.enabled {
             return Err(PersistedQueryError::NotSupported);
         }
         if request.query.is_empty() {
             request.query = self.get(&hash).await.ok_or(PersistedQueryError::NotFound)?;
+            Ok(None)
         } else if sha256_hex(&request.query) == hash {
-            self.put(hash, &request.query).await;
+            Ok(Some(Registration {
+                hash,
+                query: request.query.clone(),
+            }))
         } else {
-            return Err(PersistedQueryError::HashMismatch);
+            Err(PersistedQueryError::HashMismatch)
         }
-        Ok(())
+    }
+
+    /// Stores a document sent with its hash.
+    pub async fn register(&self, registration: Registration) {
+        self.put(registration.hash, &registration.query).await;
+    }
+
+    /// Whether `query` may run: always, unless in allow-list mode it is not on the list.
+    pub fn allows(&self, query: &str) -> bool {
+        self.allow_list
+            .as_ref()
+            .is_none_or(|list| list.contains_key(&sha256_hex(query)))
     }
 
     async fn get(&self, hash: &str) -> Option<String> {
@@ -256,10 +282,17 @@ mod tests {
             store.resolve(&mut by_hash).await,
             Err(PersistedQueryError::NotFound)
         );
-        store
+        let registration = store
             .resolve(&mut request_with_hash(query, &hash))
             .await
-            .unwrap();
+            .unwrap()
+            .expect("a document with its hash registers");
+        assert_eq!(
+            store.resolve(&mut by_hash).await,
+            Err(PersistedQueryError::NotFound),
+            "stored only once its request has run"
+        );
+        store.register(registration).await;
         store.resolve(&mut by_hash).await.unwrap();
         assert_eq!(by_hash.query, query);
     }

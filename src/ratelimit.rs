@@ -55,9 +55,16 @@ pub struct RateLimiter {
 }
 
 enum Store {
-    /// Points used per subject in its current window.
-    Memory(Mutex<HashMap<String, (u64, u64)>>),
+    Memory(Mutex<MemoryWindows>),
     Redis(Redis, redis::Script),
+}
+
+/// Points used per subject in its current window.
+#[derive(Default)]
+struct MemoryWindows {
+    used: HashMap<String, (u64, u64)>,
+    /// The window in which stale entries were last swept out.
+    swept: u64,
 }
 
 /// Adds the cost unless it would overrun the budget; answers `{allowed, used}`.
@@ -74,15 +81,19 @@ end
 return {1, used}
 ";
 
-/// Memory entries kept before stale windows are swept.
-const SWEEP_AT: usize = 10_000;
+/// Subjects tracked in memory at once. Past that, new subjects share one budget, so a flood
+/// of addresses can neither grow the map nor get fresh budgets.
+const MAX_SUBJECTS: usize = 100_000;
+
+/// The key of the budget that subjects share once `MAX_SUBJECTS` is reached.
+const OVERFLOW: &str = "overflow";
 
 impl RateLimiter {
     /// Budgets in this process's memory.
     pub fn in_memory(settings: RateLimitSettings) -> Self {
         Self {
             settings,
-            store: Store::Memory(Mutex::new(HashMap::new())),
+            store: Store::Memory(Mutex::new(MemoryWindows::default())),
         }
     }
 
@@ -116,10 +127,17 @@ impl RateLimiter {
         let (allowed, used) = match &self.store {
             Store::Memory(windows) => {
                 let mut windows = windows.lock().expect("unpoisoned");
-                if windows.len() >= SWEEP_AT {
-                    windows.retain(|_, (entry_index, _)| *entry_index == index);
+                if windows.swept != index {
+                    windows
+                        .used
+                        .retain(|_, (entry_index, _)| *entry_index == index);
+                    windows.swept = index;
                 }
-                let entry = windows.entry(subject.key()).or_insert((index, 0));
+                let mut key = subject.key();
+                if windows.used.len() >= MAX_SUBJECTS && !windows.used.contains_key(&key) {
+                    OVERFLOW.clone_into(&mut key);
+                }
+                let entry = windows.used.entry(key).or_insert((index, 0));
                 if entry.0 != index {
                     *entry = (index, 0);
                 }

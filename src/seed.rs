@@ -524,6 +524,9 @@ pub async fn seed_demo(db: &DatabaseConnection, scale: u32) -> Result<SeedCounts
         reset_sequences(&txn).await?;
     }
     txn.commit().await?;
+    // Fresh statistics, so the planner knows the tables' sizes from the first query on
+    // instead of when autovacuum (PostgreSQL) or nobody (SQLite) gets to it.
+    db.execute_unprepared("ANALYZE").await?;
     Ok(counts)
 }
 

@@ -29,7 +29,19 @@ use async_graphql::{
 use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::{sync::mpsc, time::Instant};
+
+use crate::metrics::{GaugeGuard, METRICS};
 use tokio_stream_adapter::ReceiverStream;
+
+/// Client messages waiting for async-graphql; a client that sends faster than that is dropped
+/// rather than waited for, so the connection's loop never blocks on its own inbox.
+const FORWARD_CAPACITY: usize = 64;
+
+/// Operations one connection may run at once.
+const MAX_OPERATIONS: usize = 100;
+
+/// Longest operation id accepted.
+const MAX_ID_BYTES: usize = 128;
 
 /// Timings and sizes of a WebSocket connection.
 #[derive(Debug, Clone, Copy)]
@@ -113,10 +125,11 @@ where
         .max_frame_size(limits.max_message_bytes)
         .aggregate_continuations()
         .max_continuation_size(limits.max_message_bytes);
-    let (forward, inbox) = mpsc::channel(16);
+    let (forward, inbox) = mpsc::channel(FORWARD_CAPACITY);
     let graphql = WebSocket::from_message_stream(executor, ReceiverStream(inbox), protocol)
         .on_connection_init(on_init);
     actix_web::rt::spawn(async move {
+        let _open = GaugeGuard::hold(&METRICS.websocket_connections);
         let connection = Connection {
             session,
             protocol,
@@ -196,6 +209,9 @@ impl Gate {
                 let Some(id) = envelope.id.filter(|id| !id.is_empty()) else {
                     return invalid("`subscribe` needs an `id`");
                 };
+                if id.len() > MAX_ID_BYTES {
+                    return invalid("the `id` is too long");
+                }
                 let has_query = envelope
                     .payload
                     .as_ref()
@@ -206,6 +222,9 @@ impl Gate {
                 }
                 if !self.acknowledged {
                     return Verdict::Close(4401, "Unauthorized".into());
+                }
+                if self.running.len() >= MAX_OPERATIONS {
+                    return Verdict::Close(4429, "Too many operations at once".into());
                 }
                 if !self.running.insert(id.clone()) {
                     return Verdict::Close(4409, format!("Subscriber for {id} already exists"));
@@ -317,7 +336,8 @@ impl Connection {
                     if last_heard.elapsed() > self.limits.client_timeout {
                         break End::Close(1001, "the client stopped answering pings".into());
                     }
-                    if self.session.ping(b"").await.is_err() {
+                    let timeout = self.limits.send_timeout;
+                    if !matches!(tokio::time::timeout(timeout, self.session.ping(b"")).await, Ok(Ok(()))) {
                         break End::Gone;
                     }
                 }
@@ -326,12 +346,12 @@ impl Connection {
         let reason = match end {
             End::Close(code, reason) => Some(CloseReason {
                 code: CloseCode::Other(code),
-                description: Some(reason),
+                description: Some(close_reason(reason)),
             }),
             End::Echo(reason) => reason,
             End::Gone => return,
         };
-        let _ = self.session.close(reason).await;
+        let _ = tokio::time::timeout(self.limits.send_timeout, self.session.close(reason)).await;
     }
 
     /// Handles one frame from the client.
@@ -351,21 +371,50 @@ impl Connection {
                     serde_json::from_str(&text)
                         .map_err(|_| End::Close(1002, "Invalid message received".into()))?
                 };
-                self.forward.send(Ok(message)).await.map_err(|_| End::Gone)
+                match self.forward.try_send(Ok(message)) {
+                    Ok(()) => Ok(()),
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        Err(End::Close(1008, "too many messages at once".into()))
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => Err(End::Gone),
+                }
             }
             Some(Ok(AggregatedMessage::Binary(_))) => Err(End::Close(
                 4400,
                 "binary frames are not part of the protocol".into(),
             )),
             Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                self.session.pong(&bytes).await.map_err(|_| End::Gone)
+                match tokio::time::timeout(self.limits.send_timeout, self.session.pong(&bytes))
+                    .await
+                {
+                    Ok(Ok(())) => Ok(()),
+                    _ => Err(End::Gone),
+                }
             }
             Some(Ok(AggregatedMessage::Pong(_))) => Ok(()),
             Some(Ok(AggregatedMessage::Close(reason))) => Err(End::Echo(reason)),
             None => Err(End::Gone),
-            Some(Err(error)) => Err(End::Close(1009, error.to_string())),
+            Some(Err(error)) => {
+                let code = match error {
+                    actix_ws::ProtocolError::Overflow => 1009,
+                    _ => 1002,
+                };
+                Err(End::Close(code, error.to_string()))
+            }
         }
     }
+}
+
+/// `reason` cut to the 123 bytes a close frame has room for, on a character boundary.
+fn close_reason(mut reason: String) -> String {
+    if reason.len() > 123 {
+        let mut end = 123;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+    }
+    reason
 }
 
 /// Adapts a Tokio receiver to a `Stream`, so async-graphql can read the checked messages.

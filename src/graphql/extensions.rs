@@ -1,17 +1,26 @@
 //! Gives every error a stable `extensions.code`, including the ones async-graphql raises.
 
-use std::sync::Arc;
-
-use async_graphql::{
-    Response, ServerError, ServerResult, ValidationResult, Value, Variables,
-    async_trait::async_trait,
-    extensions::{
-        Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextValidation,
-    },
-    parser::types::ExecutableDocument,
+use std::{
+    sync::{Arc, Mutex},
+    time::Instant,
 };
 
-use crate::error::code;
+use async_graphql::{
+    Request, Response, ServerError, ServerResult, ValidationResult, Value, Variables,
+    async_trait::async_trait,
+    extensions::{
+        Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery,
+        NextPrepareRequest, NextRequest, NextSubscribe, NextValidation,
+    },
+    futures_util::stream::BoxStream,
+    parser::types::{DocumentOperations, ExecutableDocument, OperationType},
+};
+use futures_util::StreamExt;
+
+use crate::{
+    error::code,
+    metrics::{GaugeGuard, METRICS},
+};
 
 /// Sets `GRAPHQL_PARSE_FAILED` and `GRAPHQL_VALIDATION_FAILED`, and `BAD_USER_INPUT` on
 /// execution errors that have no code (such as a variable of the wrong type).
@@ -70,5 +79,117 @@ impl Extension for ErrorCodes {
             ensure_code(error, code::BAD_USER_INPUT);
         }
         response
+    }
+}
+
+/// Counts and times GraphQL operations by name and type, counts errors by code, and keeps the
+/// gauge of operations streaming over WebSockets. Queries and mutations sent over a WebSocket
+/// are in that gauge while they run, but not in the operation counts.
+pub struct Observe;
+
+impl ExtensionFactory for Observe {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ObservedRequest {
+            operation: Mutex::new(None),
+        })
+    }
+}
+
+struct ObservedRequest {
+    /// The operation's metric labels: name and type.
+    operation: Mutex<Option<(String, &'static str)>>,
+}
+
+impl ObservedRequest {
+    fn labels(&self) -> (String, &'static str) {
+        self.operation
+            .lock()
+            .expect("unpoisoned")
+            .clone()
+            .unwrap_or_else(|| ("unknown".into(), "unknown"))
+    }
+}
+
+/// The name and type of the operation `document` runs for `name`.
+fn operation_of<'a>(
+    document: &'a ExecutableDocument,
+    name: Option<&'a str>,
+) -> Option<(Option<&'a str>, OperationType)> {
+    match (&document.operations, name) {
+        (DocumentOperations::Single(operation), name) => Some((name, operation.node.ty)),
+        (DocumentOperations::Multiple(operations), Some(name)) => operations
+            .get(name)
+            .map(|operation| (Some(name), operation.node.ty)),
+        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => operations
+            .iter()
+            .next()
+            .map(|(name, operation)| (Some(name.as_str()), operation.node.ty)),
+        (DocumentOperations::Multiple(_), None) => None,
+    }
+}
+
+#[async_trait]
+impl Extension for ObservedRequest {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let started = Instant::now();
+        let response = next.run(ctx).await;
+        let (name, kind) = self.labels();
+        METRICS
+            .graphql_operations
+            .with_label_values(&[name.as_str(), kind])
+            .inc();
+        METRICS
+            .graphql_duration
+            .with_label_values(&[name.as_str(), kind])
+            .observe(started.elapsed().as_secs_f64());
+        for error in &response.errors {
+            let code = match error.extensions.as_ref().and_then(|e| e.get("code")) {
+                Some(Value::String(code)) => code.as_str(),
+                _ => "NONE",
+            };
+            METRICS.graphql_errors.with_label_values(&[code]).inc();
+        }
+        response
+    }
+
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        mut request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        let requested_name = request.operation_name.clone();
+        if let Ok(document) = request.parsed_query()
+            && let Some((name, ty)) = operation_of(document, requested_name.as_deref())
+        {
+            let kind = match ty {
+                OperationType::Query => "query",
+                OperationType::Mutation => "mutation",
+                OperationType::Subscription => "subscription",
+            };
+            let label = METRICS.operation_label(name);
+            if ty == OperationType::Subscription {
+                // Streams pass no `request` hook; they are counted as they start.
+                METRICS
+                    .graphql_operations
+                    .with_label_values(&[label.as_str(), kind])
+                    .inc();
+            }
+            *self.operation.lock().expect("unpoisoned") = Some((label, kind));
+        }
+        next.run(ctx, request).await
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        let running = GaugeGuard::hold(&METRICS.active_subscriptions);
+        Box::pin(next.run(ctx, stream).map(move |response| {
+            let _running = &running;
+            response
+        }))
     }
 }

@@ -26,6 +26,7 @@ use super::extensions::ensure_code;
 use crate::{
     config::QueryLimits,
     error::code,
+    persisted::{PersistedQueries, PersistedQueryError},
     ratelimit::{CostReport, RateLimiter, RateSubject},
 };
 
@@ -33,14 +34,21 @@ use crate::{
 pub struct Limits {
     limits: Arc<QueryLimits>,
     limiter: Option<Arc<RateLimiter>>,
+    persisted: Option<Arc<PersistedQueries>>,
 }
 
 impl Limits {
-    /// Enforces `limits`, and charges `limiter` when there is one.
-    pub fn new(limits: QueryLimits, limiter: Option<Arc<RateLimiter>>) -> Self {
+    /// Enforces `limits` and, in allow-list mode, `persisted`'s list (over every transport),
+    /// and charges `limiter` when there is one.
+    pub fn new(
+        limits: QueryLimits,
+        limiter: Option<Arc<RateLimiter>>,
+        persisted: Option<Arc<PersistedQueries>>,
+    ) -> Self {
         Self {
             limits: Arc::new(limits),
             limiter,
+            persisted,
         }
     }
 }
@@ -50,6 +58,7 @@ impl ExtensionFactory for Limits {
         Arc::new(RequestLimits {
             limits: self.limits.clone(),
             limiter: self.limiter.clone(),
+            persisted: self.persisted.clone(),
             report: Mutex::new(None),
         })
     }
@@ -63,6 +72,7 @@ pub struct CostLedger(pub Arc<Mutex<Vec<CostReport>>>);
 struct RequestLimits {
     limits: Arc<QueryLimits>,
     limiter: Option<Arc<RateLimiter>>,
+    persisted: Option<Arc<PersistedQueries>>,
     report: Mutex<Option<CostReport>>,
 }
 
@@ -240,6 +250,19 @@ impl Extension for RequestLimits {
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
         let limits = &self.limits;
+        let listed = self
+            .persisted
+            .as_ref()
+            .is_none_or(|persisted| persisted.allows(&request.query));
+        if !listed {
+            let error = PersistedQueryError::NotInList;
+            let mut refusal = ServerError::new(error.message(), None);
+            refusal
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", error.code());
+            return Err(refusal);
+        }
         let checked = check_text(limits, &request.query).and_then(|()| {
             let document = request.parsed_query().map_err(|mut error| {
                 ensure_code(&mut error, code::GRAPHQL_PARSE_FAILED);
@@ -332,7 +355,8 @@ impl Census {
     }
 }
 
-/// How many fields a selection holds and how deeply they nest, fragments spread.
+/// How many selections (fields, spreads, inline fragments) a selection set holds and how deeply
+/// its fields nest, fragments spread.
 #[derive(Debug, Clone, Copy, Default)]
 struct Size {
     fields: usize,
@@ -370,8 +394,14 @@ impl<'a> Expansion<'a> {
             return Err(error);
         }
         let Some(fragment) = self.document.fragments.get(name) else {
-            // Unknown fragments are reported by validation.
-            return Ok(Size::default());
+            // Refused here rather than left to validation: async-graphql's own walks run
+            // before validation and would count on this measure being complete.
+            let mut error = ServerError::new(format!("unknown fragment `{name}`"), None);
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", code::GRAPHQL_VALIDATION_FAILED);
+            return Err(error);
         };
         self.path.push(name);
         let size = self.selection_set(&fragment.node.selection_set.node);
@@ -392,11 +422,21 @@ impl<'a> Expansion<'a> {
                         depth: children.depth + 1,
                     }
                 }
+                // A spread or an inline fragment is a step of every walk too, so it counts
+                // as one: a tree of spreads measures as large as the walks it causes.
                 Selection::FragmentSpread(spread) => {
-                    self.fragment(spread.node.fragment_name.node.as_str())?
+                    let spread = self.fragment(spread.node.fragment_name.node.as_str())?;
+                    Size {
+                        fields: spread.fields.saturating_add(1),
+                        depth: spread.depth,
+                    }
                 }
                 Selection::InlineFragment(fragment) => {
-                    self.selection_set(&fragment.node.selection_set.node)?
+                    let inline = self.selection_set(&fragment.node.selection_set.node)?;
+                    Size {
+                        fields: inline.fields.saturating_add(1),
+                        depth: inline.depth,
+                    }
                 }
             };
             size.fields = size.fields.saturating_add(more.fields);
@@ -445,11 +485,17 @@ pub fn count_tokens(source: &str, stop_after: usize) -> usize {
                 count += 1;
                 i += 3;
             }
-            b if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' => {
+            b if b.is_ascii_alphabetic() || b == b'_' => {
                 count += 1;
                 i += 1;
-                while i < bytes.len()
-                    && (bytes[i].is_ascii_alphanumeric() || b"_.+-".contains(&bytes[i]))
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                    i += 1;
+                }
+            }
+            b if b.is_ascii_digit() || b == b'-' => {
+                count += 1;
+                i += 1;
+                while i < bytes.len() && (bytes[i].is_ascii_digit() || b".eE+-".contains(&bytes[i]))
                 {
                     i += 1;
                 }
@@ -501,6 +547,12 @@ mod tests {
             count_tokens("{ a(s: \"\"\"x { \n y }\"\"\") ...F }", 100),
             10
         );
+    }
+
+    #[test]
+    fn a_name_does_not_swallow_the_spread_after_it() {
+        assert_eq!(count_tokens("{a...F...F}", 100), 7);
+        assert_eq!(count_tokens("{ a(n: -12.5e+3) }", 100), 8);
     }
 
     #[test]

@@ -29,7 +29,7 @@ use super::{
     restaurants::loaders::{CuisinesByRestaurant, OpeningHoursByRestaurant},
     reviews::loaders::ReviewPages,
 };
-use crate::{db::StatementCounter, error::AppError};
+use crate::{db::StatementCounter, error::AppError, metrics::METRICS};
 
 /// Errors of loaders: already converted, so resolvers can `?` them.
 pub type LoadError = async_graphql::Error;
@@ -89,10 +89,30 @@ pub fn group_by<K: Hash + Eq, V>(rows: Vec<V>, key: impl Fn(&V) -> K) -> HashMap
         .collect()
 }
 
+/// A loader that reports the size of each batch to the `dataloader_batch_size` metric.
+pub struct Measured<T> {
+    inner: T,
+    batch_size: prometheus::Histogram,
+}
+
+impl<K, T> Loader<K> for Measured<T>
+where
+    K: Send + Sync + Hash + Eq + Clone + 'static,
+    T: Loader<K>,
+{
+    type Value = T::Value;
+    type Error = T::Error;
+
+    async fn load(&self, keys: &[K]) -> Result<HashMap<K, Self::Value>, Self::Error> {
+        self.batch_size.observe(keys.len() as f64);
+        self.inner.load(keys).await
+    }
+}
+
 /// A DataLoader that tells its request each time a key is asked for, so the request's batches
 /// wait until every sibling resolver has asked (see `settle`).
 pub struct Batched<T> {
-    loader: DataLoader<T>,
+    loader: DataLoader<Measured<T>>,
     requested: Arc<AtomicUsize>,
 }
 
@@ -100,6 +120,7 @@ impl<T: Send + Sync + 'static> Batched<T> {
     /// Loads one value, batched with every other key asked for in the same turn.
     pub async fn load_one<K>(&self, key: K) -> Result<Option<T::Value>, T::Error>
     where
+        Measured<T>: Loader<K, Value = T::Value, Error = T::Error>,
         T: Loader<K>,
         K: Send + Sync + Hash + Eq + Clone + 'static,
     {
@@ -150,12 +171,17 @@ impl Loaders {
     /// request's span.
     pub fn new(db: &DatabaseConnection, counter: &StatementCounter) -> Self {
         fn loader<T: Send + Sync + 'static>(
+            name: &str,
             value: T,
             counter: &StatementCounter,
             requested: &Arc<AtomicUsize>,
         ) -> Batched<T> {
             let (counter, waiting) = (counter.clone(), requested.clone());
-            let loader = DataLoader::new(value, move |batch| {
+            let measured = Measured {
+                inner: value,
+                batch_size: METRICS.loader_batch_size.with_label_values(&[name]),
+            };
+            let loader = DataLoader::new(measured, move |batch| {
                 let (counter, waiting) = (counter.clone(), waiting.clone());
                 tokio::spawn(
                     async move {
@@ -174,26 +200,67 @@ impl Loaders {
         }
         let requested = Arc::new(AtomicUsize::new(0));
         Self {
-            restaurants: loader(ById::new(db.clone()), counter, &requested),
-            menu_categories: loader(ById::new(db.clone()), counter, &requested),
-            menu_items: loader(ById::new(db.clone()), counter, &requested),
-            reviews: loader(ById::new(db.clone()), counter, &requested),
-            users: loader(ById::new(db.clone()), counter, &requested),
-            api_tokens: loader(ById::new(db.clone()), counter, &requested),
-            orders: loader(ById::new(db.clone()), counter, &requested),
-            items_by_order: loader(ManyByOrder::new(db.clone()), counter, &requested),
-            events_by_order: loader(ManyByOrder::new(db.clone()), counter, &requested),
-            delivery_by_order: loader(OneByOrder::new(db.clone()), counter, &requested),
-            review_by_order: loader(OneByOrder::new(db.clone()), counter, &requested),
-            cuisines: loader(CuisinesByRestaurant(db.clone()), counter, &requested),
-            opening_hours: loader(OpeningHoursByRestaurant(db.clone()), counter, &requested),
+            restaurants: loader("restaurants", ById::new(db.clone()), counter, &requested),
+            menu_categories: loader(
+                "menu_categories",
+                ById::new(db.clone()),
+                counter,
+                &requested,
+            ),
+            menu_items: loader("menu_items", ById::new(db.clone()), counter, &requested),
+            reviews: loader("reviews", ById::new(db.clone()), counter, &requested),
+            users: loader("users", ById::new(db.clone()), counter, &requested),
+            api_tokens: loader("api_tokens", ById::new(db.clone()), counter, &requested),
+            orders: loader("orders", ById::new(db.clone()), counter, &requested),
+            items_by_order: loader(
+                "items_by_order",
+                ManyByOrder::new(db.clone()),
+                counter,
+                &requested,
+            ),
+            events_by_order: loader(
+                "events_by_order",
+                ManyByOrder::new(db.clone()),
+                counter,
+                &requested,
+            ),
+            delivery_by_order: loader(
+                "delivery_by_order",
+                OneByOrder::new(db.clone()),
+                counter,
+                &requested,
+            ),
+            review_by_order: loader(
+                "review_by_order",
+                OneByOrder::new(db.clone()),
+                counter,
+                &requested,
+            ),
+            cuisines: loader(
+                "cuisines",
+                CuisinesByRestaurant(db.clone()),
+                counter,
+                &requested,
+            ),
+            opening_hours: loader(
+                "opening_hours",
+                OpeningHoursByRestaurant(db.clone()),
+                counter,
+                &requested,
+            ),
             categories_by_restaurant: loader(
+                "categories_by_restaurant",
                 CategoriesByRestaurant(db.clone()),
                 counter,
                 &requested,
             ),
-            items_by_restaurant: loader(ItemsByRestaurant(db.clone()), counter, &requested),
-            review_pages: loader(ReviewPages(db.clone()), counter, &requested),
+            items_by_restaurant: loader(
+                "items_by_restaurant",
+                ItemsByRestaurant(db.clone()),
+                counter,
+                &requested,
+            ),
+            review_pages: loader("review_pages", ReviewPages(db.clone()), counter, &requested),
         }
     }
 }

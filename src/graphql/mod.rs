@@ -48,6 +48,8 @@ pub struct SchemaOptions {
     pub introspection: bool,
     /// Suggest field names in validation errors ("Did you mean ...").
     pub suggestions: bool,
+    /// The allow-list, enforced on every transport.
+    pub persisted: Option<Arc<crate::persisted::PersistedQueries>>,
 }
 
 /// The schema ready to execute against `db`, publishing and following events on `bus`.
@@ -60,7 +62,12 @@ pub fn build_schema(
     // `limits` checks field depth first, with a precise error, so this one only backs it up.
     let mut builder = schema_builder()
         .limit_recursive_depth(options.limits.max_depth * 2 + 8)
-        .extension(limits::Limits::new(options.limits, options.limiter))
+        .extension(limits::Limits::new(
+            options.limits,
+            options.limiter,
+            options.persisted,
+        ))
+        .extension(extensions::Observe)
         .data(db)
         .data(bus);
     if !options.introspection {

@@ -410,10 +410,23 @@ async fn circular_and_exploding_fragments_are_refused_before_validation() {
         let next = format!("...F{} ", level + 1);
         writeln!(bomb, "fragment F{level} on Query {{ {} }}", next.repeat(10)).unwrap();
     }
-    bomb.push_str("fragment F12 on Query { __typename }\n");
     let started = std::time::Instant::now();
-    assert_limit(&app.graphql(&bomb, json!({})).await, "maxComplexity");
+    let defused = format!("{bomb}fragment F12 on Query {{ __typename }}\n");
+    assert_limit(&app.graphql(&defused, json!({})).await, "maxComplexity");
     println!("the fragment bomb was refused in {:?}", started.elapsed());
+    // The same tree ending in spreads of a fragment that does not exist: the spreads
+    // themselves are what a walk follows, so they are counted, and the unknown name refused.
+    let hollow = format!("{bomb}fragment F12 on Query {{ ...Missing ...Missing }}\n");
+    let response = app.graphql(&hollow, json!({})).await;
+    assert!(response.status < 500);
+    assert!(
+        !response.body["errors"].as_array().unwrap().is_empty(),
+        "{}",
+        response.body
+    );
+    let unknown = app.graphql("{ ...Missing }", json!({})).await;
+    assert_eq!(unknown.error_code(), "GRAPHQL_VALIDATION_FAILED");
+    assert!(unknown.error_message().contains("Missing"));
     still_serves(&app).await;
 }
 
@@ -795,4 +808,109 @@ async fn persisted_queries_are_shared_through_redis() {
         .post_json(&json!({ "extensions": persisted(&hash) }))
         .await;
     assert_eq!(elsewhere.data()["restaurants"]["totalCount"], 20);
+}
+
+// --- found in review ---------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_spelling_of_an_api_token_spends_the_same_budget() {
+    let app = sqlite_app(|settings| settings.rate_limit.token_points = 1_000).await;
+    let customer = app.bearer(seed::DEMO_CUSTOMER).await;
+    let created = app
+        .graphql_as(
+            Some(&customer),
+            "mutation { createApiToken(input: { name: \"pos\", scopes: [ORDERS_READ] }) { secret } }",
+            json!({}),
+        )
+        .await;
+    let secret = created.data()["createApiToken"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut remaining = Vec::new();
+    for spelling in [
+        format!("Bearer {secret}"),
+        format!("bearer {secret}"),
+        format!("Bearer   {secret} "),
+    ] {
+        let response = app
+            .graphql_as(Some(&spelling), "{ viewer { displayName } }", json!({}))
+            .await;
+        response.data();
+        remaining.push(header_u64(&response, "ratelimit-remaining"));
+    }
+    assert!(
+        remaining.windows(2).all(|pair| pair[1] < pair[0]),
+        "one budget: {remaining:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_document_is_not_stored_as_a_persisted_query() {
+    let app = sqlite_app(|_| {}).await;
+    let oversized = format!("{{ {} }}", "__typename ".repeat(2_500));
+    let hash = sha256_hex(&oversized);
+    let refused = app
+        .post_json(&json!({ "query": oversized, "extensions": persisted(&hash) }))
+        .await;
+    assert_limit(&refused, "maxTokens");
+    let invalid = "{ nope }";
+    let invalid_hash = sha256_hex(invalid);
+    app.post_json(&json!({ "query": invalid, "extensions": persisted(&invalid_hash) }))
+        .await;
+    for hash in [hash, invalid_hash] {
+        let lookup = app
+            .post_json(&json!({ "extensions": persisted(&hash) }))
+            .await;
+        assert_eq!(lookup.error_code(), "PERSISTED_QUERY_NOT_FOUND");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_time_limit_never_stops_a_mutation_half_way() {
+    let app = sqlite_app(|settings| settings.limits.execution_timeout_ms = 1).await;
+    let customer = app.bearer(seed::DEMO_CUSTOMER).await;
+    let created = app
+        .graphql_as(
+            Some(&customer),
+            "mutation { createApiToken(input: { name: \"slow\", scopes: [ORDERS_READ] }) { secret } }",
+            json!({}),
+        )
+        .await;
+    assert!(created.data()["createApiToken"]["secret"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_only_the_address_it_adds_counts() {
+    let query = "{ restaurants(first: 20) { edges { node { name } } } }";
+    let remaining_after = |app: &TestApp, forwarded: &'static str| {
+        let request = app
+            .client
+            .post(format!("{}/graphql", app.address))
+            .header("x-forwarded-for", forwarded)
+            .json(&json!({ "query": query }));
+        async move {
+            header_u64(
+                &TestApp::read(request.send().await.unwrap()).await,
+                "ratelimit-remaining",
+            )
+        }
+    };
+    let trusting = sqlite_app(|settings| settings.rate_limit.trust_forwarded_for = true).await;
+    let first = remaining_after(&trusting, "203.0.113.7, 198.51.100.1").await;
+    let spoofed = remaining_after(&trusting, "192.0.2.99, 198.51.100.1").await;
+    assert!(
+        spoofed < first,
+        "a client-chosen first entry does not make a new budget"
+    );
+    let other = remaining_after(&trusting, "198.51.100.2").await;
+    assert_eq!(other, first, "another address has its own budget");
+
+    let direct = sqlite_app(|_| {}).await;
+    let first = remaining_after(&direct, "203.0.113.7").await;
+    let second = remaining_after(&direct, "192.0.2.99").await;
+    assert!(
+        second < first,
+        "without a trusted proxy the header is ignored"
+    );
 }

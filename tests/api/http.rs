@@ -64,3 +64,22 @@ db_test! {
         assert_ne!(hostile.headers()["x-request-id"], "a b\tc");
     }
 }
+
+db_test! {
+    async fn response_keys_follow_the_selection_set_every_time(app) {
+        // Fields that wait on the database must not overtake the ones that answer at once.
+        let query = "{ restaurants(first: 5) { edges { node { menu { items { name } } reviews(first: 2) { totalCount } name cuisines } } totalCount } }";
+        for _ in 0..20 {
+            let response = app.client.post(format!("{}/graphql", app.address))
+                .json(&json!({ "query": query })).send().await.unwrap();
+            let body = response.text().await.unwrap();
+            assert!(body.starts_with(r#"{"data":{"restaurants":{"edges":[{"node":{"menu":{"items":"#), "{body}");
+            let node = &body[..body.find("}},{\"node\"").expect("a second restaurant")];
+            let at = |key: &str| node.find(&format!("\"{key}\":")).unwrap_or_else(|| panic!("{key} in {node}"));
+            // The restaurant's own `name` is the last one; the first ones are its menu items'.
+            let name = node.rfind("\"name\":").unwrap();
+            assert!(at("menu") < at("reviews") && at("reviews") < name && name < at("cuisines"), "{node}");
+            assert!(body.find("\"totalCount\":20").unwrap() > body.rfind("\"cuisines\"").unwrap(), "{body}");
+        }
+    }
+}

@@ -9,6 +9,7 @@ mod cli;
 mod errors;
 mod hardening;
 mod http;
+mod metrics;
 mod nodes;
 mod oauth;
 mod orders;

@@ -10,7 +10,7 @@ use std::{
 };
 
 use dishpatch::seed;
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::{
@@ -417,4 +417,98 @@ async fn the_graphql_ws_client_sees_a_refused_credential_as_close_code_4403() {
     assert_eq!(closed["code"], 4403, "{events:?}");
     // 1 is the script's early close; 2 would be its own timeout.
     assert_eq!(status.code(), Some(1), "{events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_messages_ends_the_socket_instead_of_stalling_it() {
+    let app = sqlite_app().await;
+    let mut socket = connect(&app, "graphql-transport-ws").await;
+    // Nothing is read while the flood is written; a loop that waited on its own inbox would
+    // hang here for ever.
+    send(
+        &mut socket,
+        json!({ "type": "connection_init", "payload": {} }),
+    )
+    .await;
+    for _ in 0..500 {
+        send(&mut socket, json!({ "type": "ping" })).await;
+    }
+    let mut pongs = 0;
+    let ended = loop {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
+            .await
+            .expect("the server answers or closes within 10 s");
+        match frame {
+            Some(Ok(Message::Text(text))) if text.contains("\"pong\"") => {
+                pongs += 1;
+                if pongs == 500 {
+                    break None;
+                }
+            }
+            Some(Ok(Message::Close(Some(close)))) => break Some(u16::from(close.code)),
+            Some(Ok(_)) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert!(
+        matches!(ended, None | Some(1008)),
+        "{ended:?} after {pongs} pongs"
+    );
+    assert_still_serving(&app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operation_ids_are_bounded_in_length() {
+    let app = sqlite_app().await;
+    let mut socket = acknowledged(&app, &json!({})).await;
+    send(&mut socket, subscribe(&"x".repeat(200), "{ __typename }")).await;
+    assert_eq!(close_code(&mut socket).await, 4400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_allow_list_mode_sockets_run_only_listed_operations_too() {
+    use std::io::Write as _;
+    let listed = "query Listed { __typename }";
+    let mut manifest = tempfile::NamedTempFile::new().unwrap();
+    write!(
+        manifest,
+        "{}",
+        json!({
+            "format": "apollo-persisted-query-manifest",
+            "version": 1,
+            "operations": [{ "id": dishpatch::persisted::sha256_hex(listed), "name": "Listed", "type": "query", "body": listed }]
+        })
+    )
+    .unwrap();
+    let path = manifest.path().to_owned();
+    let app = TestApp::spawn_with(Backend::Sqlite, 1, move |settings| {
+        settings.persisted_queries.allow_list = Some(path);
+    })
+    .await
+    .expect("SQLite");
+    let mut socket = acknowledged(&app, &json!({})).await;
+    send(&mut socket, subscribe("ok", listed)).await;
+    assert_eq!(
+        receive(&mut socket).await["payload"]["data"]["__typename"],
+        "Query"
+    );
+    assert_eq!(receive(&mut socket).await["type"], "complete");
+    send(
+        &mut socket,
+        subscribe(
+            "no",
+            "mutation { createApiToken(input: { name: \"x\", scopes: [ORDERS_READ] }) { secret } }",
+        ),
+    )
+    .await;
+    let refused = receive(&mut socket).await;
+    let errors = if refused["type"] == "error" {
+        &refused["payload"]
+    } else {
+        &refused["payload"]["errors"]
+    };
+    assert_eq!(
+        errors[0]["extensions"]["code"], "PERSISTED_QUERY_NOT_IN_LIST",
+        "{refused}"
+    );
 }
