@@ -368,20 +368,21 @@ db_test! {
         let connected = client.next_event().await;
         assert_eq!(connected["event"], "connected", "{connected}");
         // The subscription starts listening shortly after the acknowledgement.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
 
         let owner = app.bearer(seed::DEMO_OWNER).await;
+        // Each move is made once the client has the previous one, as when people act:
+        // changes that land within one notification's latency arrive as their latest state.
+        let mut statuses = Vec::new();
         for mutation in ["acceptOrder", "startPreparingOrder"] {
             let moved = act(&app, &owner, mutation, json!({ "orderId": order })).await;
             assert_eq!(moved["userErrors"], json!([]), "{mutation}");
+            let event = client.next_event().await;
+            assert_eq!(event["event"], "next", "{event}");
+            statuses.push(event["payload"]["data"]["orderUpdated"]["status"].as_str().unwrap_or("?").to_owned());
         }
+        assert_eq!(statuses, ["ACCEPTED", "PREPARING"]);
         let (events, status) = client.finish().await;
-        let statuses: Vec<&str> = events
-            .iter()
-            .filter(|event| event["event"] == "next")
-            .map(|event| event["payload"]["data"]["orderUpdated"]["status"].as_str().unwrap_or("?"))
-            .collect();
-        assert_eq!(statuses, ["ACCEPTED", "PREPARING"], "{events:?}");
         let closed = events
             .iter()
             .find(|event| event["event"] == "closed")
