@@ -18,9 +18,7 @@ use actix_web::{
     web,
 };
 use async_graphql::{
-    BatchRequest, BatchResponse, Request,
-    http::GraphiQLSource,
-    parser::types::{DocumentOperations, OperationType},
+    BatchRequest, BatchResponse, Request, http::GraphiQLSource, parser::types::OperationType,
 };
 use futures_util::StreamExt;
 use sea_orm::DatabaseConnection;
@@ -37,7 +35,7 @@ use crate::{
     config::Settings,
     db::StatementCounter,
     error::code,
-    graphql::{AppSchema, Loaders, limits::CostLedger},
+    graphql::{AppSchema, Loaders, extensions::operation_of, limits::CostLedger},
     metrics::METRICS,
     persisted::{PersistedQueries, PersistedQueryError, Registration},
     ratelimit::RateSubject,
@@ -745,17 +743,9 @@ fn parse_query_string(query_string: &str) -> Result<Request, String> {
 /// is left to execution, which reports it with its proper code.
 fn is_mutation(request: &mut Request) -> bool {
     let name = request.operation_name.clone();
-    let Ok(document) = request.parsed_query() else {
-        return false;
-    };
-    let operation = match (&document.operations, name) {
-        (DocumentOperations::Single(operation), _) => Some(operation),
-        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name.as_str()),
-        (DocumentOperations::Multiple(operations), None) => (operations.len() == 1)
-            .then(|| operations.values().next())
-            .flatten(),
-    };
-    operation.is_some_and(|operation| operation.node.ty == OperationType::Mutation)
+    request.parsed_query().is_ok_and(|document| {
+        operation_of(document, name.as_deref()).is_some_and(|(_, ty)| ty == OperationType::Mutation)
+    })
 }
 
 fn is_websocket_upgrade(request: &HttpRequest) -> bool {

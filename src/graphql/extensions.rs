@@ -32,6 +32,16 @@ impl ExtensionFactory for ErrorCodes {
     }
 }
 
+/// An error with `extensions.code` set to `code`.
+pub fn coded_error(message: impl Into<String>, code: &str) -> ServerError {
+    let mut error = ServerError::new(message, None);
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code);
+    error
+}
+
 /// Adds `code` to `error` unless it has one.
 pub fn ensure_code(error: &mut ServerError, code: &str) {
     let extensions = error.extensions.get_or_insert_with(Default::default);
@@ -110,8 +120,9 @@ impl ObservedRequest {
     }
 }
 
-/// The name and type of the operation `document` runs for `name`.
-fn operation_of<'a>(
+/// The name and type of the operation `document` runs for `name`; `None` when there is no
+/// such operation (execution reports that).
+pub fn operation_of<'a>(
     document: &'a ExecutableDocument,
     name: Option<&'a str>,
 ) -> Option<(Option<&'a str>, OperationType)> {

@@ -22,7 +22,7 @@ use async_graphql::{
     parser::types::{ExecutableDocument, Selection, SelectionSet},
 };
 
-use super::extensions::ensure_code;
+use super::extensions::{coded_error, ensure_code};
 use crate::{
     config::QueryLimits,
     error::code,
@@ -78,9 +78,8 @@ struct RequestLimits {
 
 /// A `QUERY_TOO_COMPLEX` refusal naming the limit it hit.
 fn too_complex(message: String, limit: &str, max: usize) -> ServerError {
-    let mut error = ServerError::new(message, None);
+    let mut error = coded_error(message, code::QUERY_TOO_COMPLEX);
     let extensions = error.extensions.get_or_insert_with(Default::default);
-    extensions.set("code", code::QUERY_TOO_COMPLEX);
     extensions.set("limit", limit);
     extensions.set("max", max as u64);
     error
@@ -108,17 +107,18 @@ impl RequestLimits {
         if report.allowed {
             return Ok(());
         }
-        let mut error = ServerError::new(
+        let mut error = coded_error(
             format!(
                 "rate limit exceeded: this request costs {} points and {} of {} are left; \
                  retry in {} s",
                 report.cost, report.remaining, report.limit, report.reset_secs
             ),
-            None,
+            code::RATE_LIMITED,
         );
-        let extensions = error.extensions.get_or_insert_with(Default::default);
-        extensions.set("code", code::RATE_LIMITED);
-        extensions.set("retryAfter", report.reset_secs);
+        error
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("retryAfter", report.reset_secs);
         Err(error)
     }
 }
@@ -256,12 +256,7 @@ impl Extension for RequestLimits {
             .is_none_or(|persisted| persisted.allows(&request.query));
         if !listed {
             let error = PersistedQueryError::NotInList;
-            let mut refusal = ServerError::new(error.message(), None);
-            refusal
-                .extensions
-                .get_or_insert_with(Default::default)
-                .set("code", error.code());
-            return Err(refusal);
+            return Err(coded_error(error.message(), error.code()));
         }
         let checked = check_text(limits, &request.query).and_then(|()| {
             let document = request.parsed_query().map_err(|mut error| {
@@ -380,28 +375,21 @@ impl<'a> Expansion<'a> {
         if let Some(start) = self.path.iter().position(|entered| *entered == name) {
             let mut cycle = self.path[start..].to_vec();
             cycle.push(name);
-            let mut error = ServerError::new(
+            return Err(coded_error(
                 format!(
                     "fragment `{name}` spreads itself ({}); fragments must not form cycles",
                     cycle.join(" -> ")
                 ),
-                None,
-            );
-            error
-                .extensions
-                .get_or_insert_with(Default::default)
-                .set("code", code::GRAPHQL_VALIDATION_FAILED);
-            return Err(error);
+                code::GRAPHQL_VALIDATION_FAILED,
+            ));
         }
         let Some(fragment) = self.document.fragments.get(name) else {
             // Refused here rather than left to validation: async-graphql's own walks run
             // before validation and would count on this measure being complete.
-            let mut error = ServerError::new(format!("unknown fragment `{name}`"), None);
-            error
-                .extensions
-                .get_or_insert_with(Default::default)
-                .set("code", code::GRAPHQL_VALIDATION_FAILED);
-            return Err(error);
+            return Err(coded_error(
+                format!("unknown fragment `{name}`"),
+                code::GRAPHQL_VALIDATION_FAILED,
+            ));
         };
         self.path.push(name);
         let size = self.selection_set(&fragment.node.selection_set.node);

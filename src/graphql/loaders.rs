@@ -92,7 +92,8 @@ pub fn group_by<K: Hash + Eq, V>(rows: Vec<V>, key: impl Fn(&V) -> K) -> HashMap
 /// A loader that reports the size of each batch to the `dataloader_batch_size` metric.
 pub struct Measured<T> {
     inner: T,
-    batch_size: prometheus::Histogram,
+    /// The `loader` label.
+    name: &'static str,
 }
 
 impl<K, T> Loader<K> for Measured<T>
@@ -104,7 +105,10 @@ where
     type Error = T::Error;
 
     async fn load(&self, keys: &[K]) -> Result<HashMap<K, Self::Value>, Self::Error> {
-        self.batch_size.observe(keys.len() as f64);
+        METRICS
+            .loader_batch_size
+            .with_label_values(&[self.name])
+            .observe(keys.len() as f64);
         self.inner.load(keys).await
     }
 }
@@ -171,16 +175,14 @@ impl Loaders {
     /// request's span.
     pub fn new(db: &DatabaseConnection, counter: &StatementCounter) -> Self {
         fn loader<T: Send + Sync + 'static>(
-            name: &str,
+            name: &'static str,
             value: T,
             counter: &StatementCounter,
             requested: &Arc<AtomicUsize>,
         ) -> Batched<T> {
             let (counter, waiting) = (counter.clone(), requested.clone());
-            let measured = Measured {
-                inner: value,
-                batch_size: METRICS.loader_batch_size.with_label_values(&[name]),
-            };
+            // The histogram is looked up per batch (a few per request), not per loader made.
+            let measured = Measured { inner: value, name };
             let loader = DataLoader::new(measured, move |batch| {
                 let (counter, waiting) = (counter.clone(), waiting.clone());
                 tokio::spawn(

@@ -2,7 +2,7 @@
 //! limits, rate limits by cost, production mode and persisted queries. Every refusal is
 //! checked for its code, and for the server still answering everyone else.
 
-use std::{fmt::Write as _, io::Write, time::Duration};
+use std::{fmt::Write as _, time::Duration};
 
 use dishpatch::{config::Environment, persisted::sha256_hex, seed};
 use serde_json::{Value, json};
@@ -748,17 +748,7 @@ db_test! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_allow_list_mode_only_registered_operations_run() {
     let listed = "query Listed { restaurants(first: 1) { totalCount } }";
-    let mut manifest = tempfile::NamedTempFile::new().unwrap();
-    write!(
-        manifest,
-        "{}",
-        json!({
-            "format": "apollo-persisted-query-manifest",
-            "version": 1,
-            "operations": [{ "id": sha256_hex(listed), "name": "Listed", "type": "query", "body": listed }]
-        })
-    )
-    .unwrap();
+    let manifest = crate::helpers::allow_list_manifest(listed);
     let path = manifest.path().to_owned();
     let app = sqlite_app(move |settings| settings.persisted_queries.allow_list = Some(path)).await;
     let by_hash = app

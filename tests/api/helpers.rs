@@ -225,6 +225,23 @@ impl TestApp {
     }
 }
 
+/// An Apollo persisted-query manifest listing the one operation `listed` (named `Listed`),
+/// for allow-list mode. The file lives as long as the value.
+pub fn allow_list_manifest(listed: &str) -> tempfile::NamedTempFile {
+    use std::io::Write as _;
+    let mut manifest = tempfile::NamedTempFile::new().expect("a temporary file");
+    let operations = json!([{
+        "id": dishpatch::persisted::sha256_hex(listed), "name": "Listed", "type": "query", "body": listed
+    }]);
+    write!(
+        manifest,
+        "{}",
+        json!({ "format": "apollo-persisted-query-manifest", "version": 1, "operations": operations })
+    )
+    .expect("the manifest is written");
+    manifest
+}
+
 /// A database that exists for one test: a temporary SQLite file, or a PostgreSQL database
 /// dropped when the test ends.
 pub struct TestDatabase {

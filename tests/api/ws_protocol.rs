@@ -468,19 +468,8 @@ async fn operation_ids_are_bounded_in_length() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_allow_list_mode_sockets_run_only_listed_operations_too() {
-    use std::io::Write as _;
     let listed = "query Listed { __typename }";
-    let mut manifest = tempfile::NamedTempFile::new().unwrap();
-    write!(
-        manifest,
-        "{}",
-        json!({
-            "format": "apollo-persisted-query-manifest",
-            "version": 1,
-            "operations": [{ "id": dishpatch::persisted::sha256_hex(listed), "name": "Listed", "type": "query", "body": listed }]
-        })
-    )
-    .unwrap();
+    let manifest = crate::helpers::allow_list_manifest(listed);
     let path = manifest.path().to_owned();
     let app = TestApp::spawn_with(Backend::Sqlite, 1, move |settings| {
         settings.persisted_queries.allow_list = Some(path);
