@@ -35,7 +35,7 @@ pub struct Application {
 impl Application {
     /// Connects to the database, migrates and seeds as configured, and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let db = db::connect(&settings.database_url, settings.database_max_connections)
+        let db = db::connect(&settings.database_url, settings.pool_size())
             .await
             .with_context(|| {
                 format!(

@@ -17,8 +17,9 @@ pub struct Settings {
     pub listen: String,
     /// `sqlite://path?mode=rwc` or `postgres://user@host/db`.
     pub database_url: DatabaseUrl,
-    /// Upper bound of the database connection pool.
-    pub database_max_connections: u32,
+    /// Upper bound of the database connection pool; unset, 4 on SQLite and 16 on PostgreSQL
+    /// (see `pool_size`).
+    pub database_max_connections: Option<u32>,
     /// Apply pending migrations when the server starts.
     pub migrate_on_start: bool,
     /// Seed the demo data set when the database has no restaurants.
@@ -66,7 +67,7 @@ impl Default for Settings {
         Self {
             listen: "127.0.0.1:8080".into(),
             database_url: DatabaseUrl("sqlite://dishpatch.db?mode=rwc".into()),
-            database_max_connections: 16,
+            database_max_connections: None,
             migrate_on_start: true,
             demo: false,
             log_format: LogFormat::Pretty,
@@ -148,6 +149,10 @@ pub struct QueryLimits {
     /// HTTP GraphQL requests executing at once; more wait their turn. Bounds the memory that
     /// large responses take under load (0: no limit).
     pub max_concurrent_requests: usize,
+    /// Total cost (complexity) of the queries and mutations executing at once, over HTTP and
+    /// WebSocket; one that would go over waits its turn, and one costing more than all of it
+    /// runs alone. Bounds the memory large responses take under load (0: no limit).
+    pub max_concurrent_cost: usize,
 }
 
 impl Default for QueryLimits {
@@ -161,6 +166,7 @@ impl Default for QueryLimits {
             max_directives: 4,
             execution_timeout_ms: 10_000,
             max_concurrent_requests: 16,
+            max_concurrent_cost: 20_000,
         }
     }
 }
@@ -342,6 +348,21 @@ pub enum LogFormat {
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(transparent)]
 pub struct DatabaseUrl(pub String);
+
+impl Settings {
+    /// The pool size: as configured, else by backend. SQLite runs inside this process, on its
+    /// cores: each connection is a thread with its own page cache, and a few already keep the
+    /// cores busy, so more only take memory. PostgreSQL connections wait on another process,
+    /// and more of them keep more requests moving.
+    pub fn pool_size(&self) -> u32 {
+        self.database_max_connections
+            .unwrap_or(if self.database_url.scheme() == "sqlite" {
+                4
+            } else {
+                16
+            })
+    }
+}
 
 impl DatabaseUrl {
     /// The URL itself, for connecting. Never log it.

@@ -52,6 +52,11 @@ pub fn ensure_code(error: &mut ServerError, code: &str) {
 
 #[async_trait]
 impl Extension for ErrorCodes {
+    /// Request-level hooks only: fields resolve without passing through this extension.
+    fn hooks_resolve(&self) -> bool {
+        false
+    }
+
     async fn parse_query(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -141,6 +146,11 @@ pub fn operation_of<'a>(
 
 #[async_trait]
 impl Extension for ObservedRequest {
+    /// Request-level hooks only: fields resolve without passing through this extension.
+    fn hooks_resolve(&self) -> bool {
+        false
+    }
+
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let started = Instant::now();
         let response = next.run(ctx).await;

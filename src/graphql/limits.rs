@@ -9,7 +9,10 @@
 use std::{
     any::{Any, TypeId},
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use async_graphql::{
@@ -19,10 +22,11 @@ use async_graphql::{
         Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextRequest,
         NextValidation,
     },
-    parser::types::{ExecutableDocument, Selection, SelectionSet},
+    parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet},
 };
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::extensions::{coded_error, ensure_code};
+use super::extensions::{coded_error, ensure_code, operation_of};
 use crate::{
     config::QueryLimits,
     error::code,
@@ -35,6 +39,43 @@ pub struct Limits {
     limits: Arc<QueryLimits>,
     limiter: Option<Arc<RateLimiter>>,
     persisted: Option<Arc<PersistedQueries>>,
+    admission: Option<Arc<Admission>>,
+}
+
+/// Admits operations by cost: the queries and mutations executing at once may cost at most the
+/// budget together, and one that would go over it waits its turn, first come first served. The
+/// memory an operation holds while it runs grows with its cost, so this bounds memory under
+/// load where a count of requests would not: a few large pages take the room of many small ones.
+pub struct Admission {
+    room: Arc<Semaphore>,
+    budget: u32,
+}
+
+impl Admission {
+    /// A budget of `budget` points at once; `None` for 0 (no limit).
+    pub fn new(budget: usize) -> Option<Self> {
+        let budget = u32::try_from(budget)
+            .unwrap_or(u32::MAX)
+            .min(Semaphore::MAX_PERMITS as u32);
+        (budget > 0).then(|| Self {
+            room: Arc::new(Semaphore::new(budget as usize)),
+            budget,
+        })
+    }
+
+    /// Waits until an operation costing `cost` fits, and holds its room until the permit is
+    /// dropped. An operation costing more than the whole budget waits for all of it and runs
+    /// alone, so every operation the complexity limit lets through runs eventually.
+    pub async fn admit(&self, cost: usize) -> OwnedSemaphorePermit {
+        let points = u32::try_from(cost)
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.budget);
+        self.room
+            .clone()
+            .acquire_many_owned(points)
+            .await
+            .expect("the semaphore is never closed")
+    }
 }
 
 impl Limits {
@@ -46,6 +87,7 @@ impl Limits {
         persisted: Option<Arc<PersistedQueries>>,
     ) -> Self {
         Self {
+            admission: Admission::new(limits.max_concurrent_cost).map(Arc::new),
             limits: Arc::new(limits),
             limiter,
             persisted,
@@ -60,6 +102,9 @@ impl ExtensionFactory for Limits {
             limiter: self.limiter.clone(),
             persisted: self.persisted.clone(),
             report: Mutex::new(None),
+            admission: self.admission.clone(),
+            subscription: AtomicBool::new(false),
+            admitted: Mutex::new(None),
         })
     }
 }
@@ -74,6 +119,12 @@ struct RequestLimits {
     limiter: Option<Arc<RateLimiter>>,
     persisted: Option<Arc<PersistedQueries>>,
     report: Mutex<Option<CostReport>>,
+    admission: Option<Arc<Admission>>,
+    /// The operation is a subscription: it is not admitted by cost, since it holds nothing
+    /// between events and would hold its room for as long as it stays open.
+    subscription: AtomicBool,
+    /// The room this operation holds while it executes.
+    admitted: Mutex<Option<OwnedSemaphorePermit>>,
 }
 
 /// A `QUERY_TOO_COMPLEX` refusal naming the limit it hit.
@@ -231,8 +282,15 @@ fn check_document(limits: &QueryLimits, document: &ExecutableDocument) -> Server
 
 #[async_trait]
 impl Extension for RequestLimits {
+    /// Request-level hooks only: fields resolve without passing through this extension.
+    fn hooks_resolve(&self) -> bool {
+        false
+    }
+
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let mut response = next.run(ctx).await;
+        // Done executing: the room goes to the next operation before the answer is serialized.
+        drop(self.admitted.lock().expect("unpoisoned").take());
         let report = self.report.lock().expect("unpoisoned").take();
         if let Some(report) = report {
             response.extensions.insert("cost".into(), report.to_value());
@@ -258,11 +316,17 @@ impl Extension for RequestLimits {
             let error = PersistedQueryError::NotInList;
             return Err(coded_error(error.message(), error.code()));
         }
+        let operation_name = request.operation_name.clone();
         let checked = check_text(limits, &request.query).and_then(|()| {
             let document = request.parsed_query().map_err(|mut error| {
                 ensure_code(&mut error, code::GRAPHQL_PARSE_FAILED);
                 error
             })?;
+            if let Some((_, OperationType::Subscription)) =
+                operation_of(document, operation_name.as_deref())
+            {
+                self.subscription.store(true, Ordering::Relaxed);
+            }
             check_document(limits, document)
         });
         if let Err(error) = checked {
@@ -312,6 +376,12 @@ impl Extension for RequestLimits {
         self.charge(subject, ledger, result.complexity.max(1))
             .await
             .map_err(|error| vec![error])?;
+        if let Some(admission) = &self.admission
+            && !self.subscription.load(Ordering::Relaxed)
+        {
+            let admitted = admission.admit(result.complexity).await;
+            *self.admitted.lock().expect("unpoisoned") = Some(admitted);
+        }
         Ok(result)
     }
 }
@@ -520,7 +590,39 @@ impl CostReport {
 
 #[cfg(test)]
 mod tests {
-    use super::count_tokens;
+    use futures_util::FutureExt;
+
+    use super::{Admission, count_tokens};
+
+    #[tokio::test]
+    async fn operations_are_admitted_while_their_cost_fits_the_budget() {
+        assert!(Admission::new(0).is_none(), "0 means no limit");
+        let admission = Admission::new(1_000).unwrap();
+        let first = admission.admit(600).await;
+        let mut second = Box::pin(admission.admit(600));
+        assert!(
+            (&mut second).now_or_never().is_none(),
+            "600 + 600 is over 1000"
+        );
+        // First come, first served: a small operation does not overtake the one waiting.
+        let mut small = Box::pin(admission.admit(10));
+        assert!((&mut small).now_or_never().is_none());
+        drop(first);
+        let second = (&mut second)
+            .now_or_never()
+            .expect("room once the first is done");
+        let small = (&mut small)
+            .now_or_never()
+            .expect("and for the small one beside it");
+        // One costing more than the whole budget waits for all of it, then runs alone.
+        let mut huge = Box::pin(admission.admit(50_000));
+        assert!((&mut huge).now_or_never().is_none());
+        drop((second, small));
+        let huge = (&mut huge).now_or_never().expect("the whole budget, alone");
+        assert!(admission.admit(1).now_or_never().is_none());
+        drop(huge);
+        assert!(admission.admit(0).now_or_never().is_some());
+    }
 
     #[test]
     fn tokens_are_counted_as_the_graphql_lexer_sees_them() {

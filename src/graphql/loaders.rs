@@ -78,7 +78,10 @@ where
 }
 
 /// Groups `rows` (already in display order) by `key`.
-pub fn group_by<K: Hash + Eq, V>(rows: Vec<V>, key: impl Fn(&V) -> K) -> HashMap<K, Arc<[V]>> {
+pub fn group_by<K: Hash + Eq, V>(
+    rows: impl IntoIterator<Item = V>,
+    key: impl Fn(&V) -> K,
+) -> HashMap<K, Arc<[V]>> {
     let mut groups: HashMap<K, Vec<V>> = HashMap::new();
     for row in rows {
         groups.entry(key(&row)).or_default().push(row);

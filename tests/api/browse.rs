@@ -1,5 +1,6 @@
 //! Browsing restaurants: pagination, orderings, filters, menus and reviews.
 
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, db_test};
@@ -211,6 +212,37 @@ db_test! {
 
         let missing = app.graphql(query, json!({ "slug": "no-such-place" })).await;
         assert_eq!(missing.data()["restaurant"], Value::Null);
+    }
+}
+
+db_test! {
+    async fn menu_items_follow_the_categories_in_menu_order(app) {
+        let query = "{ restaurant(slug: \"trattoria-roma\") { menu { categories { name items { name } } items { name } } } }";
+        let category_names = |menu: &Value| -> Vec<String> {
+            menu["categories"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect()
+        };
+        let before = app.graphql(query, json!({})).await.data()["restaurant"]["menu"].clone();
+        // Turn the menu upside down, so menu order is no longer the order the categories were made in.
+        app.db
+            .execute_unprepared(
+                "UPDATE menu_categories SET position = 1000 - position \
+                 WHERE restaurant_id = (SELECT id FROM restaurants WHERE slug = 'trattoria-roma')",
+            )
+            .await
+            .unwrap();
+        let menu = app.graphql(query, json!({})).await.data()["restaurant"]["menu"].clone();
+        let mut reversed = category_names(&before);
+        reversed.reverse();
+        assert!(reversed.len() > 1);
+        assert_eq!(category_names(&menu), reversed);
+        let by_category: Vec<&Value> = menu["categories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|c| c["items"].as_array().unwrap())
+            .collect();
+        let items: Vec<&Value> = menu["items"].as_array().unwrap().iter().collect();
+        assert_eq!(by_category, items, "menu.items lists the categories' items in menu order");
     }
 }
 

@@ -7,7 +7,11 @@ use std::{fmt::Write as _, time::Duration};
 use dishpatch::{config::Environment, persisted::sha256_hex, seed};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, GraphqlResponse, TestApp, db_test};
+use crate::{
+    helpers::{Backend, GraphqlResponse, TestApp, db_test},
+    orders::{available, order_input, place, roma_items},
+    websocket::{connect, receive, send},
+};
 
 async fn sqlite_app(configure: impl FnOnce(&mut dishpatch::config::Settings)) -> TestApp {
     TestApp::spawn_with(Backend::Sqlite, 1, configure)
@@ -487,6 +491,80 @@ async fn a_request_running_past_the_time_limit_is_stopped() {
     assert_eq!(response.status, 503, "{}", response.body);
     assert_eq!(response.error_code(), "QUERY_TOO_COMPLEX");
     assert!(response.error_message().contains("1 ms"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_wait_for_room_by_cost_and_open_subscriptions_hold_none() {
+    // Room for one point at a time: every query and mutation runs alone, in turn.
+    let app = sqlite_app(|settings| settings.limits.max_concurrent_cost = 1).await;
+    let (restaurant, items) = roma_items(&app).await;
+    let owner = app.bearer(seed::DEMO_OWNER).await;
+    let mut kitchen = connect(&app, "graphql-transport-ws").await;
+    send(
+        &mut kitchen,
+        json!({ "type": "connection_init", "payload": { "Authorization": owner } }),
+    )
+    .await;
+    assert_eq!(receive(&mut kitchen).await["type"], "connection_ack");
+    send(
+        &mut kitchen,
+        json!({ "id": "k", "type": "subscribe", "payload": {
+        "query": "subscription($r: ID!) { restaurantOrders(restaurantId: $r) { status } }",
+        "variables": { "r": restaurant } } }),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Queries far over the budget, all at once: each waits its turn and none is refused.
+    let nested = bench_query("q2_nested");
+    let answers = tokio::time::timeout(
+        Duration::from_secs(30),
+        futures_util::future::join_all(
+            (0..6).map(|_| app.graphql(&nested, json!({ "first": 10 }))),
+        ),
+    )
+    .await
+    .expect("every query gets its turn while the subscription stays open");
+    for answer in &answers {
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(
+            answer.data()["restaurants"]["edges"]
+                .as_array()
+                .unwrap()
+                .len(),
+            10
+        );
+        assert_eq!(
+            answer.body["extensions"]["cost"]["requested"],
+            answers[0].body["extensions"]["cost"]["requested"]
+        );
+    }
+    assert!(
+        answers[0].body["extensions"]["cost"]["requested"]
+            .as_u64()
+            .unwrap()
+            > 1
+    );
+
+    // A mutation gets its turn too, and the open subscription hears of it.
+    let customer = app.bearer(seed::DEMO_CUSTOMER).await;
+    let placed = tokio::time::timeout(
+        Duration::from_secs(10),
+        place(
+            &app,
+            &customer,
+            order_input(&restaurant, &available(&items, 1), "room"),
+        ),
+    )
+    .await
+    .expect("the mutation runs");
+    assert_eq!(placed["userErrors"], json!([]));
+    let next = receive(&mut kitchen).await;
+    assert_eq!(
+        next["payload"]["data"]["restaurantOrders"]["status"],
+        "PLACED"
+    );
+    still_serves(&app).await;
 }
 
 // --- rate limits -------------------------------------------------------------------------

@@ -26,7 +26,7 @@ fn test_settings(url: &str) -> Settings {
     let mut settings = Settings {
         listen: "127.0.0.1:0".into(),
         database_url: DatabaseUrl(url.to_owned()),
-        database_max_connections: 8,
+        database_max_connections: Some(8),
         ..Settings::default()
     };
     settings.auth.signing_keys = vec![dishpatch::config::SigningKey {

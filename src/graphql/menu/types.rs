@@ -1,6 +1,6 @@
 //! `Menu`, `MenuCategory` and `MenuItem`.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::{Context, Enum, ID, Object, Result};
 use entities::{menu_category, menu_item};
@@ -31,24 +31,31 @@ impl Menu {
             .load_one(self.restaurant_id)
             .await?
             .unwrap_or_default();
-        Ok(categories
-            .iter()
-            .map(|c| MenuCategory(Arc::new(c.clone())))
-            .collect())
+        Ok(categories.iter().cloned().map(MenuCategory).collect())
     }
 
     /// Every item of the menu, category by category, in menu order.
     async fn items(&self, ctx: &Context<'_>) -> Result<Vec<MenuItem>> {
-        let items = ctx
-            .data::<Loaders>()?
-            .items_by_restaurant
-            .load_one(self.restaurant_id)
-            .await?
-            .unwrap_or_default();
-        Ok(items
+        let loaders = ctx.data::<Loaders>()?;
+        // Asked for together, so both join the batches of the same turn.
+        let (categories, items) = futures_util::future::try_join(
+            loaders
+                .categories_by_restaurant
+                .load_one(self.restaurant_id),
+            loaders.items_by_restaurant.load_one(self.restaurant_id),
+        )
+        .await?;
+        let items = items.unwrap_or_default();
+        // Items come grouped by category id; a stable sort puts the groups in menu order.
+        let rank: HashMap<i64, usize> = categories
+            .unwrap_or_default()
             .iter()
-            .map(|i| MenuItem(Arc::new(i.clone())))
-            .collect())
+            .enumerate()
+            .map(|(rank, category)| (category.id, rank))
+            .collect();
+        let mut ordered: Vec<MenuItem> = items.iter().cloned().map(MenuItem).collect();
+        ordered.sort_by_key(|item| rank.get(&item.0.category_id).copied());
+        Ok(ordered)
     }
 }
 
@@ -85,7 +92,8 @@ impl MenuCategory {
         Ok(items
             .iter()
             .filter(|item| item.category_id == self.0.id)
-            .map(|item| MenuItem(Arc::new(item.clone())))
+            .cloned()
+            .map(MenuItem)
             .collect())
     }
 

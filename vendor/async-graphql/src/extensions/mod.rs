@@ -445,6 +445,14 @@ pub trait Extension: Sync + Send + 'static {
     ) -> ServerResult<Option<Value>> {
         next.run(ctx, info).await
     }
+
+    /// Whether this extension overrides [`Extension::resolve`]. (dishpatch patch)
+    ///
+    /// An extension that uses only request-level hooks returns `false`; when no extension of a
+    /// request returns `true`, fields are resolved without the per-field extension chain.
+    fn hooks_resolve(&self) -> bool {
+        true
+    }
 }
 
 /// Extension factory
@@ -459,6 +467,8 @@ pub trait ExtensionFactory: Send + Sync + 'static {
 #[doc(hidden)]
 pub struct Extensions {
     extensions: Vec<Arc<dyn Extension>>,
+    /// The extensions that hook `resolve`, in order. (dishpatch patch)
+    resolve_chain: Vec<Arc<dyn Extension>>,
     schema_env: SchemaEnv,
     session_data: Arc<Data>,
     query_data: Option<Arc<Data>>,
@@ -471,8 +481,15 @@ impl Extensions {
         schema_env: SchemaEnv,
         session_data: Arc<Data>,
     ) -> Self {
+        let extensions: Vec<Arc<dyn Extension>> = extensions.into_iter().collect();
+        let resolve_chain = extensions
+            .iter()
+            .filter(|extension| extension.hooks_resolve())
+            .cloned()
+            .collect();
         Extensions {
-            extensions: extensions.into_iter().collect(),
+            extensions,
+            resolve_chain,
             schema_env,
             session_data,
             query_data: None,
@@ -484,9 +501,10 @@ impl Extensions {
         self.query_data = Some(data);
     }
 
+    /// Whether no extension hooks `resolve`, so fields can skip the chain. (dishpatch patch)
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.extensions.is_empty()
+        self.resolve_chain.is_empty()
     }
 
     #[inline]
@@ -567,7 +585,7 @@ impl Extensions {
         resolve_fut: ResolveFut<'_>,
     ) -> ServerResult<Option<Value>> {
         let next = NextResolve {
-            chain: &self.extensions,
+            chain: &self.resolve_chain,
             resolve_fut,
         };
         next.run(&self.create_context(), info).await
