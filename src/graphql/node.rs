@@ -1,5 +1,7 @@
 //! The Relay `Node` interface with `node(id)` and `nodes(ids)`.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, ID, Interface, Object, Result};
 
 use super::{
@@ -46,7 +48,7 @@ async fn load_node(ctx: &Context<'_>, id: GlobalId) -> Result<Option<Node>> {
             .load_one(id.id)
             .await?
             .filter(|item| item.deleted_at.is_none())
-            .map(|m| Node::MenuItem(MenuItem(m))),
+            .map(|m| Node::MenuItem(MenuItem(Arc::new(m.as_ref().into())))),
         NodeKind::Review => loaders
             .reviews
             .load_one(id.id)

@@ -247,6 +247,67 @@ db_test! {
 }
 
 db_test! {
+    async fn menu_item_details_are_the_same_however_the_query_reaches_them(app) {
+        // Listings read the longer columns only when a query selects one of them; every way
+        // of asking must still answer with the stored details.
+        let restaurant = "restaurant(slug: \"trattoria-roma\")";
+        let whole = app
+            .graphql(&format!("{{ {restaurant} {{ menu {{ items {{ id name description dietaryTags imageUrl }} }} }} }}"), json!({}))
+            .await;
+        let items = whole.data()["restaurant"]["menu"]["items"].as_array().unwrap().clone();
+        assert!(items.len() > 3);
+        assert!(items.iter().all(|item| !item["description"].as_str().unwrap().is_empty()));
+        assert!(items.iter().any(|item| !item["dietaryTags"].as_array().unwrap().is_empty()), "the demo data has tags");
+        // The same items one by one, read whole by id.
+        for item in &items {
+            let node = app
+                .graphql(
+                    "query($id: ID!) { node(id: $id) { ... on MenuItem { id name description dietaryTags imageUrl } } }",
+                    json!({ "id": item["id"] }),
+                )
+                .await;
+            assert_eq!(&node.data()["node"], item);
+        }
+        // Listed without details by category and with them through a fragment in the same
+        // request: two column sets of the same menu.
+        let mixed = app
+            .graphql(
+                &format!(
+                    "{{ {restaurant} {{ menu {{ categories {{ items {{ id name }} }} items {{ id name ...Details }} }} }} }}
+                     fragment Details on MenuItem {{ description dietaryTags imageUrl }}"
+                ),
+                json!({}),
+            )
+            .await;
+        let menu = &mixed.data()["restaurant"]["menu"];
+        assert_eq!(menu["items"].as_array().unwrap(), &items);
+        let listed: Vec<&Value> = menu["categories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|category| category["items"].as_array().unwrap())
+            .collect();
+        let names: Vec<Value> = items.iter().map(|item| json!({ "id": item["id"], "name": item["name"] })).collect();
+        assert_eq!(listed, names.iter().collect::<Vec<_>>());
+        // A detail asked beside an object field of the item, category by category.
+        let nested = app
+            .graphql(
+                &format!("{{ {restaurant} {{ menu {{ categories {{ items {{ id category {{ name }} imageUrl }} }} }} }} }}"),
+                json!({}),
+            )
+            .await;
+        let images: Vec<&Value> = nested.data()["restaurant"]["menu"]["categories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|category| category["items"].as_array().unwrap())
+            .map(|item| &item["imageUrl"])
+            .collect();
+        assert_eq!(images, items.iter().map(|item| &item["imageUrl"]).collect::<Vec<_>>());
+    }
+}
+
+db_test! {
     async fn reviews_page_newest_first_and_count_matches_the_rating(app) {
         let id = app.restaurant_id("trattoria-roma").await;
         let query = "query($id: ID!, $first: Int, $after: String, $last: Int, $before: String) {

@@ -3,13 +3,14 @@
 use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::{Context, Enum, ID, Object, Result};
-use entities::{menu_category, menu_item};
+use entities::menu_category;
 
 use crate::{
     error::AppError,
     graphql::{
         common::Money,
         loaders::Loaders,
+        menu::loaders::{ItemDetails, ItemRow, ItemsOf},
         relay::{GlobalId, NodeKind},
         restaurants::types::Restaurant,
     },
@@ -42,7 +43,9 @@ impl Menu {
             loaders
                 .categories_by_restaurant
                 .load_one(self.restaurant_id),
-            loaders.items_by_restaurant.load_one(self.restaurant_id),
+            loaders
+                .items_by_restaurant
+                .load_one(items_of(ctx, self.restaurant_id)),
         )
         .await?;
         let items = items.unwrap_or_default();
@@ -86,7 +89,7 @@ impl MenuCategory {
         let items = ctx
             .data::<Loaders>()?
             .items_by_restaurant
-            .load_one(self.0.restaurant_id)
+            .load_one(items_of(ctx, self.0.restaurant_id))
             .await?
             .unwrap_or_default();
         Ok(items
@@ -155,9 +158,38 @@ impl DietaryTag {
     }
 }
 
+/// The items of `restaurant_id`, with their details when the field resolving in `ctx` (a
+/// list of items) selects one of them, anywhere in its selection set.
+fn items_of(ctx: &Context<'_>, restaurant_id: i64) -> ItemsOf {
+    let items = ctx.look_ahead();
+    ItemsOf {
+        restaurant_id,
+        details: ["description", "dietaryTags", "imageUrl"]
+            .into_iter()
+            .any(|field| items.field(field).exists()),
+    }
+}
+
 /// A dish or drink.
 #[derive(Clone)]
-pub struct MenuItem(pub Arc<menu_item::Model>);
+pub struct MenuItem(pub Arc<ItemRow>);
+
+impl MenuItem {
+    /// Description, tags and photo: read with the item when the query asked for them up
+    /// front (see `items_of`), otherwise now.
+    async fn details(&self, ctx: &Context<'_>) -> Result<Arc<ItemDetails>> {
+        if let Some(details) = &self.0.details {
+            return Ok(details.clone());
+        }
+        let item = ctx
+            .data::<Loaders>()?
+            .menu_items
+            .load_one(self.0.id)
+            .await?
+            .ok_or_else(|| AppError::NotFound("menu item".into()))?;
+        Ok(Arc::new(item.as_ref().into()))
+    }
+}
 
 /// A dish or drink.
 #[Object]
@@ -173,8 +205,8 @@ impl MenuItem {
     }
 
     /// What is in it.
-    async fn description(&self) -> &str {
-        &self.0.description
+    async fn description(&self, ctx: &Context<'_>) -> Result<String> {
+        Ok(self.details(ctx).await?.description.clone())
     }
 
     /// Price of one.
@@ -188,19 +220,21 @@ impl MenuItem {
     }
 
     /// Dietary properties.
-    async fn dietary_tags(&self) -> Vec<DietaryTag> {
-        self.0
+    async fn dietary_tags(&self, ctx: &Context<'_>) -> Result<Vec<DietaryTag>> {
+        Ok(self
+            .details(ctx)
+            .await?
             .dietary_tags
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|tag| tag.as_str().and_then(DietaryTag::from_stored))
-            .collect()
+            .collect())
     }
 
     /// URL of a photo, when there is one.
-    async fn image_url(&self) -> Option<&str> {
-        self.0.image_url.as_deref()
+    async fn image_url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        Ok(self.details(ctx).await?.image_url.clone())
     }
 
     /// The category the item is listed under.
