@@ -210,25 +210,37 @@ impl ItemRow {
         }
     }
 
-    fn detailed(row: Detailed) -> Self {
-        let (id, restaurant_id, category_id, name, price_amount, currency, is_available) =
-            (row.0, row.1, row.2, row.3, row.4, row.5, row.6);
+    fn detailed(
+        (
+            id,
+            restaurant_id,
+            category_id,
+            name,
+            price_amount,
+            currency,
+            is_available,
+            description,
+            dietary_tags,
+            image_url,
+        ): Detailed,
+    ) -> Self {
+        let listed = (
+            id,
+            restaurant_id,
+            category_id,
+            name,
+            price_amount,
+            currency,
+            is_available,
+        );
         let details = ItemDetails {
-            description: row.7,
-            dietary_tags: row.8,
-            image_url: row.9,
+            description,
+            dietary_tags,
+            image_url,
         };
         Self {
             details: Some(Arc::new(details)),
-            ..Self::listed((
-                id,
-                restaurant_id,
-                category_id,
-                name,
-                price_amount,
-                currency,
-                is_available,
-            ))
+            ..Self::listed(listed)
         }
     }
 }
