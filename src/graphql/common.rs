@@ -16,15 +16,25 @@ pub struct Money {
 impl Money {
     /// Money from an amount in minor units of `currency`.
     pub fn from_minor(minor: i64, currency: &str) -> Self {
+        // Written digit by digit rather than with `format!`: a menu shows one price per item.
         let digits = minor_unit_digits(currency);
-        let amount = if digits == 0 {
-            minor.to_string()
-        } else {
-            let divisor = 10_i64.pow(digits);
-            let sign = if minor < 0 { "-" } else { "" };
-            let (major, fraction) = (minor.abs() / divisor, minor.abs() % divisor);
-            format!("{sign}{major}.{fraction:0width$}", width = digits as usize)
-        };
+        let divisor = 10_u64.pow(digits);
+        let (major, fraction) = (
+            minor.unsigned_abs() / divisor,
+            minor.unsigned_abs() % divisor,
+        );
+        let mut amount = String::with_capacity(24);
+        if minor < 0 {
+            amount.push('-');
+        }
+        amount.push_str(itoa::Buffer::new().format(major));
+        if digits > 0 {
+            let mut buffer = itoa::Buffer::new();
+            let fraction = buffer.format(fraction);
+            amount.push('.');
+            amount.extend(std::iter::repeat_n('0', digits as usize - fraction.len()));
+            amount.push_str(fraction);
+        }
         Self {
             amount,
             currency: currency.to_owned(),
@@ -87,5 +97,12 @@ mod tests {
         assert_eq!(Money::from_minor(-199, "USD").amount, "-1.99");
         assert_eq!(Money::from_minor(1200, "JPY").amount, "1200");
         assert_eq!(Money::from_minor(1500, "KWD").amount, "1.500");
+        assert_eq!(Money::from_minor(0, "EUR").amount, "0.00");
+        assert_eq!(Money::from_minor(-5, "EUR").amount, "-0.05");
+        assert_eq!(Money::from_minor(-7, "JPY").amount, "-7");
+        assert_eq!(
+            Money::from_minor(i64::MIN, "USD").amount,
+            "-92233720368547758.08"
+        );
     }
 }

@@ -367,13 +367,13 @@ fn order_cursor(order: &order::Model) -> String {
 #[Object]
 impl OrderConnection {
     /// The orders of this page with their cursors.
-    async fn edges(&self) -> Vec<Edge<Order>> {
+    async fn edges(&self) -> Vec<Edge<Order, i64>> {
         self.page
             .items
             .iter()
             .map(|order| Edge {
-                cursor: order_cursor(order),
                 node: Order(Arc::new(order.clone())),
+                position: order.id,
             })
             .collect()
     }

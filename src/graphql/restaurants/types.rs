@@ -14,11 +14,11 @@ use crate::{
         loaders::Loaders,
         menu::types::Menu,
         orders::types::{OrderConnection, OrderOwner, OrderStatus, require_restaurant_orders},
-        relay::{GlobalId, NodeKind, Page, PageArgs, PageInfo, encode_cursor},
-        reviews::types::ReviewConnection,
+        relay::{GlobalId, KeysetPosition, NodeKind, Page, PageArgs, PageInfo, encode_cursor},
+        reviews::{loaders::ReviewCursor, types::ReviewConnection},
     },
     services::restaurants::{
-        self as service, Listed, RestaurantFilter, local_minute_of_week, minute_of_week,
+        self as service, Listed, RestaurantFilter, SortKey, local_minute_of_week, minute_of_week,
     },
 };
 
@@ -234,16 +234,39 @@ impl From<&opening_hours::Model> for OpeningPeriod {
     }
 }
 
-/// An edge of a connection: a node and its cursor.
-#[derive(SimpleObject)]
-#[graphql(concrete(name = "RestaurantEdge", params(Restaurant)))]
-#[graphql(concrete(name = "ReviewEdge", params(crate::graphql::reviews::types::Review)))]
-#[graphql(concrete(name = "OrderEdge", params(crate::graphql::orders::types::Order)))]
-pub struct Edge<N: async_graphql::OutputType> {
-    /// Opaque position of the node; pass it as `after` or `before`.
-    pub cursor: String,
-    /// The item.
+/// Where a restaurant is in a listing: its cursor before encoding.
+pub type RestaurantPosition = KeysetPosition<SortKey>;
+
+/// An edge of a connection: a node and its position, encoded as a cursor only when a query
+/// asks for it (a nested page rarely does, and encoding is most of an edge's cost).
+pub struct Edge<N, P> {
     pub node: N,
+    pub position: P,
+}
+
+/// An edge of a connection: a node and its cursor.
+#[Object(
+    concrete(name = "RestaurantEdge", params(Restaurant, RestaurantPosition)),
+    concrete(
+        name = "ReviewEdge",
+        params(crate::graphql::reviews::types::Review, ReviewCursor)
+    ),
+    concrete(name = "OrderEdge", params(crate::graphql::orders::types::Order, i64))
+)]
+impl<N, P> Edge<N, P>
+where
+    N: async_graphql::OutputType,
+    P: serde::Serialize + Send + Sync,
+{
+    /// Opaque position of the node; pass it as `after` or `before`.
+    async fn cursor(&self) -> String {
+        encode_cursor(&self.position)
+    }
+
+    /// The item.
+    async fn node(&self) -> &N {
+        &self.node
+    }
 }
 
 /// A page of restaurants.
@@ -257,13 +280,13 @@ pub struct RestaurantConnection {
 #[Object]
 impl RestaurantConnection {
     /// The restaurants of this page with their cursors.
-    async fn edges(&self) -> Vec<Edge<Restaurant>> {
+    async fn edges(&self) -> Vec<Edge<Restaurant, RestaurantPosition>> {
         self.page
             .items
             .iter()
             .map(|listed| Edge {
-                cursor: encode_cursor(&listed.cursor),
                 node: Restaurant(Arc::new(listed.restaurant.clone())),
+                position: listed.cursor.clone(),
             })
             .collect()
     }

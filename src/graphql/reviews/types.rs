@@ -107,13 +107,13 @@ fn review_cursor(review: &review::Model) -> String {
 #[Object]
 impl ReviewConnection {
     /// The reviews of this page with their cursors.
-    async fn edges(&self) -> Vec<Edge<Review>> {
+    async fn edges(&self) -> Vec<Edge<Review, ReviewCursor>> {
         self.page
             .items
             .iter()
             .map(|review| Edge {
-                cursor: review_cursor(review),
                 node: Review(Arc::new(review.clone())),
+                position: ReviewCursor::from(review),
             })
             .collect()
     }
