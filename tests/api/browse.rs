@@ -26,6 +26,14 @@ fn names(connection: &Value) -> Vec<String> {
         .collect()
 }
 
+/// An edge's cursor is the cursor `pageInfo` gives for the same position.
+fn assert_edge_cursors_match_page_info(connection: &Value) {
+    let edges = connection["edges"].as_array().expect("edges");
+    let (first, last) = (edges.first().expect("an edge"), edges.last().unwrap());
+    assert_eq!(first["cursor"], connection["pageInfo"]["startCursor"]);
+    assert_eq!(last["cursor"], connection["pageInfo"]["endCursor"]);
+}
+
 /// Every restaurant, one page of `size` at a time, forwards.
 async fn walk_forward(app: &TestApp, size: i32, extra: &Value) -> Vec<String> {
     let mut all = Vec::new();
@@ -37,6 +45,7 @@ async fn walk_forward(app: &TestApp, size: i32, extra: &Value) -> Vec<String> {
             .unwrap()
             .extend(extra.as_object().cloned().unwrap_or_default());
         let connection = page(app, variables).await;
+        assert_edge_cursors_match_page_info(&connection);
         all.extend(names(&connection));
         if !connection["pageInfo"]["hasNextPage"].as_bool().unwrap() {
             return all;
@@ -55,6 +64,10 @@ db_test! {
         let first = page(&app, json!({ "first": 7 })).await;
         assert_eq!(first["totalCount"], 20);
         assert_eq!(first["pageInfo"]["hasPreviousPage"], false);
+        // Any edge's cursor resumes right after that edge.
+        let third = first["edges"][2]["cursor"].clone();
+        let resumed = page(&app, json!({ "first": 2, "after": third })).await;
+        assert_eq!(names(&resumed), all[3..5]);
     }
 }
 
@@ -323,6 +336,7 @@ db_test! {
             let restaurant = response.data()["restaurant"].clone();
             let reviews = &restaurant["reviews"];
             assert_eq!(reviews["totalCount"], restaurant["rating"]["count"]);
+            assert_edge_cursors_match_page_info(reviews);
             for edge in reviews["edges"].as_array().unwrap() {
                 assert_eq!(edge["node"]["restaurant"]["id"], json!(id));
                 rating_sum += edge["node"]["rating"].as_i64().unwrap();
