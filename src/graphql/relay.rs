@@ -274,6 +274,12 @@ mod tests {
         for kind in NodeKind::ALL {
             let id = GlobalId::encode(kind, i64::MAX);
             assert_eq!(GlobalId::decode_as(&id, kind).unwrap(), i64::MAX);
+            // The longest `Type:id` there is; not a valid ID, but it must encode.
+            let raw = format!("{}:{}", kind.type_name(), i64::MIN);
+            assert_eq!(
+                GlobalId::encode(kind, i64::MIN).as_str(),
+                URL_SAFE_NO_PAD.encode(raw)
+            );
         }
     }
 

@@ -222,11 +222,9 @@ fn resolve_plain_field<'a, T: ContainerType + ?Sized>(
     }
 }
 
-/// The response object of resolved fields, in selection-set order; errors go to the context.
-fn collect_fields<'a>(
-    ctx: &ContextSelectionSet<'a>,
-    resolved: Vec<ServerResult<(Name, Value)>>,
-) -> Value {
+/// The response object of fields resolved concurrently, in selection-set order; errors go to
+/// the context.
+fn collect_fields(ctx: &ContextSelectionSet<'_>, resolved: Vec<ServerResult<(Name, Value)>>) -> Value {
     // dishpatch: sized for the fields, so the map does not grow field by field.
     let mut results = IndexMap::with_capacity(resolved.len());
     for field in resolved {
@@ -235,11 +233,7 @@ fn collect_fields<'a>(
             Err(e) => ctx.add_error(e),
         }
     }
-    if results.is_empty() {
-        Value::Null
-    } else {
-        Value::Object(results)
-    }
+    object_or_null(results)
 }
 
 pub(crate) async fn do_resolve_container<'a>(
@@ -252,11 +246,24 @@ pub(crate) async fn do_resolve_container<'a>(
         // spec requires (upstream #1806, released only in 8.0).
         collect_fields(ctx, futures_util::future::join_all(futures).await)
     } else {
-        let mut resolved = Vec::with_capacity(futures.len());
+        // One at a time (mutations), each field's error recorded as soon as it happens, before
+        // the next field runs and may record its own.
+        let mut results = IndexMap::with_capacity(futures.len());
         for fut in futures {
-            resolved.push(fut.await);
+            match fut.await {
+                Ok((name, value)) => insert_value(&mut results, name, value),
+                Err(e) => ctx.add_error(e),
+            }
         }
-        collect_fields(ctx, resolved)
+        object_or_null(results)
+    }
+}
+
+fn object_or_null(results: IndexMap<Name, Value>) -> Value {
+    if results.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(results)
     }
 }
 
