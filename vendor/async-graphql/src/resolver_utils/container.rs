@@ -4,8 +4,9 @@ use futures_util::FutureExt;
 use indexmap::IndexMap;
 
 use crate::{
-    Context, ContextBase, ContextSelectionSet, Error, Name, OutputType, ServerError, ServerResult,
-    Value, Positioned, extensions::ResolveInfo,
+    Context, ContextBase, ContextSelectionSet, Error, Name, OutputType, Positioned, ServerError,
+    ServerResult, Value,
+    extensions::ResolveInfo,
     parser::types::{Field, Selection},
 };
 
@@ -224,7 +225,10 @@ fn resolve_plain_field<'a, T: ContainerType + ?Sized>(
 
 /// The response object of fields resolved concurrently, in selection-set order; errors go to
 /// the context.
-fn collect_fields(ctx: &ContextSelectionSet<'_>, resolved: Vec<ServerResult<(Name, Value)>>) -> Value {
+fn collect_fields(
+    ctx: &ContextSelectionSet<'_>,
+    resolved: Vec<ServerResult<(Name, Value)>>,
+) -> Value {
     // dishpatch: sized for the fields, so the map does not grow field by field.
     let mut results = IndexMap::with_capacity(resolved.len());
     for field in resolved {
