@@ -232,12 +232,21 @@ fn collect_fields(
     // dishpatch: sized for the fields, so the map does not grow field by field.
     let mut results = IndexMap::with_capacity(resolved.len());
     for field in resolved {
-        match field {
-            Ok((name, value)) => insert_value(&mut results, name, value),
-            Err(e) => ctx.add_error(e),
-        }
+        record_field(ctx, &mut results, field);
     }
     object_or_null(results)
+}
+
+/// A resolved field goes into the response object; a failed one into the context's errors.
+fn record_field(
+    ctx: &ContextSelectionSet<'_>,
+    results: &mut IndexMap<Name, Value>,
+    field: ServerResult<(Name, Value)>,
+) {
+    match field {
+        Ok((name, value)) => insert_value(results, name, value),
+        Err(e) => ctx.add_error(e),
+    }
 }
 
 pub(crate) async fn do_resolve_container<'a>(
@@ -254,10 +263,7 @@ pub(crate) async fn do_resolve_container<'a>(
         // the next field runs and may record its own.
         let mut results = IndexMap::with_capacity(futures.len());
         for fut in futures {
-            match fut.await {
-                Ok((name, value)) => insert_value(&mut results, name, value),
-                Err(e) => ctx.add_error(e),
-            }
+            record_field(ctx, &mut results, fut.await);
         }
         object_or_null(results)
     }
