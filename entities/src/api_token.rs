@@ -22,6 +22,19 @@ pub struct Model {
     pub created_at: DateTimeUtc,
 }
 
+crate::by_position::by_position!(
+    id,
+    user_id,
+    name,
+    token_prefix,
+    token_hash,
+    scopes,
+    expires_at,
+    last_used_at,
+    revoked_at,
+    created_at
+);
+
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {
     #[sea_orm(

@@ -23,3 +23,6 @@ pub mod webhook;
 pub mod webhook_delivery;
 
 pub use status::{DeliveryStatus, OrderStatus, WebhookDeliveryStatus};
+
+mod by_position;
+pub use by_position::{FromRowByPosition, ReadColumn, read_rows};

@@ -13,6 +13,8 @@ pub struct Model {
     pub created_at: DateTimeUtc,
 }
 
+crate::by_position::by_position!(id, restaurant_id, name, position, created_at);
+
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {
     #[sea_orm(

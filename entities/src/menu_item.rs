@@ -24,6 +24,23 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
 }
 
+crate::by_position::by_position!(
+    id,
+    restaurant_id,
+    category_id,
+    name,
+    description,
+    price_amount,
+    currency,
+    is_available,
+    dietary_tags,
+    image_url,
+    position,
+    deleted_at,
+    created_at,
+    updated_at
+);
+
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {
     #[sea_orm(

@@ -30,6 +30,25 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
 }
 
+crate::by_position::by_position!(
+    id,
+    customer_id,
+    restaurant_id,
+    status,
+    subtotal,
+    delivery_fee,
+    total,
+    currency,
+    delivery_address,
+    delivery_latitude,
+    delivery_longitude,
+    idempotency_key,
+    request_fingerprint,
+    version,
+    created_at,
+    updated_at
+);
+
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {
     #[sea_orm(

@@ -29,6 +29,25 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
 }
 
+crate::by_position::by_position!(
+    id,
+    owner_id,
+    slug,
+    name,
+    description,
+    address,
+    latitude,
+    longitude,
+    utc_offset_minutes,
+    is_open,
+    currency,
+    delivery_fee,
+    rating_sum,
+    rating_count,
+    created_at,
+    updated_at
+);
+
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {
     #[sea_orm(

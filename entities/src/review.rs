@@ -17,6 +17,16 @@ pub struct Model {
     pub created_at: DateTimeUtc,
 }
 
+crate::by_position::by_position!(
+    id,
+    order_id,
+    restaurant_id,
+    author_id,
+    rating,
+    body,
+    created_at
+);
+
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {
     #[sea_orm(

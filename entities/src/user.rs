@@ -16,6 +16,8 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
 }
 
+crate::by_position::by_position!(id, display_name, email, roles, created_at, updated_at);
+
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {
     #[sea_orm(has_many = "super::identity::Entity")]

@@ -1,10 +1,10 @@
 //! Finding restaurants: filters, orderings and keyset pagination.
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
-use entities::{opening_hours, restaurant, restaurant_cuisine};
+use entities::{FromRowByPosition, opening_hours, restaurant, restaurant_cuisine};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, Value,
+    ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, Value,
     sea_query::{Expr, ExprTrait, Func, LikeExpr, Order, Query, SimpleExpr},
 };
 
@@ -305,8 +305,10 @@ pub async fn list(
         .build(db.get_database_backend());
     let rows = db.query_all_raw(statement).await?;
     let mut listed = Vec::with_capacity(rows.len());
-    for row in rows {
-        let restaurant = restaurant::Model::from_query_result(&row, "")?;
+    for (index, row) in rows.into_iter().enumerate() {
+        // `find()` selects `Column::iter()` first, in order; `sort_key` comes after them. The
+        // rows share their column types, so the first one's are checked for all.
+        let restaurant = restaurant::Model::read(&row, index == 0)?;
         let key = match ordering.field {
             SortField::Name => SortKey::Text(restaurant.name.clone()),
             SortField::Rating => SortKey::Int(row.try_get("", "sort_key")?),

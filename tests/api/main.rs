@@ -13,6 +13,7 @@ mod metrics;
 mod nodes;
 mod oauth;
 mod orders;
+mod rows;
 mod schema;
 mod statements;
 mod websocket;

@@ -5,9 +5,9 @@ use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::dataloader::Loader;
 use chrono::{DateTime, Utc};
-use entities::review;
+use entities::{FromRowByPosition, review};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, FromQueryResult, Iterable,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, Iterable,
     sea_query::{Alias, Expr, ExprTrait, Func, Order, Query, WindowStatement},
 };
 use serde::{Deserialize, Serialize};
@@ -128,9 +128,10 @@ impl ReviewPages {
             .order_by(review::Column::Id, order)
             .take();
         let rows = self.0.query_all(&statement).await?;
+        // The outer select lists `Column::iter()`, in order.
+        let reviews = review::Model::from_rows(&rows).map_err(AppError::from)?;
         let mut grouped: HashMap<i64, Vec<review::Model>> = HashMap::new();
-        for row in rows {
-            let review = review::Model::from_query_result(&row, "").map_err(AppError::from)?;
+        for review in reviews {
             grouped
                 .entry(review.restaurant_id)
                 .or_default()

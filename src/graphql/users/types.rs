@@ -80,7 +80,15 @@ impl User {
         self.require_owner(ctx)?;
         viewer(ctx)?.require_scope(crate::auth::Scope::OrdersRead)?;
         let args = PageArgs::new(first, after, last, before, 20)?;
-        OrderConnection::load(ctx, OrderOwner::Customer(self.0.id), status, args).await
+        // Boxed, like every statement a resolver of this type awaits: each field of a user
+        // (one per review author in a menu page) gets a future the size of the largest one.
+        Box::pin(OrderConnection::load(
+            ctx,
+            OrderOwner::Customer(self.0.id),
+            status,
+            args,
+        ))
+        .await
     }
 
     /// The user's API tokens, newest first, revoked ones included. Private: the user and
@@ -88,7 +96,7 @@ impl User {
     async fn api_tokens(&self, ctx: &Context<'_>) -> Result<Vec<ApiToken>> {
         self.require_owner(ctx)?;
         let db = ctx.data::<sea_orm::DatabaseConnection>()?;
-        Ok(services::api_tokens::list(db, self.0.id)
+        Ok(Box::pin(services::api_tokens::list(db, self.0.id))
             .await?
             .into_iter()
             .map(|token| ApiToken(Arc::new(token)))

@@ -204,22 +204,23 @@ async fn resolve_container_inner<'a, T: ContainerType + ?Sized>(
 }
 
 /// dishpatch: one field of a plain selection set, resolved as `Fields::add_set` resolves it
-/// when there are no extensions and no directives, but not boxed.
-fn resolve_plain_field<'a, T: ContainerType + ?Sized>(
-    ctx: &ContextSelectionSet<'a>,
-    root: &'a T,
-    field: &'a Positioned<Field>,
-) -> impl Future<Output = ServerResult<(Name, Value)>> + Send + 'a {
-    let ctx = ctx.clone();
+/// when there are no extensions and no directives, but not boxed, and borrowing the object's
+/// context instead of holding a clone of it: the futures are awaited before the object's
+/// resolution returns, so they need not outlive `ctx` (a field's future carries no copy of
+/// it, and there is one per field of every object in a response).
+fn resolve_plain_field<'b, T: ContainerType + ?Sized>(
+    ctx: &'b ContextSelectionSet<'_>,
+    root: &'b T,
+    field: &'b Positioned<Field>,
+) -> impl Future<Output = ServerResult<(Name, Value)>> + Send + 'b {
+    let ctx_field = ctx.with_field(field);
     async move {
-        let ctx_field = ctx.with_field(field);
-        let field_name = ctx_field.item.node.response_key().node.clone();
-        if field.node.name.node == "__typename" {
-            let typename = root.introspection_type_name().into_owned();
-            return Ok((field_name, Value::String(typename)));
-        }
-        let value = root.resolve_field(&ctx_field).await?.unwrap_or_default();
-        Ok((field_name, value))
+        let value = if field.node.name.node == "__typename" {
+            Value::String(root.introspection_type_name().into_owned())
+        } else {
+            root.resolve_field(&ctx_field).await?.unwrap_or_default()
+        };
+        Ok((field.node.response_key().node.clone(), value))
     }
 }
 
