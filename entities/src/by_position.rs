@@ -3,17 +3,19 @@
 //! SeaORM's derived `FromQueryResult` looks every value up by column name (a hashed lookup per
 //! column per row) and has sqlx check each value's type against the column's. The rows of
 //! `Entity::find()`, and of statements that select `Column::iter()` first, hold the entity's
-//! columns in declaration order, so they can be read by index; and every row of a statement
-//! has the same column types, so checking them on the first row is enough. In the
+//! columns in declaration order, so they can be read by index; and every row of a PostgreSQL
+//! statement has the same column types, so checking them on the first row is enough. In the
 //! benchmark's nested query (some 4,000 rows) the two were a tenth of the server's work.
 
 use sea_orm::{DbErr, QueryResult, TryGetable};
-use sqlx::{Decode, Postgres, Row, Sqlite, Type};
+use sqlx::{Column as _, Decode, Postgres, Row, Sqlite, Type};
 
 /// A value that can be read from a column of a row.
 pub trait ReadColumn: Sized {
-    /// Reads column `index` of `row`; with `check` false, trusts that its type is one this
-    /// value decodes from (a statement's first row was checked).
+    /// Reads column `index` of `row`. With `check` set (a statement's first row), the
+    /// column's type is checked against this value's; without, PostgreSQL's is trusted, since
+    /// every row of a statement has the same column types. SQLite checks every value: its
+    /// columns are typed per value, not per column.
     fn read(row: &QueryResult, index: usize, check: bool) -> Result<Self, DbErr>;
 }
 
@@ -25,21 +27,31 @@ where
     fn read(row: &QueryResult, index: usize, check: bool) -> Result<Self, DbErr> {
         let read = if let Some(row) = row.try_as_pg_row() {
             if check {
+                // The column's declared type rather than the value's, which a NULL has not.
+                let column = row.try_column(index).map_err(|error| type_error(&error))?;
+                if !<T as Type<Postgres>>::compatible(column.type_info()) {
+                    return Err(DbErr::Type(format!(
+                        "column {index} ({}) is {}, which {} is not read from",
+                        column.name(),
+                        column.type_info(),
+                        std::any::type_name::<T>(),
+                    )));
+                }
                 row.try_get(index)
             } else {
                 row.try_get_unchecked(index)
             }
         } else if let Some(row) = row.try_as_sqlite_row() {
-            if check {
-                row.try_get(index)
-            } else {
-                row.try_get_unchecked(index)
-            }
+            row.try_get(index)
         } else {
             return row.try_get_by_index(index);
         };
-        read.map_err(|error| DbErr::Type(error.to_string()))
+        read.map_err(|error| type_error(&error))
     }
+}
+
+fn type_error(error: &sqlx::Error) -> DbErr {
+    DbErr::Type(error.to_string())
 }
 
 /// A model read by the position of its columns.

@@ -97,3 +97,23 @@ db_test! {
         assert!(matches!(error, DbErr::Type(_)), "{error:?}");
     }
 }
+
+db_test! {
+    /// A column that is NULL in the first row is checked all the same: PostgreSQL by the
+    /// column's declared type, SQLite value by value.
+    async fn a_column_null_in_the_first_row_is_still_checked(app) {
+        let db = &app.db;
+        let statement = Statement::from_string(
+            db.get_database_backend(),
+            "SELECT CASE WHEN id = (SELECT MIN(id) FROM restaurants) THEN NULL \
+             ELSE CAST('abcdefgh' AS TEXT) END AS name, id FROM restaurants ORDER BY id",
+        );
+        let rows = db.query_all_raw(statement).await.expect("rows");
+        assert!(rows.len() > 1);
+        let read: Result<Vec<Option<i64>>, DbErr> = read_rows(&rows, |row, check| {
+            <Option<i64> as entities::ReadColumn>::read(row, 0, check)
+        });
+        let error = read.expect_err("text is not read as an integer");
+        assert!(matches!(error, DbErr::Type(_)), "{error:?}");
+    }
+}
