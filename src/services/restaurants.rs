@@ -306,8 +306,8 @@ pub async fn list(
     let rows = db.query_all_raw(statement).await?;
     let mut listed = Vec::with_capacity(rows.len());
     for (index, row) in rows.into_iter().enumerate() {
-        // `find()` selects `Column::iter()` first, in order; `sort_key` comes after them. The
-        // rows share their column types, so the first one's are checked for all.
+        // `find()` selects `Column::iter()` first, in order; `sort_key` comes after them. On
+        // PostgreSQL the column types are checked on the first row (they are the same in all).
         let restaurant = restaurant::Model::read(&row, index == 0)?;
         let key = match ordering.field {
             SortField::Name => SortKey::Text(restaurant.name.clone()),

@@ -602,3 +602,74 @@ async fn a_subscriber_on_one_instance_sees_changes_made_through_another() {
         "{next}"
     );
 }
+
+/// One page of the demo customer's orders.
+async fn order_page(app: &TestApp, who: &str, variables: Value) -> Value {
+    let response = app
+        .graphql_as(
+            Some(who),
+            "query($first: Int, $after: String, $last: Int, $before: String) { viewer { orders(first: $first, after: $after, last: $last, before: $before) {
+                totalCount
+                edges { cursor node { id createdAt } }
+                pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } } }",
+            variables,
+        )
+        .await;
+    response.data()["viewer"]["orders"].clone()
+}
+
+fn order_ids(connection: &Value) -> Vec<String> {
+    connection["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|edge| edge["node"]["id"].as_str().expect("an id").to_owned())
+        .collect()
+}
+
+db_test! {
+    /// A customer's orders page newest first, forwards and backwards, with edge cursors that
+    /// equal `pageInfo`'s and resume right after their edge.
+    async fn a_customers_orders_page_forwards_and_backwards(app) {
+        let customer = app.bearer(seed::DEMO_CUSTOMER).await;
+        let (mut forward, mut after) = (Vec::new(), Value::Null);
+        let mut created = Vec::new();
+        let total = loop {
+            let page = order_page(&app, &customer, json!({ "first": 3, "after": after })).await;
+            let edges = page["edges"].as_array().expect("edges").clone();
+            assert_eq!(edges.first().expect("an edge")["cursor"], page["pageInfo"]["startCursor"]);
+            assert_eq!(edges.last().unwrap()["cursor"], page["pageInfo"]["endCursor"]);
+            created.extend(edges.iter().map(|edge| edge["node"]["createdAt"].as_str().unwrap().to_owned()));
+            forward.extend(order_ids(&page));
+            if !page["pageInfo"]["hasNextPage"].as_bool().unwrap() {
+                break page["totalCount"].as_u64().unwrap();
+            }
+            after = page["pageInfo"]["endCursor"].clone();
+        };
+        assert!(total > 3, "the demo customer has a history of several pages");
+        assert_eq!(forward.len() as u64, total);
+        let distinct: std::collections::HashSet<_> = forward.iter().collect();
+        assert_eq!(distinct.len(), forward.len(), "no order twice");
+        let parsed: Vec<chrono::DateTime<chrono::Utc>> = created.iter().map(|at| at.parse().expect("a timestamp")).collect();
+        assert!(parsed.windows(2).all(|pair| pair[0] >= pair[1]), "newest first");
+
+        // A middle edge's cursor resumes right after it.
+        let first = order_page(&app, &customer, json!({ "first": 3 })).await;
+        let resumed = order_page(&app, &customer, json!({ "first": 2, "after": first["edges"][1]["cursor"] })).await;
+        assert_eq!(order_ids(&resumed), forward[2..4]);
+
+        // Backwards from the end gives the same orders.
+        let (mut backward, mut before) = (Vec::new(), Value::Null);
+        loop {
+            let page = order_page(&app, &customer, json!({ "last": 3, "before": before })).await;
+            let mut ids = order_ids(&page);
+            ids.extend(backward);
+            backward = ids;
+            if !page["pageInfo"]["hasPreviousPage"].as_bool().unwrap() {
+                break;
+            }
+            before = page["pageInfo"]["startCursor"].clone();
+        }
+        assert_eq!(backward, forward);
+    }
+}
