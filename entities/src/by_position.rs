@@ -59,8 +59,8 @@ pub trait FromRowByPosition: Sized {
     /// The fields in the order they are read; a test checks it is `Column::iter()`'s order.
     const COLUMNS: &'static [&'static str];
 
-    /// Reads the model from the first `COLUMNS.len()` columns of `row`, checking their types
-    /// only when `check` is set.
+    /// Reads the model from the first `COLUMNS.len()` columns of `row`; `check` is set on a
+    /// statement's first row (see [`ReadColumn::read`]).
     fn read(row: &QueryResult, check: bool) -> Result<Self, DbErr>;
 
     /// Reads the model from one row, types checked.
@@ -68,14 +68,14 @@ pub trait FromRowByPosition: Sized {
         Self::read(row, true)
     }
 
-    /// Reads every row of one statement, checking the column types on the first.
+    /// Reads every row of one statement, the first with `check` set.
     fn from_rows(rows: &[QueryResult]) -> Result<Vec<Self>, DbErr> {
         read_rows(rows, Self::read)
     }
 }
 
-/// Reads every row of one statement with `read`, asking it to check the column types on the
-/// first row only.
+/// Reads every row of one statement with `read`, with `check` set on the first row only (see
+/// [`ReadColumn::read`]).
 pub fn read_rows<T>(
     rows: &[QueryResult],
     read: impl Fn(&QueryResult, bool) -> Result<T, DbErr>,
