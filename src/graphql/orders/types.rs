@@ -359,8 +359,9 @@ fn owner_filter(owner: OrderOwner) -> service::Owner {
     }
 }
 
-fn order_cursor(order: &order::Model) -> String {
-    encode_cursor(&order.id)
+/// Where an order is in a page of orders: the one definition edges and `pageInfo` share.
+fn order_position(order: &order::Model) -> i64 {
+    order.id
 }
 
 /// A page of orders, newest first.
@@ -373,7 +374,7 @@ impl OrderConnection {
             .iter()
             .map(|order| Edge {
                 node: Order(Arc::new(order.clone())),
-                position: order.id,
+                position: order_position(order),
             })
             .collect()
     }
@@ -389,7 +390,8 @@ impl OrderConnection {
 
     /// Where this page is in the list.
     async fn page_info(&self) -> PageInfo {
-        self.page.page_info(&self.args, order_cursor)
+        self.page
+            .page_info(&self.args, |order| encode_cursor(&order_position(order)))
     }
 
     /// Number of orders over all pages.
