@@ -81,6 +81,9 @@ impl Application {
             None => RateLimiter::in_memory(settings.rate_limit.clone()),
         });
         let persisted = Arc::new(PersistedQueries::new(&settings.persisted_queries, redis)?);
+        // One HTTP worker per core (actix-web's default, made explicit): the cost budget is
+        // shared out between exactly these.
+        let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let schema = graphql::build_schema(
             db.clone(),
             EventBus::for_database(&db, settings.database_url.expose()),
@@ -90,6 +93,7 @@ impl Application {
                 introspection: settings.introspection_enabled(),
                 suggestions: settings.environment != Environment::Production,
                 persisted: Some(persisted.clone()),
+                workers,
             },
         );
         let state = web::Data::new(http::AppState::new(
@@ -98,9 +102,13 @@ impl Application {
             authenticator,
             persisted,
             &settings,
+            workers,
         ));
         let cors_origins = settings.cors_allowed_origins.clone();
         let server = HttpServer::new(move || {
+            // Runs once on each worker as it starts: its operations get their own share of the
+            // cost budget.
+            graphql::limits::claim_admission_share();
             App::new()
                 .wrap(http::cors(&cors_origins))
                 .wrap(from_fn(http::request_span))
@@ -109,6 +117,7 @@ impl Application {
                 .configure(http::routes)
                 .configure(oauth::routes)
         })
+        .workers(workers)
         .listen(listener)?
         .shutdown_timeout(settings.shutdown_timeout_secs)
         .run();

@@ -147,11 +147,14 @@ pub struct QueryLimits {
     /// Longest a request may run, in milliseconds; 0 means no limit.
     pub execution_timeout_ms: u64,
     /// HTTP GraphQL requests executing at once; more wait their turn. Bounds the memory that
-    /// large responses take under load (0: no limit).
+    /// large responses take under load (0: no limit). Shared out evenly between the HTTP
+    /// workers, so that every core has requests to run.
     pub max_concurrent_requests: usize,
     /// Total cost (complexity) of the queries and mutations executing at once, over HTTP and
-    /// WebSocket; one that would go over waits its turn, and one costing more than all of it
-    /// runs alone. Bounds the memory large responses take under load (0: no limit).
+    /// WebSocket; one that would go over waits its turn. Bounds the memory large responses
+    /// take under load (0: no limit). Shared out evenly between the HTTP workers like
+    /// `max_concurrent_requests`: one costing more than a worker's share runs alone on its
+    /// worker, one costing more than all of it runs alone.
     pub max_concurrent_cost: usize,
 }
 

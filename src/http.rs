@@ -35,7 +35,11 @@ use crate::{
     config::Settings,
     db::StatementCounter,
     error::code,
-    graphql::{AppSchema, Loaders, extensions::operation_of, limits::CostLedger},
+    graphql::{
+        AppSchema, Loaders,
+        extensions::operation_of,
+        limits::{Admission, CostLedger},
+    },
     metrics::METRICS,
     persisted::{PersistedQueries, PersistedQueryError, Registration},
     ratelimit::RateSubject,
@@ -63,8 +67,9 @@ pub struct AppState {
     pub max_body_bytes: usize,
     pub max_batch_size: usize,
     pub execution_timeout: Option<Duration>,
-    /// Turns to execute; `None` without a limit.
-    pub execution_slots: Option<tokio::sync::Semaphore>,
+    /// Turns to execute, shared out between the workers like the cost budget; `None` without
+    /// a limit.
+    pub execution_slots: Option<Admission>,
     pub trust_forwarded_for: bool,
     pub sockets: SocketLimits,
     pub query_limits: crate::config::QueryLimits,
@@ -79,6 +84,7 @@ impl AppState {
         authenticator: std::sync::Arc<Authenticator>,
         persisted: Arc<PersistedQueries>,
         settings: &Settings,
+        workers: usize,
     ) -> Self {
         Self {
             schema,
@@ -88,8 +94,7 @@ impl AppState {
             graphiql: settings.graphiql_enabled(),
             max_body_bytes: settings.max_body_bytes,
             max_batch_size: settings.max_batch_size,
-            execution_slots: (settings.limits.max_concurrent_requests > 0)
-                .then(|| tokio::sync::Semaphore::new(settings.limits.max_concurrent_requests)),
+            execution_slots: Admission::new(settings.limits.max_concurrent_requests, workers),
             execution_timeout: (settings.limits.execution_timeout_ms > 0)
                 .then(|| Duration::from_millis(settings.limits.execution_timeout_ms)),
             trust_forwarded_for: settings.rate_limit.trust_forwarded_for,
@@ -862,12 +867,7 @@ async fn execute(
     };
     // Waiting for a turn happens before anything is loaded, so queued requests hold no rows.
     let _turn = match &state.execution_slots {
-        Some(slots) => Some(
-            slots
-                .acquire()
-                .await
-                .expect("the semaphore is never closed"),
-        ),
+        Some(slots) => Some(slots.admit(1).await),
         None => None,
     };
     let running = counter.scope(state.schema.execute_batch(batch));

@@ -8,10 +8,11 @@
 
 use std::{
     any::{Any, TypeId},
+    cell::Cell,
     collections::HashMap,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
 };
 
@@ -46,48 +47,120 @@ pub struct Limits {
 /// budget together, and one that would go over it waits its turn, first come first served. The
 /// memory an operation holds while it runs grows with its cost, so this bounds memory under
 /// load where a count of requests would not: a few large pages take the room of many small ones.
+///
+/// The budget is shared out between the HTTP workers. Each worker is one thread that runs the
+/// operations of its own connections, so one queue for all could give the whole budget to one
+/// worker's operations and leave the other workers' cores idle while their operations wait.
+/// Each worker admits from its own share (the budget divided evenly between the workers) and
+/// the whole budget still bounds them together: an operation costing more than a share takes all of its
+/// worker's share (it runs alone there) and its cost of the whole budget (all of it at most), so
+/// what executes at once costs at most the budget or the largest single operation.
+///
+/// The HTTP layer admits requests by count the same way (each costs 1 of
+/// `max_concurrent_requests`).
 pub struct Admission {
-    room: Arc<Semaphore>,
+    whole: Arc<Semaphore>,
     budget: u32,
+    /// Each worker's share, and its size.
+    shares: Vec<(Arc<Semaphore>, u32)>,
+}
+
+/// The next share to give a thread that admits operations.
+static NEXT_SHARE: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// The share this thread's operations are admitted from, given on its first operation or
+    /// by [`claim_admission_share`].
+    static SHARE: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// Gives this thread its own admission share, in turn with the other threads that call it: the
+/// HTTP server calls it on each worker as it starts, so the workers get one share each (a thread
+/// that never calls it gets the next share on its first operation).
+pub fn claim_admission_share() {
+    SHARE.with(|share| share.set(Some(NEXT_SHARE.fetch_add(1, Ordering::Relaxed))));
+}
+
+/// An operation's room in the budget, given back when dropped.
+pub struct Admitted {
+    _share: OwnedSemaphorePermit,
+    _whole: OwnedSemaphorePermit,
 }
 
 impl Admission {
-    /// A budget of `budget` points at once; `None` for 0 (no limit).
-    pub fn new(budget: usize) -> Option<Self> {
+    /// A budget of `budget` points at once, shared out between `workers` threads; `None` for a
+    /// budget of 0 (no limit).
+    pub fn new(budget: usize, workers: usize) -> Option<Self> {
         let budget = u32::try_from(budget)
             .unwrap_or(u32::MAX)
             .min(Semaphore::MAX_PERMITS as u32);
-        (budget > 0).then(|| Self {
-            room: Arc::new(Semaphore::new(budget as usize)),
+        if budget == 0 {
+            return None;
+        }
+        // At least one point each; what does not divide evenly goes to the first shares.
+        let workers = u32::try_from(workers).unwrap_or(u32::MAX).clamp(1, budget);
+        let shares = (0..workers)
+            .map(|worker| {
+                let size = budget / workers + u32::from(worker < budget % workers);
+                (Arc::new(Semaphore::new(size as usize)), size)
+            })
+            .collect();
+        Some(Self {
+            whole: Arc::new(Semaphore::new(budget as usize)),
             budget,
+            shares,
         })
     }
 
-    /// Waits until an operation costing `cost` fits, and holds its room until the permit is
-    /// dropped. An operation costing more than the whole budget waits for all of it and runs
-    /// alone, so every operation the complexity limit lets through runs eventually.
-    pub async fn admit(&self, cost: usize) -> OwnedSemaphorePermit {
-        let points = u32::try_from(cost)
-            .unwrap_or(u32::MAX)
-            .clamp(1, self.budget);
-        self.room
+    /// Waits until an operation costing `cost` fits in this thread's share and in the whole
+    /// budget, and holds its room until the permit is dropped. An operation costing more than
+    /// all of them waits for all of them and runs alone, so every operation the complexity
+    /// limit lets through runs eventually.
+    pub async fn admit(&self, cost: usize) -> Admitted {
+        let share = SHARE.with(|share| {
+            share.get().unwrap_or_else(|| {
+                claim_admission_share();
+                share.get().expect("just claimed")
+            })
+        });
+        self.admit_from(share % self.shares.len(), cost).await
+    }
+
+    async fn admit_from(&self, share: usize, cost: usize) -> Admitted {
+        let points = u32::try_from(cost).unwrap_or(u32::MAX).max(1);
+        // Always the share first, then the whole: nothing waits for a share while holding part of
+        // the whole budget.
+        let (room, size) = &self.shares[share];
+        let share = room
             .clone()
-            .acquire_many_owned(points)
+            .acquire_many_owned(points.min(*size))
             .await
-            .expect("the semaphore is never closed")
+            .expect("the semaphore is never closed");
+        let whole = self
+            .whole
+            .clone()
+            .acquire_many_owned(points.min(self.budget))
+            .await
+            .expect("the semaphore is never closed");
+        Admitted {
+            _share: share,
+            _whole: whole,
+        }
     }
 }
 
 impl Limits {
     /// Enforces `limits` and, in allow-list mode, `persisted`'s list (over every transport),
-    /// and charges `limiter` when there is one.
+    /// and charges `limiter` when there is one; the cost budget is shared out between
+    /// `workers` HTTP workers.
     pub fn new(
         limits: QueryLimits,
         limiter: Option<Arc<RateLimiter>>,
         persisted: Option<Arc<PersistedQueries>>,
+        workers: usize,
     ) -> Self {
         Self {
-            admission: Admission::new(limits.max_concurrent_cost).map(Arc::new),
+            admission: Admission::new(limits.max_concurrent_cost, workers).map(Arc::new),
             limits: Arc::new(limits),
             limiter,
             persisted,
@@ -124,7 +197,7 @@ struct RequestLimits {
     /// between events and would hold its room for as long as it stays open.
     subscription: AtomicBool,
     /// The room this operation holds while it executes.
-    admitted: Mutex<Option<OwnedSemaphorePermit>>,
+    admitted: Mutex<Option<Admitted>>,
 }
 
 /// A `QUERY_TOO_COMPLEX` refusal naming the limit it hit.
@@ -592,12 +665,14 @@ impl CostReport {
 mod tests {
     use futures_util::FutureExt;
 
-    use super::{Admission, count_tokens};
+    use std::sync::Arc;
+
+    use super::{Admission, claim_admission_share, count_tokens};
 
     #[tokio::test]
     async fn operations_are_admitted_while_their_cost_fits_the_budget() {
-        assert!(Admission::new(0).is_none(), "0 means no limit");
-        let admission = Admission::new(1_000).unwrap();
+        assert!(Admission::new(0, 1).is_none(), "0 means no limit");
+        let admission = Admission::new(1_000, 1).unwrap();
         let first = admission.admit(600).await;
         let mut second = Box::pin(admission.admit(600));
         assert!(
@@ -622,6 +697,85 @@ mod tests {
         assert!(admission.admit(1).now_or_never().is_none());
         drop(huge);
         assert!(admission.admit(0).now_or_never().is_some());
+    }
+
+    #[test]
+    fn the_shares_add_up_to_the_budget() {
+        let sizes = |budget, workers| -> Vec<u32> {
+            let admission = Admission::new(budget, workers).unwrap();
+            admission.shares.iter().map(|(_, size)| *size).collect()
+        };
+        assert_eq!(sizes(20_000, 2), [10_000, 10_000]);
+        assert_eq!(sizes(16, 3), [6, 5, 5]);
+        assert_eq!(sizes(1, 4), [1], "a budget of 1 is one share of 1");
+        assert_eq!(sizes(7, 0), [7], "no workers counts as one");
+    }
+
+    #[test]
+    fn threads_that_claim_a_share_admit_from_different_ones() {
+        let admission = Arc::new(Admission::new(2, 2).unwrap());
+        // As the HTTP server's workers do when they start; each holds a point of its share.
+        // (Shares are given out by a process-wide counter: nextest runs this test in a process
+        // of its own, so no other test's thread claims one between these two.)
+        let worker = |admission: Arc<Admission>| {
+            std::thread::spawn(move || {
+                claim_admission_share();
+                let held = admission
+                    .admit(1)
+                    .now_or_never()
+                    .expect("this worker's share has room");
+                assert!(
+                    admission.admit(1).now_or_never().is_none(),
+                    "a share of one point is full"
+                );
+                held
+            })
+            .join()
+            .expect("the worker admits")
+        };
+        let first = worker(admission.clone());
+        let second = worker(admission.clone());
+        drop((first, second));
+    }
+
+    #[tokio::test]
+    async fn each_worker_admits_from_its_own_share_within_the_whole_budget() {
+        let admission = Admission::new(1_000, 2).unwrap();
+        // A worker's share is full: its next operation waits, the other worker's does not.
+        let first = admission.admit_from(0, 400).await;
+        let mut second = Box::pin(admission.admit_from(0, 400));
+        assert!(
+            (&mut second).now_or_never().is_none(),
+            "400 + 400 is over worker 0's share of 500"
+        );
+        let other = admission
+            .admit_from(1, 400)
+            .now_or_never()
+            .expect("worker 1's share is free");
+        drop(first);
+        let second = (&mut second)
+            .now_or_never()
+            .expect("room in worker 0's share once its first is done");
+        drop((second, other));
+        // One costing more than a share runs alone on its worker, and takes its cost of the
+        // whole budget: what runs at once stays within the budget.
+        let big = admission
+            .admit_from(0, 800)
+            .now_or_never()
+            .expect("all of worker 0's share, 800 of the budget");
+        assert!(admission.admit_from(0, 1).now_or_never().is_none());
+        let mut beside = Box::pin(admission.admit_from(1, 300));
+        assert!(
+            (&mut beside).now_or_never().is_none(),
+            "800 + 300 is over the budget of 1000"
+        );
+        let small = admission.admit_from(1, 200).now_or_never();
+        assert!(
+            small.is_none(),
+            "first come, first served in worker 1's share"
+        );
+        drop(big);
+        assert!((&mut beside).now_or_never().is_some());
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub struct SchemaOptions {
     pub suggestions: bool,
     /// The allow-list, enforced on every transport.
     pub persisted: Option<Arc<crate::persisted::PersistedQueries>>,
+    /// HTTP workers (threads) executing operations: the cost budget is shared out between them.
+    pub workers: usize,
 }
 
 /// The schema ready to execute against `db`, publishing and following events on `bus`.
@@ -66,6 +68,7 @@ pub fn build_schema(
             options.limits,
             options.limiter,
             options.persisted,
+            options.workers,
         ))
         .extension(extensions::Observe)
         .data(db)
