@@ -81,8 +81,8 @@ impl Application {
             None => RateLimiter::in_memory(settings.rate_limit.clone()),
         });
         let persisted = Arc::new(PersistedQueries::new(&settings.persisted_queries, redis)?);
-        // One HTTP worker per core (actix-web's default, made explicit): the cost budget is
-        // shared out between exactly these.
+        // One HTTP worker per core (actix-web's default, made explicit): the admission budgets
+        // (requests and cost executing at once) are shared out between exactly these.
         let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let schema = graphql::build_schema(
             db.clone(),
@@ -107,7 +107,7 @@ impl Application {
         let cors_origins = settings.cors_allowed_origins.clone();
         let server = HttpServer::new(move || {
             // Runs once on each worker as it starts: its operations get their own share of the
-            // cost budget.
+            // admission budgets.
             graphql::limits::claim_admission_share();
             App::new()
                 .wrap(http::cors(&cors_origins))

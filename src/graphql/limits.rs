@@ -52,9 +52,10 @@ pub struct Limits {
 /// operations of its own connections, so one queue for all could give the whole budget to one
 /// worker's operations and leave the other workers' cores idle while their operations wait.
 /// Each worker admits from its own share (the budget divided evenly between the workers) and
-/// the whole budget still bounds them together: an operation costing more than a share takes all of its
-/// worker's share (it runs alone there) and its cost of the whole budget (all of it at most), so
-/// what executes at once costs at most the budget or the largest single operation.
+/// the whole budget still bounds them together: an operation costing more than a share takes
+/// all of its worker's share (it runs alone there) and its cost of the whole budget (all of it
+/// at most), so what executes at once costs at most the budget or the largest single
+/// operation.
 ///
 /// The HTTP layer admits requests by count the same way (each costs 1 of
 /// `max_concurrent_requests`).
