@@ -5,6 +5,7 @@ use std::sync::Arc;
 use async_graphql::{Context, Enum, ID, Object, Result};
 use chrono::{DateTime, Utc};
 use entities::{delivery, order, order_event, order_item};
+use futures_util::future::BoxFuture;
 use sea_orm::DatabaseConnection;
 
 use crate::{
@@ -334,20 +335,27 @@ pub struct OrderConnection {
 
 impl OrderConnection {
     /// The page `args` of `owner`'s orders, with `status` when given.
-    pub async fn load(
-        ctx: &Context<'_>,
+    ///
+    /// Boxed: async-graphql gives every field of an object a future the size of the type's
+    /// largest resolver, and this one (a statement) is the largest of a restaurant's and of a
+    /// user's (one per review author in a menu page); boxed, only the fields that load orders
+    /// pay for it.
+    pub fn load<'a>(
+        ctx: &'a Context<'_>,
         owner: OrderOwner,
         status: Option<OrderStatus>,
         args: PageArgs,
-    ) -> Result<Self> {
-        let db = ctx.data::<DatabaseConnection>()?;
-        let status = status.map(Into::into);
-        let page = service::list(db, owner_filter(owner), status, &args).await?;
-        Ok(Self {
-            page,
-            args,
-            owner,
-            status,
+    ) -> BoxFuture<'a, Result<Self>> {
+        Box::pin(async move {
+            let db = ctx.data::<DatabaseConnection>()?;
+            let status = status.map(Into::into);
+            let page = service::list(db, owner_filter(owner), status, &args).await?;
+            Ok(Self {
+                page,
+                args,
+                owner,
+                status,
+            })
         })
     }
 }

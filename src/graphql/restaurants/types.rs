@@ -146,15 +146,7 @@ impl Restaurant {
     ) -> Result<OrderConnection> {
         require_restaurant_orders(viewer(ctx)?, self.0.id)?;
         let args = PageArgs::new(first, after, last, before, 20)?;
-        // Boxed, like every statement a resolver of this type awaits: each field of a
-        // restaurant gets a future the size of the type's largest resolver.
-        Box::pin(OrderConnection::load(
-            ctx,
-            OrderOwner::Restaurant(self.0.id),
-            status,
-            args,
-        ))
-        .await
+        OrderConnection::load(ctx, OrderOwner::Restaurant(self.0.id), status, args).await
     }
 
     /// Reviews, newest first.
@@ -171,13 +163,7 @@ impl Restaurant {
         #[graphql(desc = "How many reviews from the end, at most 100.")] last: Option<i32>,
     ) -> Result<ReviewConnection> {
         let args = PageArgs::new(first, after, last, before, 10)?;
-        Box::pin(ReviewConnection::load(
-            ctx,
-            self.0.id,
-            self.0.rating_count,
-            args,
-        ))
-        .await
+        ReviewConnection::load(ctx, self.0.id, self.0.rating_count, args).await
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, Object, Result};
 use chrono::{DateTime, Utc};
 use entities::review;
+use futures_util::future::BoxFuture;
 
 use super::loaders::{ReviewCursor, ReviewPageKey};
 use crate::{
@@ -71,30 +72,35 @@ pub struct ReviewConnection {
 
 impl ReviewConnection {
     /// The page `args` of a restaurant's reviews; `total_count` is its rating count.
-    pub async fn load(
-        ctx: &Context<'_>,
+    ///
+    /// Boxed, like `OrderConnection::load`: every field of a restaurant gets a future the size
+    /// of the type's largest resolver.
+    pub fn load<'a>(
+        ctx: &'a Context<'_>,
         restaurant_id: i64,
         total_count: i64,
         args: PageArgs,
-    ) -> Result<Self> {
-        let page = ctx
-            .data::<Loaders>()?
-            .review_pages
-            .load_one(ReviewPageKey {
-                restaurant_id,
-                args: args.clone(),
-            })
-            .await?
-            .unwrap_or_else(|| {
-                Arc::new(Page {
-                    items: Vec::new(),
-                    has_more: false,
+    ) -> BoxFuture<'a, Result<Self>> {
+        Box::pin(async move {
+            let page = ctx
+                .data::<Loaders>()?
+                .review_pages
+                .load_one(ReviewPageKey {
+                    restaurant_id,
+                    args: args.clone(),
                 })
-            });
-        Ok(Self {
-            page,
-            args,
-            total_count,
+                .await?
+                .unwrap_or_else(|| {
+                    Arc::new(Page {
+                        items: Vec::new(),
+                        has_more: false,
+                    })
+                });
+            Ok(Self {
+                page,
+                args,
+                total_count,
+            })
         })
     }
 }

@@ -80,15 +80,7 @@ impl User {
         self.require_owner(ctx)?;
         viewer(ctx)?.require_scope(crate::auth::Scope::OrdersRead)?;
         let args = PageArgs::new(first, after, last, before, 20)?;
-        // Boxed, like every statement a resolver of this type awaits: each field of a user
-        // (one per review author in a menu page) gets a future the size of the largest one.
-        Box::pin(OrderConnection::load(
-            ctx,
-            OrderOwner::Customer(self.0.id),
-            status,
-            args,
-        ))
-        .await
+        OrderConnection::load(ctx, OrderOwner::Customer(self.0.id), status, args).await
     }
 
     /// The user's API tokens, newest first, revoked ones included. Private: the user and
