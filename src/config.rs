@@ -358,11 +358,10 @@ impl Settings {
     /// cores busy, so more only take memory. PostgreSQL connections wait on another process,
     /// and more of them keep more requests moving: 24, half as many again as the 16 requests
     /// that execute at once by default, because a request runs sibling loaders' statements
-    /// side by side, and sqlx hands a used connection back from a task of its own, which waits
-    /// its turn on a busy worker.
-    /// With 16 the database and the server both sat idle waiting for connections (the cores
-    /// 12% idle in the benchmark's nested query at first 10; 2-4% with 24, and 8-11% more
-    /// requests/s there and in the other short queries).
+    /// side by side, and sqlx hands a used connection back from a task of its own, which
+    /// waits its turn on a busy worker. With 16 the database and the server both sat idle
+    /// waiting for connections (the cores 12% idle in the benchmark's nested query at first
+    /// 10; 2-4% with 24, and 8-11% more requests/s there and in the other short queries).
     pub fn pool_size(&self) -> u32 {
         self.database_max_connections
             .unwrap_or(if self.database_url.scheme() == "sqlite" {
