@@ -819,12 +819,13 @@ fn subscribe(
                 (upgrade_viewer, upgrade_credential)
             };
         let subject = subject_for(&viewer, &credential, address);
+        let expires_at = viewer.expires_at();
         // Loaders do not cache, so one set per connection never serves stale rows.
         let mut data = async_graphql::Data::default();
         data.insert(Loaders::new(&db, &StatementCounter::default()));
         data.insert(viewer);
         data.insert(subject);
-        Ok(data)
+        Ok((data, expires_at))
     };
     crate::ws::serve(
         request,

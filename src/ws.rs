@@ -9,10 +9,14 @@
 //! |------|------|
 //! | 4400 | a message that is not valid JSON, has an unknown type, or lacks a field |
 //! | 4401 | `subscribe` before the server acknowledged `connection_init` |
-//! | 4403 | `connection_init` refused (a bad credential) |
+//! | 4403 | `connection_init` refused (a bad credential), or the credential expired |
 //! | 4408 | no acknowledged `connection_init` within the wait timeout |
 //! | 4409 | `subscribe` with the id of an operation still running |
 //! | 4429 | a second `connection_init` |
+//!
+//! A socket lives no longer than the credential it was opened with: when that expires, the
+//! socket is closed with 4403 and every operation on it ends; the client reconnects with a
+//! fresh one.
 
 use std::{collections::HashSet, future::Future, time::Duration};
 
@@ -26,9 +30,13 @@ use async_graphql::{
     Data, Executor,
     http::{ClientMessage, WebSocket, WebSocketProtocols, WsMessage},
 };
+use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde::Deserialize;
-use tokio::{sync::mpsc, time::Instant};
+use tokio::{
+    sync::{mpsc, oneshot},
+    time::Instant,
+};
 
 use crate::metrics::{GaugeGuard, METRICS};
 use tokio_stream_adapter::ReceiverStream;
@@ -42,6 +50,9 @@ const MAX_OPERATIONS: usize = 100;
 
 /// Longest operation id accepted.
 const MAX_ID_BYTES: usize = 128;
+
+/// A credential that expires later than this is not watched (API tokens may live for years).
+const MAX_CREDENTIAL_WAIT: Duration = Duration::from_hours(365 * 24);
 
 /// Timings and sizes of a WebSocket connection.
 #[derive(Debug, Clone, Copy)]
@@ -92,9 +103,13 @@ fn negotiate(request: &HttpRequest) -> Option<WebSocketProtocols> {
     }
 }
 
+/// What `connection_init` gives a connection: its data, and when its credential expires
+/// (`None`: never, e.g. anonymous).
+pub type Initialised = (Data, Option<DateTime<Utc>>);
+
 /// Accepts the upgrade in `request` and serves GraphQL over it; `on_init` turns the
-/// `connection_init` payload into the connection's data, or refuses it. A request that cannot
-/// be upgraded gets 400.
+/// `connection_init` payload into the connection's data and credential expiry, or refuses it.
+/// A request that cannot be upgraded gets 400.
 pub fn serve<E, OnInit, InitFut>(
     request: &HttpRequest,
     payload: web::Payload,
@@ -105,7 +120,7 @@ pub fn serve<E, OnInit, InitFut>(
 where
     E: Executor,
     OnInit: FnOnce(serde_json::Value) -> InitFut + Send + 'static,
-    InitFut: Future<Output = async_graphql::Result<Data>> + Send + 'static,
+    InitFut: Future<Output = async_graphql::Result<Initialised>> + Send + 'static,
 {
     let Some(protocol) = negotiate(request) else {
         return HttpResponse::BadRequest()
@@ -126,8 +141,13 @@ where
         .aggregate_continuations()
         .max_continuation_size(limits.max_message_bytes);
     let (forward, inbox) = mpsc::channel(FORWARD_CAPACITY);
+    let (expiry_sender, expiry) = oneshot::channel();
     let graphql = WebSocket::from_message_stream(executor, ReceiverStream(inbox), protocol)
-        .on_connection_init(on_init);
+        .on_connection_init(move |payload| async move {
+            let (data, expires_at) = on_init(payload).await?;
+            let _ = expiry_sender.send(expires_at);
+            Ok(data)
+        });
     actix_web::rt::spawn(async move {
         let _open = GaugeGuard::hold(&METRICS.websocket_connections);
         let connection = Connection {
@@ -136,6 +156,7 @@ where
             limits,
             gate: Gate::default(),
             forward,
+            expiry,
         };
         connection.run(frames, graphql).await;
     });
@@ -271,6 +292,8 @@ struct Connection {
     limits: SocketLimits,
     gate: Gate,
     forward: mpsc::Sender<serde_json::Result<ClientMessage>>,
+    /// When the credential accepted at `connection_init` expires, once there was one.
+    expiry: oneshot::Receiver<Option<DateTime<Utc>>>,
 }
 
 /// How a connection ended.
@@ -297,6 +320,11 @@ impl Connection {
             self.limits.ping_interval,
         );
         let mut last_heard = Instant::now();
+        // Armed once `connection_init` reports a credential that expires.
+        let mut expiry_known = false;
+        let credential_expiry = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(credential_expiry);
+        let mut expires = false;
         let end = loop {
             tokio::select! {
                 frame = frames.next() => {
@@ -331,6 +359,20 @@ impl Connection {
                 },
                 () = &mut init_deadline, if !self.gate.acknowledged => {
                     break End::Close(4408, "Connection initialisation timeout".into());
+                }
+                expiry = &mut self.expiry, if !expiry_known => {
+                    expiry_known = true;
+                    if let Ok(Some(at)) = expiry {
+                        let left = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+                        // tokio's timers reach about two years; no socket stays open that long.
+                        if left < MAX_CREDENTIAL_WAIT {
+                            credential_expiry.as_mut().reset(Instant::now() + left);
+                            expires = true;
+                        }
+                    }
+                }
+                () = &mut credential_expiry, if expires => {
+                    break End::Close(4403, "the credential has expired".into());
                 }
                 _ = heartbeat.tick() => {
                     if last_heard.elapsed() > self.limits.client_timeout {

@@ -17,7 +17,7 @@ use actix_web::{
     http::{StatusCode, header},
     web,
 };
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use oauth2::{
     AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
@@ -789,6 +789,8 @@ pub struct ExternalTokens {
 #[derive(Debug, Deserialize)]
 struct ExternalClaims {
     sub: String,
+    /// Expiry, seconds since the epoch (required by the validation).
+    exp: i64,
     email: Option<String>,
     #[serde(default)]
     email_verified: bool,
@@ -879,6 +881,7 @@ impl ExternalTokens {
             .map_err(AuthFailure::Unavailable)?;
         Viewer::for_user(db, user, Some(scopes), Credential::External)
             .await
+            .map(|viewer| viewer.expiring(DateTime::from_timestamp(claims.exp, 0)))
             .map_err(AuthFailure::Unavailable)
     }
 }

@@ -3,7 +3,7 @@
 use std::{collections::HashSet, sync::Arc};
 
 use async_graphql::Enum;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use entities::{restaurant_staff, user};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
@@ -120,6 +120,8 @@ pub struct Viewer {
     /// `None`: all the user's rights; `Some`: only these.
     scopes: Option<HashSet<Scope>>,
     credential: Credential,
+    /// When the credential stops being valid; `None` if it does not expire.
+    expires_at: Option<DateTime<Utc>>,
 }
 
 impl Viewer {
@@ -131,6 +133,7 @@ impl Viewer {
             staff_of: HashSet::new(),
             scopes: None,
             credential: Credential::Anonymous,
+            expires_at: None,
         }
     }
 
@@ -154,7 +157,21 @@ impl Viewer {
             staff_of,
             scopes,
             credential,
+            expires_at: None,
         })
+    }
+
+    /// The same viewer, whose credential stops being valid at `expires_at`.
+    #[must_use]
+    pub fn expiring(mut self, expires_at: Option<DateTime<Utc>>) -> Self {
+        self.expires_at = expires_at;
+        self
+    }
+
+    /// When the viewer's credential stops being valid (`None`: it does not expire). A
+    /// WebSocket authenticated with it is closed then.
+    pub fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.expires_at
     }
 
     /// The signed-in user, if any.
@@ -280,6 +297,7 @@ impl Authenticator {
             let scopes = claims.scope.as_deref().map(Scope::parse_list);
             return Viewer::for_user(&self.db, user, scopes, Credential::Session)
                 .await
+                .map(|viewer| viewer.expiring(DateTime::from_timestamp(claims.exp, 0)))
                 .map_err(AuthFailure::Unavailable);
         }
         match &self.external {
@@ -304,6 +322,7 @@ impl Authenticator {
             .collect();
         Viewer::for_user(&self.db, user, Some(scopes), Credential::ApiToken)
             .await
+            .map(|viewer| viewer.expiring(token.expires_at))
             .map_err(AuthFailure::Unavailable)
     }
 }

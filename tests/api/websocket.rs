@@ -147,3 +147,82 @@ db_test! {
         assert!(matches!(closed, Some(Ok(Message::Close(_))) | None), "{closed:?}");
     }
 }
+
+/// `Bearer <access token>` for `email`, valid for `seconds` more, and its expiry in
+/// milliseconds since the epoch (tokens count whole seconds).
+async fn short_lived_bearer(app: &TestApp, email: &str, seconds: i64) -> (String, i64) {
+    let id = app.user_id(email).await;
+    let now = chrono::Utc::now();
+    let ttl = chrono::Duration::seconds(seconds);
+    let expires_at = (now + ttl).timestamp() * 1000;
+    (
+        format!("Bearer {}", app.tokens.issue(id, None, Some(ttl), now)),
+        expires_at,
+    )
+}
+
+/// Asserts that the socket was closed no earlier than `expires_at` (milliseconds).
+fn assert_not_before(expires_at: i64) {
+    let now = chrono::Utc::now().timestamp_millis();
+    assert!(
+        now >= expires_at - 50,
+        "closed {} ms before the token expired",
+        expires_at - now
+    );
+}
+
+/// Subscribes to the restaurant's new orders on `socket`, as its owner.
+async fn follow_kitchen(app: &TestApp, socket: &mut Socket) {
+    let restaurant = app.restaurant_id("trattoria-roma").await;
+    send(
+        socket,
+        json!({ "id": "k", "type": "subscribe", "payload": {
+        "query": "subscription($r: ID!) { restaurantOrders(restaurantId: $r) { status } }",
+        "variables": { "r": restaurant } } }),
+    )
+    .await;
+}
+
+db_test! {
+    async fn a_socket_is_closed_when_the_credential_of_its_connection_init_expires(app) {
+        let (bearer, expires_at) = short_lived_bearer(&app, dishpatch::seed::DEMO_OWNER, 3).await;
+        let mut socket = connect(&app, "graphql-transport-ws").await;
+        send(&mut socket, json!({ "type": "connection_init", "payload": { "Authorization": bearer } })).await;
+        assert_eq!(receive(&mut socket).await["type"], "connection_ack");
+        send(&mut socket, json!({ "id": "1", "type": "subscribe", "payload": { "query": "{ viewer { displayName } }" } })).await;
+        let next = receive(&mut socket).await;
+        assert_eq!(next["payload"]["data"]["viewer"]["displayName"], "Olivia Owner", "{next}");
+        assert_eq!(receive(&mut socket).await["type"], "complete");
+        // A subscription that would stay open: the expiry ends it with the socket.
+        follow_kitchen(&app, &mut socket).await;
+        assert_eq!(close_code(&mut socket).await, 4403);
+        assert_not_before(expires_at);
+
+        // An anonymous socket has nothing to expire and stays open past that point.
+        let mut anonymous = connect(&app, "graphql-transport-ws").await;
+        send(&mut anonymous, json!({ "type": "connection_init", "payload": {} })).await;
+        assert_eq!(receive(&mut anonymous).await["type"], "connection_ack");
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        send(&mut anonymous, json!({ "id": "2", "type": "subscribe", "payload": { "query": QUERY } })).await;
+        assert_eq!(receive(&mut anonymous).await["type"], "next");
+    }
+}
+
+db_test! {
+    async fn a_socket_authenticated_on_the_upgrade_is_closed_when_that_credential_expires(app) {
+        let (bearer, expires_at) = short_lived_bearer(&app, dishpatch::seed::DEMO_OWNER, 3).await;
+        let mut request = format!("{}/graphql", app.address.replace("http://", "ws://"))
+            .into_client_request()
+            .unwrap();
+        request.headers_mut().insert("sec-websocket-protocol", "graphql-ws".parse().unwrap());
+        request.headers_mut().insert("authorization", bearer.parse().unwrap());
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("upgrade");
+        send(&mut socket, json!({ "type": "connection_init", "payload": {} })).await;
+        assert_eq!(receive(&mut socket).await["type"], "connection_ack");
+        send(&mut socket, json!({ "id": "1", "type": "start", "payload": { "query": "{ viewer { displayName } }" } })).await;
+        assert_eq!(receive(&mut socket).await["payload"]["data"]["viewer"]["displayName"], "Olivia Owner");
+        assert_eq!(receive(&mut socket).await["type"], "complete");
+        assert_eq!(close_code(&mut socket).await, 4403);
+        assert_not_before(expires_at);
+    }
+}
