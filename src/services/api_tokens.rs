@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use entities::{api_token, user};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::LockType,
 };
 
 use super::InputError;
@@ -53,6 +53,17 @@ pub async fn create(
         }));
     }
     let txn = begin_write(db).await?;
+    // Creations for one user take turns, so two cannot both count 49 and both insert. On
+    // PostgreSQL the user's row is locked for that (`FOR NO KEY UPDATE`, which still lets
+    // other transactions insert rows that refer to the user); SQLite's write transaction
+    // already holds the whole database, and the lock is left out of its SQL.
+    user::Entity::find_by_id(user_id)
+        .select_only()
+        .column(user::Column::Id)
+        .lock(LockType::NoKeyUpdate)
+        .into_tuple::<i64>()
+        .one(&txn)
+        .await?;
     let live = api_token::Entity::find()
         .filter(api_token::Column::UserId.eq(user_id))
         .filter(api_token::Column::RevokedAt.is_null())

@@ -3,7 +3,11 @@
 //! stranger.
 
 use chrono::{Duration, Utc};
-use dishpatch::{seed, services::sessions};
+use dishpatch::{
+    auth::Scope,
+    seed,
+    services::{api_tokens, sessions},
+};
 use entities::api_token;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
 use serde_json::{Value, json};
@@ -246,5 +250,32 @@ db_test! {
             .map(|r| r.unwrap().status().as_u16())
             .collect();
         assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    }
+}
+
+db_test! {
+    async fn concurrent_api_token_creations_stop_at_the_limit(app) {
+        let customer = app.user_id(CUSTOMER).await;
+        let limit = usize::try_from(api_tokens::MAX_TOKENS_PER_USER).unwrap();
+        let create = || api_tokens::create(&app.db, customer, "rush", &[Scope::OrdersRead], None, Utc::now());
+        // All but the last five, several at a time so the pool has its connections open; then
+        // many at once, straight to the service so nothing in front of it (admission, rate
+        // limits, opening connections) spaces them out.
+        for _ in 0..(limit - 5) / 9 {
+            for created in futures_util::future::join_all((0..9).map(|_| create())).await {
+                created.unwrap().unwrap();
+            }
+        }
+        let attempts = futures_util::future::join_all((0..20).map(|_| create())).await;
+        let mut created = 0;
+        for attempt in attempts {
+            match attempt.unwrap() {
+                Ok(_) => created += 1,
+                Err(refused) => assert_eq!(refused.code, "LIMIT_REACHED"),
+            }
+        }
+        assert_eq!(created, 5);
+        let tokens = api_token::Entity::find().all(&app.db).await.unwrap();
+        assert_eq!(tokens.iter().filter(|token| token.revoked_at.is_none()).count(), limit);
     }
 }
