@@ -5,10 +5,10 @@ use chrono::{DateTime, Duration, Utc};
 use entities::{api_token, user};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::LockType,
+    PaginatorTrait, QueryFilter, QueryOrder,
 };
 
-use super::InputError;
+use super::{InputError, lock_user};
 use crate::{
     auth::{Scope, secrets},
     error::AppResult,
@@ -53,17 +53,8 @@ pub async fn create(
         }));
     }
     let txn = begin_write(db).await?;
-    // Creations for one user take turns, so two cannot both count 49 and both insert. On
-    // PostgreSQL the user's row is locked for that (`FOR NO KEY UPDATE`, which still lets
-    // other transactions insert rows that refer to the user); SQLite's write transaction
-    // already holds the whole database, and the lock is left out of its SQL.
-    user::Entity::find_by_id(user_id)
-        .select_only()
-        .column(user::Column::Id)
-        .lock(LockType::NoKeyUpdate)
-        .into_tuple::<i64>()
-        .one(&txn)
-        .await?;
+    // Creations for one user take turns, so two cannot both count 49 and both insert.
+    lock_user(&txn, user_id).await?;
     let live = api_token::Entity::find()
         .filter(api_token::Column::UserId.eq(user_id))
         .filter(api_token::Column::RevokedAt.is_null())

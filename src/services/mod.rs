@@ -31,3 +31,23 @@ impl InputError {
 
 /// What a service returns: a result, a fixable input problem, or a failure (`AppError`).
 pub type ServiceResult<T> = crate::error::AppResult<Result<T, InputError>>;
+
+/// Makes write transactions that change what belongs to `user_id` (API tokens, sessions) take
+/// turns: on PostgreSQL it locks the user's row until `txn` ends (`FOR NO KEY UPDATE`, which
+/// still lets other transactions insert rows that refer to the user, such as orders); what
+/// `txn` reads after it includes everything the previous holder committed. SQLite's write
+/// transaction already holds the whole database, and the lock is left out of its SQL.
+pub(crate) async fn lock_user(
+    txn: &sea_orm::DatabaseTransaction,
+    user_id: i64,
+) -> Result<(), sea_orm::DbErr> {
+    use sea_orm::{EntityTrait, QuerySelect, sea_query::LockType};
+    entities::user::Entity::find_by_id(user_id)
+        .select_only()
+        .column(entities::user::Column::Id)
+        .lock(LockType::NoKeyUpdate)
+        .into_tuple::<i64>()
+        .one(txn)
+        .await?;
+    Ok(())
+}

@@ -5,10 +5,11 @@ use crate::db::begin_write;
 use chrono::{DateTime, Duration, Utc};
 use entities::refresh_token;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    sea_query::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    DatabaseTransaction, EntityTrait, QueryFilter, sea_query::Expr,
 };
 
+use super::lock_user;
 use crate::{auth::secrets, error::AppResult};
 
 /// Why a refresh token was refused.
@@ -64,8 +65,13 @@ pub async fn refresh(
     now: DateTime<Utc>,
 ) -> AppResult<Result<(i64, String), RefreshError>> {
     let txn = begin_write(db).await?;
-    let Some(token) = refresh_token::Entity::find()
-        .filter(refresh_token::Column::TokenHash.eq(secrets::hash(secret)))
+    let Some(found) = find(&txn, secret).await? else {
+        return Ok(Err(RefreshError::Invalid));
+    };
+    // Take turns with a logout of the same session, then read the token again: a logout
+    // that committed first has revoked it, one that comes after sees the new token.
+    lock_user(&txn, found.user_id).await?;
+    let Some(token) = refresh_token::Entity::find_by_id(found.id)
         .one(&txn)
         .await?
     else {
@@ -100,18 +106,30 @@ pub async fn refresh(
 
 /// Ends the session `secret` belongs to. Unknown tokens are ignored: logging out twice is fine.
 pub async fn logout(db: &DatabaseConnection, secret: &str, now: DateTime<Utc>) -> AppResult<()> {
-    if let Some(token) = refresh_token::Entity::find()
-        .filter(refresh_token::Column::TokenHash.eq(secrets::hash(secret)))
-        .one(db)
-        .await?
-    {
-        revoke_family(db, &token.family_id, now).await?;
+    let txn = begin_write(db).await?;
+    if let Some(token) = find(&txn, secret).await? {
+        // Waits for a refresh of the same session in flight: the token it hands out is
+        // revoked too.
+        lock_user(&txn, token.user_id).await?;
+        revoke_family(&txn, &token.family_id, now).await?;
     }
+    txn.commit().await?;
     Ok(())
 }
 
-async fn revoke_family(
-    db: &DatabaseConnection,
+/// The refresh token whose secret is `secret`.
+async fn find(
+    txn: &DatabaseTransaction,
+    secret: &str,
+) -> Result<Option<refresh_token::Model>, sea_orm::DbErr> {
+    refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(secrets::hash(secret)))
+        .one(txn)
+        .await
+}
+
+async fn revoke_family<C: ConnectionTrait>(
+    db: &C,
     family_id: &str,
     now: DateTime<Utc>,
 ) -> AppResult<()> {

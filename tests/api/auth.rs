@@ -8,7 +8,7 @@ use dishpatch::{
     seed,
     services::{api_tokens, sessions},
 };
-use entities::api_token;
+use entities::{api_token, refresh_token};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
 use serde_json::{Value, json};
 
@@ -277,5 +277,33 @@ db_test! {
         assert_eq!(created, 5);
         let tokens = api_token::Entity::find().all(&app.db).await.unwrap();
         assert_eq!(tokens.iter().filter(|token| token.revoked_at.is_none()).count(), limit);
+    }
+}
+
+db_test! {
+    async fn a_logout_racing_a_refresh_leaves_nothing_of_the_session_alive(app) {
+        use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
+        let user_id = app.user_id(CUSTOMER).await;
+        let day = Duration::days(1);
+        for _ in 0..40 {
+            let secret = sessions::start(&app.db, user_id, day, Utc::now()).await.unwrap();
+            // Both at once: whichever way they interleave, the session ends.
+            let (refreshed, logged_out) = tokio::join!(
+                sessions::refresh(&app.db, &secret, day, Utc::now()),
+                sessions::logout(&app.db, &secret, Utc::now()),
+            );
+            logged_out.unwrap();
+            if let Ok((_, next)) = refreshed.unwrap() {
+                let again = sessions::refresh(&app.db, &next, day, Utc::now()).await.unwrap();
+                assert_eq!(again.err(), Some(sessions::RefreshError::Invalid), "the refreshed session outlived the logout");
+            }
+        }
+        let live = refresh_token::Entity::find()
+            .filter(refresh_token::Column::UserId.eq(user_id))
+            .filter(refresh_token::Column::RevokedAt.is_null())
+            .count(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(live, 0);
     }
 }
