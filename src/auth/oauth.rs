@@ -51,6 +51,10 @@ const LOGIN_COOKIE: &str = "dishpatch_login";
 const LOGIN_TTL_SECS: i64 = 600;
 /// An unknown `kid` refetches a JWKS at most this often.
 const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+/// After a failed JWKS fetch, tokens that need that set are refused at once for this long
+/// instead of each trying again (a provider's outage would otherwise cost every request a
+/// fetch of up to the HTTP client's timeout).
+const JWKS_RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 /// Signature algorithms accepted from outside providers: asymmetric ones only.
 const ASYMMETRIC: [Algorithm; 9] = [
     Algorithm::RS256,
@@ -76,7 +80,7 @@ pub fn provider_http_client() -> reqwest::Client {
 }
 
 /// Why a provider could not be used.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ProviderError(pub String);
 
 impl std::fmt::Display for ProviderError {
@@ -93,6 +97,11 @@ fn provider_error(context: &str, error: impl std::fmt::Display) -> ProviderError
 pub struct JwksCache {
     http: reqwest::Client,
     sets: Mutex<HashMap<String, (Instant, Arc<JwkSet>)>>,
+    /// When fetching each set last failed, and why.
+    failures: Mutex<HashMap<String, (Instant, ProviderError)>>,
+    /// Per set, held while it is fetched: requests that miss at the same time wait for that
+    /// one fetch instead of each making their own (one slow provider holds up only its own).
+    fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl JwksCache {
@@ -100,6 +109,8 @@ impl JwksCache {
         Self {
             http,
             sets: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+            fetching: Mutex::new(HashMap::new()),
         }
     }
 
@@ -109,17 +120,68 @@ impl JwksCache {
         url: &str,
         kid: Option<&str>,
     ) -> Result<Option<DecodingKey>, ProviderError> {
+        if let Some(known) = self.known(url, kid) {
+            return known;
+        }
+        let turn = (self.fetching.lock().expect("jwks lock"))
+            .entry(url.to_owned())
+            .or_default()
+            .clone();
+        let _turn = turn.lock().await;
+        // Whoever held the turn before may have fetched (or failed to fetch) this very set.
+        if let Some(known) = self.known(url, kid) {
+            return known;
+        }
+        let fetched = self.fetch(url).await;
+        let now = Instant::now();
+        match fetched {
+            Ok(set) => {
+                let set = Arc::new(set);
+                self.failures.lock().expect("jwks lock").remove(url);
+                self.sets
+                    .lock()
+                    .expect("jwks lock")
+                    .insert(url.to_owned(), (now, set.clone()));
+                Ok(find_key(&set, kid))
+            }
+            Err(error) => {
+                self.failures
+                    .lock()
+                    .expect("jwks lock")
+                    .insert(url.to_owned(), (now, error.clone()));
+                Err(error)
+            }
+        }
+    }
+
+    /// The answer without fetching: the key from the cached set, no key when the set was
+    /// fetched lately, the error when fetching it failed lately; `None` when it must be
+    /// fetched.
+    fn known(
+        &self,
+        url: &str,
+        kid: Option<&str>,
+    ) -> Option<Result<Option<DecodingKey>, ProviderError>> {
         let cached = self.sets.lock().expect("jwks lock").get(url).cloned();
         if let Some((fetched, set)) = &cached {
             if let Some(key) = find_key(set, kid) {
-                return Ok(Some(key));
+                return Some(Ok(Some(key)));
             }
             if fetched.elapsed() < JWKS_REFETCH_INTERVAL {
-                return Ok(None);
+                return Some(Ok(None));
             }
         }
-        let set: JwkSet = self
-            .http
+        let failures = self.failures.lock().expect("jwks lock");
+        match failures.get(url) {
+            Some((failed, error)) if failed.elapsed() < JWKS_RETRY_AFTER_FAILURE => {
+                Some(Err(error.clone()))
+            }
+            _ => None,
+        }
+    }
+
+    async fn fetch(&self, url: &str) -> Result<JwkSet, ProviderError> {
+        self.http
             .get(url)
             .send()
             .await
@@ -127,13 +189,7 @@ impl JwksCache {
             .map_err(|e| provider_error("fetching the JWKS", e))?
             .json()
             .await
-            .map_err(|e| provider_error("reading the JWKS", e))?;
-        let set = Arc::new(set);
-        self.sets
-            .lock()
-            .expect("jwks lock")
-            .insert(url.to_owned(), (Instant::now(), set.clone()));
-        Ok(find_key(&set, kid))
+            .map_err(|e| provider_error("reading the JWKS", e))
     }
 }
 
@@ -883,5 +939,95 @@ impl ExternalTokens {
             .await
             .map(|viewer| viewer.expiring(DateTime::from_timestamp(claims.exp, 0)))
             .map_err(AuthFailure::Unavailable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpListener,
+    };
+
+    use super::*;
+
+    /// Serves `status` and `body` to every request on a local port, counting the requests;
+    /// returns the URL and the count.
+    async fn serve(status: &'static str, body: String) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+        let count = Arc::new(AtomicUsize::new(0));
+        let served = count.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let (served, body) = (served.clone(), body.clone());
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buffer = [0; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(read) => request.extend_from_slice(&buffer[..read]),
+                        }
+                    }
+                    served.fetch_add(1, Ordering::SeqCst);
+                    // A slow provider, so that lookups overlap.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let response = format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(response.as_bytes()).await;
+                });
+            }
+        });
+        (url, count)
+    }
+
+    fn cache() -> Arc<JwksCache> {
+        Arc::new(JwksCache::new(reqwest::Client::new()))
+    }
+
+    /// Looks `kid` up in the set at `url` 20 times at once.
+    async fn twenty_at_once(
+        cache: &Arc<JwksCache>,
+        url: &str,
+        kid: &str,
+    ) -> Vec<Result<Option<DecodingKey>, ProviderError>> {
+        futures_util::future::join_all((0..20).map(|_| {
+            let (cache, url, kid) = (cache.clone(), url.to_owned(), kid.to_owned());
+            tokio::spawn(async move { cache.key(&url, Some(&kid)).await })
+        }))
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lookups_that_miss_together_share_one_fetch() {
+        let modulus = base64::Engine::encode(&base64::prelude::BASE64_URL_SAFE_NO_PAD, [0xA5; 256]);
+        let jwks = json!({ "keys": [{ "kty": "RSA", "kid": "k1", "alg": "RS256", "use": "sig", "n": modulus, "e": "AQAB" }] });
+        let (url, fetches) = serve("200 OK", jwks.to_string()).await;
+        let cache = cache();
+        let found = twenty_at_once(&cache, &url, "k1").await;
+        assert!(found.iter().all(|key| matches!(key, Ok(Some(_)))));
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        // An unknown key right after: the set was just fetched, so no second fetch.
+        assert!(matches!(cache.key(&url, Some("k2")).await, Ok(None)));
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_fetch_is_shared_and_remembered_for_a_while() {
+        let (url, fetches) = serve("503 Service Unavailable", "{}".into()).await;
+        let cache = cache();
+        let found = twenty_at_once(&cache, &url, "k1").await;
+        assert!(found.iter().all(Result::is_err));
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        assert!(cache.key(&url, Some("k1")).await.is_err());
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
     }
 }
