@@ -79,6 +79,18 @@ pub fn provider_http_client() -> reqwest::Client {
         .expect("a TLS-capable HTTP client")
 }
 
+/// The instant a JWT `NumericDate` (seconds since the epoch, perhaps with a fraction) names.
+fn expires_at(numeric_date: f64) -> Option<DateTime<Utc>> {
+    let millis = (numeric_date * 1000.0).floor();
+    // In range for i64 milliseconds (and for chrono, which checks again).
+    if millis.is_finite() && millis.abs() < 1e17 {
+        #[allow(clippy::cast_possible_truncation)]
+        DateTime::from_timestamp_millis(millis as i64)
+    } else {
+        None
+    }
+}
+
 /// Why a provider could not be used.
 #[derive(Debug, Clone)]
 pub struct ProviderError(pub String);
@@ -845,8 +857,9 @@ pub struct ExternalTokens {
 #[derive(Debug, Deserialize)]
 struct ExternalClaims {
     sub: String,
-    /// Expiry, seconds since the epoch (required by the validation).
-    exp: i64,
+    /// Expiry, seconds since the epoch (required by the validation); a `NumericDate` may have a
+    /// fraction.
+    exp: f64,
     email: Option<String>,
     #[serde(default)]
     email_verified: bool,
@@ -937,7 +950,7 @@ impl ExternalTokens {
             .map_err(AuthFailure::Unavailable)?;
         Viewer::for_user(db, user, Some(scopes), Credential::External)
             .await
-            .map(|viewer| viewer.expiring(DateTime::from_timestamp(claims.exp, 0)))
+            .map(|viewer| viewer.expiring(expires_at(claims.exp)))
             .map_err(AuthFailure::Unavailable)
     }
 }
@@ -1004,6 +1017,20 @@ mod tests {
         .into_iter()
         .map(Result::unwrap)
         .collect()
+    }
+
+    #[test]
+    fn numeric_dates_with_and_without_a_fraction_name_their_instant() {
+        assert_eq!(
+            expires_at(1_700_000_000.0),
+            DateTime::from_timestamp(1_700_000_000, 0)
+        );
+        assert_eq!(
+            expires_at(1_700_000_000.25),
+            DateTime::from_timestamp(1_700_000_000, 250_000_000)
+        );
+        assert_eq!(expires_at(f64::NAN), None);
+        assert_eq!(expires_at(1e300), None);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
