@@ -2,21 +2,28 @@
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+use tokio_tungstenite::tungstenite::{
+    Message, client::IntoClientRequest, handshake::client::Request,
+};
 
 use crate::helpers::{TestApp, db_test};
 
 pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-pub async fn connect(app: &TestApp, protocol: &str) -> Socket {
+/// The upgrade request for `/graphql` offering the subprotocols `offer`.
+pub fn upgrade_request(app: &TestApp, offer: &str) -> Request {
     let mut request = format!("{}/graphql", app.address.replace("http://", "ws://"))
         .into_client_request()
         .unwrap();
     request
         .headers_mut()
-        .insert("sec-websocket-protocol", protocol.parse().unwrap());
-    let (socket, response) = tokio_tungstenite::connect_async(request)
+        .insert("sec-websocket-protocol", offer.parse().unwrap());
+    request
+}
+
+pub async fn connect(app: &TestApp, protocol: &str) -> Socket {
+    let (socket, response) = tokio_tungstenite::connect_async(upgrade_request(app, protocol))
         .await
         .expect("upgrade");
     assert_eq!(response.headers()["sec-websocket-protocol"], protocol);
@@ -131,10 +138,7 @@ db_test! {
 
 db_test! {
     async fn a_bad_credential_on_the_upgrade_or_in_the_init_payload_is_refused(app) {
-        let mut request = format!("{}/graphql", app.address.replace("http://", "ws://"))
-            .into_client_request()
-            .unwrap();
-        request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+        let mut request = upgrade_request(&app, "graphql-transport-ws");
         request.headers_mut().insert("authorization", "Bearer forged".parse().unwrap());
         match tokio_tungstenite::connect_async(request).await {
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 401),
@@ -211,10 +215,7 @@ db_test! {
 db_test! {
     async fn a_socket_authenticated_on_the_upgrade_is_closed_when_that_credential_expires(app) {
         let (bearer, expires_at) = short_lived_bearer(&app, dishpatch::seed::DEMO_OWNER, 3).await;
-        let mut request = format!("{}/graphql", app.address.replace("http://", "ws://"))
-            .into_client_request()
-            .unwrap();
-        request.headers_mut().insert("sec-websocket-protocol", "graphql-ws".parse().unwrap());
+        let mut request = upgrade_request(&app, "graphql-ws");
         request.headers_mut().insert("authorization", bearer.parse().unwrap());
         let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("upgrade");
         send(&mut socket, json!({ "type": "connection_init", "payload": {} })).await;

@@ -13,14 +13,12 @@ use dishpatch::seed;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::{
-    self, Message, client::IntoClientRequest, handshake::client::Request,
-};
+use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::{
     helpers::{Backend, TestApp, db_test},
     orders::{act, available, order_input, place, roma_items},
-    websocket::{Socket, close_code, close_code_skipping, connect, receive, send},
+    websocket::{Socket, close_code, close_code_skipping, connect, receive, send, upgrade_request},
 };
 
 const ORDER_UPDATED: &str = "subscription($id: ID!) { orderUpdated(orderId: $id) { status } }";
@@ -89,17 +87,6 @@ async fn assert_still_serving(app: &TestApp) {
     );
     let response = app.graphql("{ __typename }", json!({})).await;
     assert_eq!(response.data()["__typename"], "Query");
-}
-
-/// The upgrade request for `/graphql` offering the subprotocols `offer`.
-fn upgrade_request(app: &TestApp, offer: &str) -> Request {
-    let mut request = format!("{}/graphql", app.address.replace("http://", "ws://"))
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", offer.parse().unwrap());
-    request
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
