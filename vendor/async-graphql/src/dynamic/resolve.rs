@@ -36,7 +36,24 @@ pub(crate) async fn resolve_container(
     let mut fields = Vec::new();
     collect_fields(&mut fields, schema, object, ctx, parent_value)?;
 
-    Ok(Some(do_resolve_container(ctx, !serial, fields).await))
+    Ok(Some(do_resolve_container(ctx, !serial, fields).await?))
+}
+
+/// dishpatch: the error of a field or a list item of type `ty`, as the GraphQL spec says
+/// (§6.4.4): `null` and the error recorded when the type is nullable, the error returned (to
+/// the nearest nullable parent) when it is not.
+fn field_error(ctx: &Context<'_>, ty: &TypeRef, err: ServerError) -> ServerResult<Value> {
+    let err = if err.path.is_empty() {
+        ctx.set_error_path(err)
+    } else {
+        err
+    };
+    if matches!(ty, TypeRef::NonNull(_)) {
+        Err(err)
+    } else {
+        ctx.add_error(err);
+        Ok(Value::Null)
+    }
 }
 
 fn collect_typename_field<'a>(
@@ -263,12 +280,15 @@ fn collect_field<'a>(
             };
             futures_util::pin_mut!(resolve_fut);
 
-            let res_value = ctx_field
+            let res_value = match ctx_field
                 .query_env
                 .extensions
                 .resolve(resolve_info, &mut resolve_fut)
-                .await?
-                .unwrap_or_default();
+                .await
+            {
+                Ok(value) => value.unwrap_or_default(),
+                Err(err) => field_error(&ctx_field, &field_def.ty, err)?,
+            };
             Ok((field.node.response_key().node.clone(), res_value))
         }
         .boxed(),
@@ -464,12 +484,16 @@ async fn resolve_list<'a>(
             let resolve_fut = async { resolve(schema, &ctx_item, type_ref, Some(value)).await };
             futures_util::pin_mut!(resolve_fut);
 
-            let res_value = ctx_item
+            let res_value = match ctx_item
                 .query_env
                 .extensions
                 .resolve(resolve_info, &mut resolve_fut)
-                .await?;
-            Ok::<_, ServerError>(res_value.unwrap_or_default())
+                .await
+            {
+                Ok(value) => value.unwrap_or_default(),
+                Err(err) => field_error(&ctx_item, type_ref, err)?,
+            };
+            Ok::<_, ServerError>(res_value)
         });
     }
     let values = futures_util::future::try_join_all(futures).await?;

@@ -192,7 +192,7 @@ async fn resolve_container_inner<'a, T: ContainerType + ?Sized>(
                 _ => unreachable!("checked above: only fields"),
             });
             let resolved = futures_util::future::join_all(futures).await;
-            return Ok(collect_fields(ctx, resolved));
+            return collect_fields(ctx, resolved);
         }
     }
 
@@ -200,7 +200,7 @@ async fn resolve_container_inner<'a, T: ContainerType + ?Sized>(
     let mut fields = Fields(Vec::with_capacity(ctx.item.node.items.len()));
     fields.add_set(ctx, root)?;
 
-    Ok(do_resolve_container(ctx, parallel, fields.0).await)
+    do_resolve_container(ctx, parallel, fields.0).await
 }
 
 /// dishpatch: one field of a plain selection set, resolved as `Fields::add_set` resolves it
@@ -218,35 +218,77 @@ fn resolve_plain_field<'b, T: ContainerType + ?Sized>(
         let value = if field.node.name.node == "__typename" {
             Value::String(root.introspection_type_name().into_owned())
         } else {
-            root.resolve_field(&ctx_field).await?.unwrap_or_default()
+            match root.resolve_field(&ctx_field).await {
+                Ok(value) => value.unwrap_or_default(),
+                Err(err) => {
+                    return field_error(&ctx_field, &root.introspection_type_name(), err);
+                }
+            }
         };
         Ok((field.node.response_key().node.clone(), value))
     }
 }
 
-/// The response object of fields resolved concurrently, in selection-set order; errors go to
-/// the context.
+/// dishpatch: the error of a field, handled as the GraphQL spec says (§6.4.4 "Handling Field
+/// Errors"). A nullable field answers `null`, its key kept in its place, and the error goes to
+/// the response's errors. A non-null field cannot be `null`: its error is returned, and makes
+/// the object the field belongs to null in turn, up to the nearest nullable field (or `data`).
+/// 7.2.1 dropped the field's key instead, whatever its type, and answered `null` for an object
+/// whose fields had all failed.
+///
+/// Whether the field is non-null is read from the registry, under the runtime object type
+/// (`type_name`, the concrete type also when the field was selected on an interface), only
+/// here, once a field has failed: fields that succeed cost nothing more.
+#[cold]
+#[inline(never)]
+fn field_error(
+    ctx_field: &Context<'_>,
+    type_name: &str,
+    err: ServerError,
+) -> ServerResult<(Name, Value)> {
+    // A field error always says where it happened (a request error is one without a path).
+    let err = if err.path.is_empty() {
+        ctx_field.set_error_path(err)
+    } else {
+        err
+    };
+    let field = &ctx_field.item.node;
+    let non_null = ctx_field
+        .schema_env
+        .registry
+        .types
+        .get(type_name)
+        .and_then(|ty| ty.field_by_name(field.name.node.as_str()))
+        .is_some_and(|meta_field| meta_field.ty.ends_with('!'));
+    if non_null {
+        Err(err)
+    } else {
+        ctx_field.add_error(err);
+        Ok((field.response_key().node.clone(), Value::Null))
+    }
+}
+
+/// The response object of fields resolved concurrently, in selection-set order, every key
+/// present (a failed nullable field is already `null`, its error recorded: `field_error`).
+/// An error left is a non-null field's: the object is null, so the error is returned, to the
+/// nearest nullable field above; the errors of other non-null fields go to the context.
 fn collect_fields(
     ctx: &ContextSelectionSet<'_>,
     resolved: Vec<ServerResult<(Name, Value)>>,
-) -> Value {
+) -> ServerResult<Value> {
     // dishpatch: sized for the fields, so the map does not grow field by field.
     let mut results = IndexMap::with_capacity(resolved.len());
+    let mut error = None;
     for field in resolved {
-        record_field(ctx, &mut results, field);
+        match field {
+            Ok((name, value)) => insert_value(&mut results, name, value),
+            Err(err) if error.is_none() => error = Some(err),
+            Err(err) => ctx.add_error(err),
+        }
     }
-    object_or_null(results)
-}
-
-/// A resolved field goes into the response object; a failed one into the context's errors.
-fn record_field(
-    ctx: &ContextSelectionSet<'_>,
-    results: &mut IndexMap<Name, Value>,
-    field: ServerResult<(Name, Value)>,
-) {
-    match field {
-        Ok((name, value)) => insert_value(results, name, value),
-        Err(e) => ctx.add_error(e),
+    match error {
+        Some(err) => Err(err),
+        None => Ok(Value::Object(results)),
     }
 }
 
@@ -254,27 +296,22 @@ pub(crate) async fn do_resolve_container<'a>(
     ctx: &ContextSelectionSet<'a>,
     parallel: bool,
     futures: Vec<BoxFieldFuture<'a>>,
-) -> Value {
+) -> ServerResult<Value> {
     if parallel {
         // dishpatch: resolve concurrently, but insert in selection-set order, as the GraphQL
         // spec requires (upstream #1806, released only in 8.0).
         collect_fields(ctx, futures_util::future::join_all(futures).await)
     } else {
-        // One at a time (mutations), each field's error recorded as soon as it happens, before
-        // the next field runs and may record its own.
+        // One at a time (mutations). A nullable field's error is recorded as soon as it
+        // happens, before the next field runs and may record its own. A non-null field's error
+        // makes the whole object null (for the mutation root: `data`), so the fields after it
+        // do not run, as in graphql-js: their results could not be answered.
         let mut results = IndexMap::with_capacity(futures.len());
         for fut in futures {
-            record_field(ctx, &mut results, fut.await);
+            let (name, value) = fut.await?;
+            insert_value(&mut results, name, value);
         }
-        object_or_null(results)
-    }
-}
-
-fn object_or_null(results: IndexMap<Name, Value>) -> Value {
-    if results.is_empty() {
-        Value::Null
-    } else {
-        Value::Object(results)
+        Ok(Value::Object(results))
     }
 }
 
@@ -314,10 +351,14 @@ impl<'a> Fields<'a> {
                             let extensions = &ctx.query_env.extensions;
 
                             if extensions.is_empty() && field.node.directives.is_empty() {
-                                Ok((
-                                    field_name,
-                                    root.resolve_field(&ctx_field).await?.unwrap_or_default(),
-                                ))
+                                match root.resolve_field(&ctx_field).await {
+                                    Ok(value) => Ok((field_name, value.unwrap_or_default())),
+                                    Err(err) => field_error(
+                                        &ctx_field,
+                                        &root.introspection_type_name(),
+                                        err,
+                                    ),
+                                }
                             } else {
                                 let type_name = T::type_name();
                                 let resolve_info = ResolveInfo {
@@ -358,13 +399,14 @@ impl<'a> Fields<'a> {
 
                                 if field.node.directives.is_empty() {
                                     futures_util::pin_mut!(resolve_fut);
-                                    Ok((
-                                        field_name,
-                                        extensions
-                                            .resolve(resolve_info, &mut resolve_fut)
-                                            .await?
-                                            .unwrap_or_default(),
-                                    ))
+                                    match extensions.resolve(resolve_info, &mut resolve_fut).await {
+                                        Ok(value) => Ok((field_name, value.unwrap_or_default())),
+                                        Err(err) => field_error(
+                                            &ctx_field,
+                                            &root.introspection_type_name(),
+                                            err,
+                                        ),
+                                    }
                                 } else {
                                     let mut resolve_fut = resolve_fut.boxed();
 
@@ -382,8 +424,18 @@ impl<'a> Fields<'a> {
                                                 query_env: ctx_field.query_env,
                                                 execute_data: ctx_field.execute_data,
                                             };
-                                            let directive_instance = directive_factory
-                                                .create(&ctx_directive, &directive.node)?;
+                                            let directive_instance = match directive_factory
+                                                .create(&ctx_directive, &directive.node)
+                                            {
+                                                Ok(directive_instance) => directive_instance,
+                                                Err(err) => {
+                                                    return field_error(
+                                                        &ctx_field,
+                                                        &root.introspection_type_name(),
+                                                        err,
+                                                    );
+                                                }
+                                            };
                                             resolve_fut = Box::pin({
                                                 let ctx_field = ctx_field.clone();
                                                 async move {
@@ -395,13 +447,14 @@ impl<'a> Fields<'a> {
                                         }
                                     }
 
-                                    Ok((
-                                        field_name,
-                                        extensions
-                                            .resolve(resolve_info, &mut resolve_fut)
-                                            .await?
-                                            .unwrap_or_default(),
-                                    ))
+                                    match extensions.resolve(resolve_info, &mut resolve_fut).await {
+                                        Ok(value) => Ok((field_name, value.unwrap_or_default())),
+                                        Err(err) => field_error(
+                                            &ctx_field,
+                                            &root.introspection_type_name(),
+                                            err,
+                                        ),
+                                    }
                                 }
                             }
                         }

@@ -1,7 +1,18 @@
 use crate::{
-    ContextSelectionSet, OutputType, Positioned, ServerResult, Value, extensions::ResolveInfo,
-    parser::types::Field,
+    ContextSelectionSet, OutputType, Positioned, ServerError, ServerResult, Value,
+    extensions::ResolveInfo, parser::types::Field,
 };
+
+/// dishpatch: an item's error keeps the path it has. The error of a non-null field inside the
+/// item, propagated up to the list (GraphQL spec §6.4.4), says where it happened, not only
+/// which item it reached. 7.2.1 replaced every path with the item's.
+fn item_error(ctx_idx: &ContextSelectionSet<'_>, err: ServerError) -> ServerError {
+    if err.path.is_empty() {
+        ctx_idx.set_error_path(err)
+    } else {
+        err
+    }
+}
 
 /// Resolve an list by executing each of the items concurrently.
 pub async fn resolve_list<'a, T: OutputType + 'a>(
@@ -33,7 +44,7 @@ pub async fn resolve_list<'a, T: OutputType + 'a>(
                         OutputType::resolve(&item, &ctx_idx, field)
                             .await
                             .map(Option::Some)
-                            .map_err(|err| ctx_idx.set_error_path(err))
+                            .map_err(|err| item_error(&ctx_idx, err))
                     };
                     futures_util::pin_mut!(resolve_fut);
                     extensions
@@ -53,7 +64,7 @@ pub async fn resolve_list<'a, T: OutputType + 'a>(
             futures.push(async move {
                 OutputType::resolve(&item, &ctx_idx, field)
                     .await
-                    .map_err(|err| ctx_idx.set_error_path(err))
+                    .map_err(|err| item_error(&ctx_idx, err))
             });
         }
         Ok(Value::List(
