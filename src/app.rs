@@ -2,7 +2,15 @@
 
 use std::net::TcpListener;
 
-use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
+use tokio::signal::unix::{SignalKind, signal};
+
+use actix_web::{
+    App, HttpServer,
+    dev::Server,
+    http::header::X_CONTENT_TYPE_OPTIONS,
+    middleware::{Condition, DefaultHeaders, from_fn},
+    web,
+};
 use anyhow::Context;
 use sea_orm::DatabaseConnection;
 
@@ -10,6 +18,7 @@ use std::sync::Arc;
 
 use crate::{
     auth::{
+        kept_key,
         oauth::{self, AuthState, ExternalTokens, JwksCache, OAuth},
         tokens::AccessTokens,
         viewer::Authenticator,
@@ -35,27 +44,26 @@ pub struct Application {
 impl Application {
     /// Connects to the database, migrates and seeds as configured, and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let db = db::connect(&settings.database_url, settings.pool_size())
-            .await
-            .with_context(|| {
-                format!(
-                    "connecting to the {} database",
-                    settings.database_url.scheme()
-                )
-            })?;
+        // Bind first: a taken port is reported before any database file is made or migrated.
+        let listener = bind(&settings.listen)?;
+        let port = listener.local_addr()?.port();
+        let db = db::open(&settings.database_url, settings.pool_size()).await?;
         if settings.migrate_on_start {
             db::migrate(&db).await.context("applying migrations")?;
         }
-        if settings.demo && seed::is_empty(&db).await? {
-            tracing::info!("seeding the demo data");
-            seed::seed_demo(&db, 1)
-                .await
-                .context("seeding the demo data")?;
+        if settings.demo {
+            if seed::is_empty(&db).await? {
+                tracing::info!("seeding the demo data");
+                seed::seed_demo(&db, 1)
+                    .await
+                    .context("seeding the demo data")?;
+            } else {
+                tracing::info!("the database already has restaurants: not seeding the demo data");
+            }
         }
-        let listener = TcpListener::bind(&settings.listen)
-            .with_context(|| format!("listening on {}", settings.listen))?;
-        let port = listener.local_addr()?.port();
-        let tokens = Arc::new(AccessTokens::from_settings(&settings.auth)?);
+        let mut auth = settings.auth.clone();
+        auth.signing_keys = kept_key::signing_keys(&auth.signing_keys, &settings.database_url)?;
+        let tokens = Arc::new(AccessTokens::from_settings(&auth)?);
         let jwks = Arc::new(JwksCache::new(oauth::provider_http_client()));
         let authenticator = Arc::new(Authenticator {
             db: db.clone(),
@@ -104,13 +112,23 @@ impl Application {
             &settings,
             workers,
         ));
-        let cors_origins = settings.cors_allowed_origins.clone();
+        let (cors_origins, cors_headers) = (
+            settings.cors_allowed_origins.clone(),
+            settings.cors_allowed_headers.clone(),
+        );
         let server = HttpServer::new(move || {
             // Runs once on each worker as it starts: its operations get their own share of the
             // admission budgets.
             graphql::limits::claim_admission_share();
             App::new()
-                .wrap(http::cors(&cors_origins))
+                // No response is to be read as another type than it says (the GraphiQL page
+                // and JSON alike).
+                .wrap(DefaultHeaders::new().add((X_CONTENT_TYPE_OPTIONS, "nosniff")))
+                // Without allowed origins there is no CORS at all: no headers, no `Vary`.
+                .wrap(Condition::new(
+                    !cors_origins.is_empty(),
+                    http::cors(&cors_origins, &cors_headers),
+                ))
                 .wrap(from_fn(http::request_span))
                 .app_data(state.clone())
                 .app_data(auth_state.clone())
@@ -120,6 +138,9 @@ impl Application {
         .workers(workers)
         .listen(listener)?
         .shutdown_timeout(settings.shutdown_timeout_secs)
+        // Signals are handled in `run_until_stopped`: actix stops at once on SIGINT, and
+        // Ctrl-C must let in-flight requests finish as SIGTERM does.
+        .disable_signals()
         .run();
         Ok(Self {
             port,
@@ -144,8 +165,51 @@ impl Application {
         &self.tokens
     }
 
-    /// Serves until SIGINT or SIGTERM, then lets in-flight requests finish.
+    /// Serves until SIGINT or SIGTERM, then lets in-flight requests finish (for up to
+    /// `shutdown_timeout_secs`); a second SIGINT stops at once.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let handle = self.server.handle();
+        let signals = tokio::spawn(async move {
+            let Ok(mut interrupt) = signal(SignalKind::interrupt()) else {
+                return;
+            };
+            let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+                return;
+            };
+            let name = tokio::select! {
+                _ = interrupt.recv() => "SIGINT",
+                _ = terminate.recv() => "SIGTERM",
+            };
+            tracing::info!(
+                signal = name,
+                "stopping: finishing the requests in flight (Ctrl-C again to stop at once)"
+            );
+            let graceful = handle.stop(true);
+            tokio::select! {
+                () = graceful => {}
+                _ = interrupt.recv() => {
+                    tracing::warn!("second SIGINT: stopping at once");
+                    handle.stop(false).await;
+                }
+            }
+        });
+        let served = self.server.await;
+        signals.abort();
+        served
     }
+}
+
+/// Binds `listen`, with a hint when it is not `HOST:PORT`.
+fn bind(listen: &str) -> anyhow::Result<TcpListener> {
+    if !listen.contains(':') {
+        anyhow::bail!(
+            "cannot listen on `{listen}`: give HOST:PORT, e.g. `127.0.0.1:{listen}` or `0.0.0.0:{listen}`"
+        );
+    }
+    TcpListener::bind(listen).map_err(|error| match error.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            anyhow::anyhow!("cannot listen on {listen}: the address is already in use")
+        }
+        _ => anyhow::anyhow!("cannot listen on {listen}: {error}"),
+    })
 }

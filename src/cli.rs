@@ -12,7 +12,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::{
     app::Application,
-    auth::{Scope, tokens::AccessTokens},
+    auth::{Scope, kept_key, tokens::AccessTokens},
     config::{DatabaseUrl, Environment, LogFormat, Settings},
     db, graphql, seed, telemetry,
 };
@@ -98,8 +98,8 @@ pub async fn run() -> ExitCode {
     match run_command(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "dishpatch failed");
-            eprintln!("error: {error:#}");
+            // Once, on stderr, for the person who ran the command (not also as a log line).
+            eprintln!("error: {}", error_chain(&error));
             ExitCode::FAILURE
         }
     }
@@ -140,7 +140,7 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
             app.run_until_stopped().await?;
         }
         Command::Migrate { action } => {
-            let db = db::connect(&settings.database_url, 1).await?;
+            let db = db::open(&settings.database_url, 1).await?;
             match action {
                 MigrateAction::Up => db::migrate(&db).await?,
                 MigrateAction::Down => Migrator::down(&db, Some(1)).await?,
@@ -155,9 +155,13 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Token { user, scopes, ttl } => {
+            // The same keys the server uses: configured ones, or the SQLite database's kept key.
+            settings.auth.signing_keys =
+                kept_key::signing_keys(&settings.auth.signing_keys, &settings.database_url)?;
             anyhow::ensure!(
                 !settings.auth.signing_keys.is_empty(),
-                "configure auth.signing_keys (e.g. DISHPATCH_AUTH__SIGNING_KEYS) so the server accepts the token"
+                "configure auth.signing_keys (e.g. DISHPATCH_AUTH__SIGNING_KEYS='[{{\"kid\":\"k1\",\"secret\":\"…\"}}]'), \
+                 the keys the servers use, so that they accept the token"
             );
             let scopes = scopes
                 .iter()
@@ -168,7 +172,7 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
                     })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let db = db::connect(&settings.database_url, 1).await?;
+            let db = db::open(&settings.database_url, 1).await?;
             let account = user::Entity::find()
                 .filter(user::Column::Email.eq(&user))
                 .one(&db)
@@ -187,7 +191,7 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Seed { demo: _, scale } => {
-            let db = db::connect(&settings.database_url, 2).await?;
+            let db = db::open(&settings.database_url, 2).await?;
             db::migrate(&db).await?;
             anyhow::ensure!(
                 seed::is_empty(&db).await?,
@@ -234,4 +238,38 @@ async fn print_demo_headers(app: &Application) -> anyhow::Result<()> {
 fn display_address(listen: &str, port: u16) -> String {
     let host = listen.rsplit_once(':').map_or(listen, |(host, _)| host);
     format!("{host}:{port}")
+}
+
+/// An error and its causes, `: `-separated, leaving out a cause that only repeats what the
+/// text before it already says (libraries often wrap an error and print it again).
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let cause = cause.to_string();
+        let cause = cause.trim_end_matches('.');
+        if text.contains(cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(cause);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    #[test]
+    fn an_error_chain_leaves_out_causes_it_already_says() {
+        let error = anyhow::anyhow!("The connection string 'foo' cannot be parsed.")
+            .context("The connection string 'foo' cannot be parsed.")
+            .context("opening the database");
+        assert_eq!(
+            error_chain(&error),
+            "opening the database: The connection string 'foo' cannot be parsed"
+        );
+    }
 }

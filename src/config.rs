@@ -42,6 +42,8 @@ pub struct Settings {
     /// Origins browsers may call the API from, e.g. `https://app.example.com`; none by
     /// default, so only same-origin pages can read responses.
     pub cors_allowed_origins: Vec<String>,
+    /// Request headers browsers may send cross-origin (with `cors_allowed_origins`).
+    pub cors_allowed_headers: Vec<String>,
     /// `redis://host:port/db`: shares rate-limit budgets and persisted queries between
     /// replicas. Without it both live in each process's memory.
     pub redis_url: Option<Secret>,
@@ -78,6 +80,7 @@ impl Default for Settings {
             max_body_bytes: 1 << 20,
             max_batch_size: 10,
             cors_allowed_origins: Vec::new(),
+            cors_allowed_headers: DEFAULT_CORS_HEADERS.iter().map(|&h| h.to_owned()).collect(),
             redis_url: None,
             redis_key_prefix: "dishpatch:".into(),
             limits: QueryLimits::default(),
@@ -98,11 +101,23 @@ impl Settings {
             Some(path) => figment = figment.merge(Toml::file_exact(path)),
             None => figment = figment.merge(Toml::file("dishpatch.toml")),
         }
-        // `DISHPATCH_AUTH__PUBLIC_URL` reaches `auth.public_url`.
-        figment
-            .merge(Env::prefixed("DISHPATCH_").split("__"))
-            .extract()
-            .map_err(Box::new)
+        // `DISHPATCH_AUTH__PUBLIC_URL` reaches `auth.public_url`. The signing keys are a list
+        // of tables, which an environment variable carries as JSON (below).
+        figment = figment.merge(
+            Env::prefixed("DISHPATCH_")
+                .split("__")
+                .filter(|key| key.as_str() != SIGNING_KEYS_KEY),
+        );
+        if let Ok(json) = std::env::var(SIGNING_KEYS_ENV) {
+            let keys: Vec<SigningKey> = serde_json::from_str(&json).map_err(|error| {
+                Box::new(figment::Error::from(format!(
+                    "{SIGNING_KEYS_ENV} must be JSON like \
+                     [{{\"kid\": \"2026-12\", \"secret\": \"at least 32 bytes\"}}]: {error}"
+                )))
+            })?;
+            figment = figment.merge(Serialized::default(SIGNING_KEYS_KEY, keys));
+        }
+        figment.extract().map_err(Box::new)
     }
 
     /// Whether GraphiQL is served.
@@ -117,6 +132,23 @@ impl Settings {
             .unwrap_or(self.environment != Environment::Production)
     }
 }
+
+/// The environment variable that carries `auth.signing_keys`, as JSON.
+const SIGNING_KEYS_ENV: &str = "DISHPATCH_AUTH__SIGNING_KEYS";
+const SIGNING_KEYS_KEY: &str = "auth.signing_keys";
+
+/// Request headers allowed cross-origin by default: what GraphQL clients send, including
+/// Apollo Client's client-awareness headers and the preflight-forcing CSRF headers.
+pub const DEFAULT_CORS_HEADERS: &[&str] = &[
+    "authorization",
+    "content-type",
+    "accept",
+    "x-request-id",
+    "graphql-require-preflight",
+    "apollo-require-preflight",
+    "apollographql-client-name",
+    "apollographql-client-version",
+];
 
 /// Where the server runs; production hides what helps only developers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

@@ -65,6 +65,69 @@ pub async fn connect(
     Ok(db)
 }
 
+/// `connect` for people: a URL that is not SQLite or PostgreSQL, a PostgreSQL server that
+/// cannot be reached (said within seconds, naming the host, instead of after the pool's
+/// timeout) and a refused connection each get one plain sentence.
+pub async fn open(url: &DatabaseUrl, max_connections: u32) -> anyhow::Result<DatabaseConnection> {
+    match url.scheme() {
+        "sqlite" => {}
+        "postgres" | "postgresql" => probe_postgres(url).await?,
+        _ => anyhow::bail!(
+            "the database URL must be sqlite://FILE?mode=rwc or postgres://USER@HOST/DATABASE"
+        ),
+    }
+    connect(url, max_connections).await.map_err(|error| {
+        let detail = match error {
+            sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(inner)) => plain_sqlx_error(&inner),
+            other => other.to_string(),
+        };
+        anyhow::anyhow!(
+            "cannot open the {} database: {detail}",
+            url.scheme().trim_end_matches("ql")
+        )
+    })
+}
+
+/// A TCP connection to the server named in a PostgreSQL URL, within 3 seconds.
+async fn probe_postgres(url: &DatabaseUrl) -> anyhow::Result<()> {
+    use std::str::FromStr;
+    let options = sea_orm::sqlx::postgres::PgConnectOptions::from_str(url.expose())
+        .map_err(|_| anyhow::anyhow!("the PostgreSQL URL cannot be parsed"))?;
+    let (host, port) = (options.get_host().to_owned(), options.get_port());
+    if host.starts_with('/') {
+        return Ok(()); // a Unix socket directory: connecting tells
+    }
+    let target = format!("{host}:{port}");
+    match tokio::time::timeout(
+        Duration::from_secs(3),
+        tokio::net::TcpStream::connect(&target),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(anyhow::anyhow!(
+            "cannot reach PostgreSQL at {target}: {}",
+            match error.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+                _ => error.to_string(),
+            }
+        )),
+        Err(_) => Err(anyhow::anyhow!(
+            "cannot reach PostgreSQL at {target}: no answer within 3 seconds"
+        )),
+    }
+}
+
+/// sqlx's error without its internals (source locations, wrapper names).
+fn plain_sqlx_error(error: &sea_orm::sqlx::Error) -> String {
+    match error {
+        sea_orm::sqlx::Error::Database(database) => database.message().to_owned(),
+        sea_orm::sqlx::Error::Io(io) => io.to_string(),
+        sea_orm::sqlx::Error::PoolTimedOut => "no connection within the timeout".to_owned(),
+        other => other.to_string(),
+    }
+}
+
 /// Begins a transaction that will write. On SQLite it takes the write lock at once
 /// (`BEGIN IMMEDIATE`): a deferred transaction that read first would fail outright, instead of
 /// waiting, when another writer committed in between.

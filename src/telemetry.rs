@@ -1,5 +1,7 @@
 //! Logging and spans: readable on a terminal, JSON for collectors.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 use crate::config::LogFormat;
@@ -11,7 +13,9 @@ pub fn init(format: LogFormat, default_filter: &str) {
     let registry = tracing_subscriber::registry().with(filter);
     // A second init (tests build many apps in one process) keeps the first subscriber.
     let _ = match format {
-        LogFormat::Pretty => registry.with(fmt::layer().with_target(false)).try_init(),
+        LogFormat::Pretty => registry
+            .with(fmt::layer().with_target(false).with_ansi(colour()))
+            .try_init(),
         LogFormat::Json => registry
             .with(
                 fmt::layer()
@@ -21,6 +25,12 @@ pub fn init(format: LogFormat, default_filter: &str) {
             )
             .try_init(),
     };
+}
+
+/// Colour only for a person at a terminal, and never when `NO_COLOR` is set (no-color.org):
+/// escape codes in a file or a log collector are noise.
+fn colour() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// For tests: silent unless `TEST_LOG` is set, so failures are readable.

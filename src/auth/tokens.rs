@@ -55,7 +55,9 @@ impl AccessTokens {
         let mut keys = settings.signing_keys.clone();
         if keys.is_empty() {
             tracing::warn!(
-                "no auth.signing_keys configured: using a random key, so tokens end with this process"
+                "no auth.signing_keys configured (and no SQLite file to keep a key beside): using \
+                 a random key, so tokens end with this process and other replicas refuse them; \
+                 configure auth.signing_keys, the same on every replica"
             );
             keys.push(SigningKey {
                 kid: "ephemeral".into(),

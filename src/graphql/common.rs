@@ -106,3 +106,46 @@ mod tests {
         );
     }
 }
+
+/// A point in time, as the API shows it: RFC 3339 in UTC with millisecond precision
+/// (`2026-12-01T19:30:00.000Z`), the form every client's date parser reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(pub chrono::DateTime<chrono::Utc>);
+
+/// A point in time: an RFC 3339 string in UTC with millisecond precision, e.g.
+/// `"2026-12-01T19:30:00.000Z"`. As input, any RFC 3339 date-time with an offset is accepted
+/// (`"2026-12-01T20:30:00+01:00"`) and read as that instant.
+#[async_graphql::Scalar(
+    name = "DateTime",
+    specified_by_url = "https://www.rfc-editor.org/rfc/rfc3339"
+)]
+impl async_graphql::ScalarType for Timestamp {
+    fn parse(value: async_graphql::Value) -> async_graphql::InputValueResult<Self> {
+        match &value {
+            async_graphql::Value::String(text) => chrono::DateTime::parse_from_rfc3339(text)
+                .map(|at| Self(at.with_timezone(&chrono::Utc)))
+                .map_err(|_| {
+                    async_graphql::InputValueError::custom(
+                        "expected an RFC 3339 date-time such as \"2026-12-01T19:30:00Z\"",
+                    )
+                }),
+            _ => Err(async_graphql::InputValueError::expected_type(value)),
+        }
+    }
+
+    fn to_value(&self) -> async_graphql::Value {
+        async_graphql::Value::String(self.0.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    }
+}
+
+impl From<chrono::DateTime<chrono::Utc>> for Timestamp {
+    fn from(at: chrono::DateTime<chrono::Utc>) -> Self {
+        Self(at)
+    }
+}
+
+/// Kilometres rounded to whole metres: a distance is never more exact than that, and fifteen
+/// decimals of a float only make clients format it.
+pub fn round_to_metres(km: f64) -> f64 {
+    (km * 1000.0).round() / 1000.0
+}

@@ -8,7 +8,7 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QueryOrder,
 };
 
-use super::{InputError, lock_user};
+use super::{ErrorCode, InputError, lock_user};
 use crate::{
     auth::{Scope, secrets},
     error::AppResult,
@@ -33,23 +33,23 @@ pub async fn create(
     let name = name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
         return Ok(Err(InputError {
-            field: "name",
+            field: vec!["name".into()],
             message: format!("a name of 1 to {MAX_NAME_CHARS} characters is needed"),
-            code: "INVALID",
+            code: ErrorCode::Invalid,
         }));
     }
     if scopes.is_empty() {
         return Ok(Err(InputError {
-            field: "scopes",
+            field: vec!["scopes".into()],
             message: "a token needs at least one scope".into(),
-            code: "INVALID",
+            code: ErrorCode::Invalid,
         }));
     }
     if expires_at.is_some_and(|at| at <= now) {
         return Ok(Err(InputError {
-            field: "expiresAt",
+            field: vec!["expiresAt".into()],
             message: "the expiry must be in the future".into(),
-            code: "INVALID",
+            code: ErrorCode::Invalid,
         }));
     }
     let txn = begin_write(db).await?;
@@ -62,9 +62,9 @@ pub async fn create(
         .await?;
     if live >= MAX_TOKENS_PER_USER {
         return Ok(Err(InputError {
-            field: "name",
+            field: vec!["name".into()],
             message: format!("at most {MAX_TOKENS_PER_USER} tokens can be live; revoke one first"),
-            code: "LIMIT_REACHED",
+            code: ErrorCode::LimitReached,
         }));
     }
     let secret = secrets::new_api_token();
@@ -104,9 +104,9 @@ pub async fn revoke(
         .await?
     else {
         return Ok(Err(InputError {
-            field: "id",
+            field: vec!["id".into()],
             message: "no such API token".into(),
-            code: "NOT_FOUND",
+            code: ErrorCode::NotFound,
         }));
     };
     if token.revoked_at.is_some() {

@@ -11,22 +11,57 @@ pub mod users;
 /// report these in their payload's `userErrors`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputError {
-    /// The input field at fault, as the API names it.
-    pub field: &'static str,
+    /// Path to the input field at fault, as the API names it, below the mutation's `input`:
+    /// `["deliveryAddress"]`, or `["lines", "2", "quantity"]` for one entry of a list.
+    pub field: Vec<String>,
     pub message: String,
-    /// A stable code, e.g. `INVALID`, `NOT_FOUND`, `INVALID_TRANSITION`.
-    pub code: &'static str,
+    pub code: ErrorCode,
 }
 
 impl InputError {
-    /// An error on `field` with `code`.
-    pub fn new(field: &'static str, code: &'static str, message: impl Into<String>) -> Self {
+    /// An error on the input field `field` with `code`.
+    pub fn new(field: &str, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            field,
+            field: vec![field.to_owned()],
             message: message.into(),
             code,
         }
     }
+
+    /// An error on `field` of the entry at `index` of the list `list`, e.g. the quantity of
+    /// an order's third line: `["lines", "2", "quantity"]`.
+    pub fn in_list(
+        list: &str,
+        index: usize,
+        field: &str,
+        code: ErrorCode,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            field: vec![list.to_owned(), index.to_string(), field.to_owned()],
+            message: message.into(),
+            code,
+        }
+    }
+}
+
+/// What is wrong with an input, for programs: one stable code per kind of problem, so clients
+/// can switch on it. The API shows it as `UserErrorCode`, which documents each one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    Invalid,
+    NotFound,
+    LimitReached,
+    InvalidTransition,
+    Conflict,
+    AlreadyClaimed,
+    AlreadyReviewed,
+    IdempotencyKeyReused,
+    ItemNotFound,
+    ItemUnavailable,
+    RestaurantClosed,
+    NotClaimed,
+    NotDelivered,
 }
 
 /// What a service returns: a result, a fixable input problem, or a failure (`AppError`).

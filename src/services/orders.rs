@@ -20,7 +20,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::{
-    InputError, ServiceResult,
+    ErrorCode, InputError, ServiceResult,
     restaurants::{Point, local_minute_of_week, minute_of_week},
 };
 use crate::{
@@ -75,22 +75,24 @@ impl PlaceOrder {
         if key.is_empty() || key.chars().count() > MAX_KEY_CHARS {
             return Err(InputError::new(
                 "idempotencyKey",
-                "INVALID",
+                ErrorCode::Invalid,
                 format!("an idempotency key of 1 to {MAX_KEY_CHARS} characters is needed"),
             ));
         }
         if self.lines.is_empty() || self.lines.len() > MAX_LINES {
             return Err(InputError::new(
                 "lines",
-                "INVALID",
+                ErrorCode::Invalid,
                 format!("an order has 1 to {MAX_LINES} lines"),
             ));
         }
-        for line in &self.lines {
+        for (index, line) in self.lines.iter().enumerate() {
             if !(1..=MAX_QUANTITY).contains(&line.quantity) {
-                return Err(InputError::new(
+                return Err(InputError::in_list(
                     "lines",
-                    "INVALID",
+                    index,
+                    "quantity",
+                    ErrorCode::Invalid,
                     format!("quantities are 1 to {MAX_QUANTITY}"),
                 ));
             }
@@ -99,9 +101,11 @@ impl PlaceOrder {
                 .as_ref()
                 .is_some_and(|n| n.chars().count() > MAX_NOTE_CHARS)
             {
-                return Err(InputError::new(
+                return Err(InputError::in_list(
                     "lines",
-                    "INVALID",
+                    index,
+                    "note",
+                    ErrorCode::Invalid,
                     format!("notes are at most {MAX_NOTE_CHARS} characters"),
                 ));
             }
@@ -110,12 +114,16 @@ impl PlaceOrder {
         if address.is_empty() || address.chars().count() > MAX_ADDRESS_CHARS {
             return Err(InputError::new(
                 "deliveryAddress",
-                "INVALID",
+                ErrorCode::Invalid,
                 format!("a delivery address of 1 to {MAX_ADDRESS_CHARS} characters is needed"),
             ));
         }
         Point::new(self.latitude, self.longitude).map_err(|_| {
-            InputError::new("deliveryLocation", "INVALID", "the location is off the map")
+            InputError::new(
+                "deliveryLocation",
+                ErrorCode::Invalid,
+                "the location is off the map",
+            )
         })?;
         Ok(())
     }
@@ -174,7 +182,7 @@ fn replay(existing: order::Model, fingerprint: &str) -> Result<Placed, InputErro
     } else {
         Err(InputError::new(
             "idempotencyKey",
-            "IDEMPOTENCY_KEY_REUSED",
+            ErrorCode::IdempotencyKeyReused,
             "this idempotency key was used for a different order",
         ))
     }
@@ -228,14 +236,14 @@ async fn insert_order(
     else {
         return Ok(Err(InputError::new(
             "restaurantId",
-            "NOT_FOUND",
+            ErrorCode::NotFound,
             "no such restaurant",
         )));
     };
     if !is_open_now(txn, &restaurant, now).await? {
         return Ok(Err(InputError::new(
             "restaurantId",
-            "RESTAURANT_CLOSED",
+            ErrorCode::RestaurantClosed,
             "the restaurant is not taking orders right now",
         )));
     }
@@ -249,18 +257,22 @@ async fn insert_order(
         .map(|item| (item.id, item))
         .collect();
     let mut subtotal: i64 = 0;
-    for line in &input.lines {
+    for (index, line) in input.lines.iter().enumerate() {
         let Some(item) = items.get(&line.menu_item_id) else {
-            return Ok(Err(InputError::new(
+            return Ok(Err(InputError::in_list(
                 "lines",
-                "ITEM_NOT_FOUND",
+                index,
+                "menuItemId",
+                ErrorCode::ItemNotFound,
                 "an item is not on this restaurant's menu",
             )));
         };
         if !item.is_available {
-            return Ok(Err(InputError::new(
+            return Ok(Err(InputError::in_list(
                 "lines",
-                "ITEM_UNAVAILABLE",
+                index,
+                "menuItemId",
+                ErrorCode::ItemUnavailable,
                 format!("{} is sold out", item.name),
             )));
         }
@@ -395,7 +407,7 @@ async fn visible_order(
     viewer: &Viewer,
     order_id: i64,
 ) -> AppResult<Result<(order::Model, Option<delivery::Model>), InputError>> {
-    let not_found = || InputError::new("orderId", "NOT_FOUND", "no such order");
+    let not_found = || InputError::new("orderId", ErrorCode::NotFound, "no such order");
     let Some(order) = order::Entity::find_by_id(order_id).one(txn).await? else {
         return Ok(Err(not_found()));
     };
@@ -434,7 +446,7 @@ async fn claim_version(
 fn conflict() -> InputError {
     InputError::new(
         "orderId",
-        "CONFLICT",
+        ErrorCode::Conflict,
         "the order changed meanwhile; reload it and try again",
     )
 }
@@ -458,14 +470,14 @@ pub async fn move_order(
     {
         return Ok(Err(InputError::new(
             "reason",
-            "INVALID",
+            ErrorCode::Invalid,
             format!("at most {MAX_NOTE_CHARS} characters"),
         )));
     }
     if mv == Move::Reject && reason.is_none() {
         return Ok(Err(InputError::new(
             "reason",
-            "INVALID",
+            ErrorCode::Invalid,
             "say why the order is rejected",
         )));
     }
@@ -491,7 +503,7 @@ pub async fn move_order(
     if mv == Move::Cancel && !staff && order.status != OrderStatus::Placed {
         return Ok(Err(InputError::new(
             "orderId",
-            "INVALID_TRANSITION",
+            ErrorCode::InvalidTransition,
             "customers can cancel only until the restaurant accepts the order",
         )));
     }
@@ -505,7 +517,7 @@ pub async fn move_order(
     if mv == Move::ConfirmPickup && delivery.is_none() {
         return Ok(Err(InputError::new(
             "orderId",
-            "NOT_CLAIMED",
+            ErrorCode::NotClaimed,
             "claim the delivery first",
         )));
     }
@@ -544,7 +556,7 @@ pub async fn move_order(
 fn invalid_transition(from: OrderStatus, to: OrderStatus) -> InputError {
     InputError::new(
         "orderId",
-        "INVALID_TRANSITION",
+        ErrorCode::InvalidTransition,
         format!("an order that is {from:?} cannot become {to:?}"),
     )
 }
@@ -579,7 +591,7 @@ pub async fn claim_delivery(
     viewer.require_role(Role::Courier)?;
     let courier_id = viewer.require_user()?.id;
     let txn = begin_write(db).await?;
-    let not_found = || InputError::new("orderId", "NOT_FOUND", "no such order");
+    let not_found = || InputError::new("orderId", ErrorCode::NotFound, "no such order");
     let Some(order) = order::Entity::find_by_id(order_id).one(&txn).await? else {
         return Ok(Err(not_found()));
     };
@@ -597,14 +609,14 @@ pub async fn claim_delivery(
     if existing.is_some() {
         return Ok(Err(InputError::new(
             "orderId",
-            "ALREADY_CLAIMED",
+            ErrorCode::AlreadyClaimed,
             "another courier has this delivery",
         )));
     }
     if order.status != OrderStatus::ReadyForPickup {
         return Ok(Err(InputError::new(
             "orderId",
-            "INVALID_TRANSITION",
+            ErrorCode::InvalidTransition,
             "only orders ready for pickup can be claimed",
         )));
     }
@@ -612,7 +624,7 @@ pub async fn claim_delivery(
     if !claim_version(&txn, &order, order.status, now).await? {
         return Ok(Err(InputError::new(
             "orderId",
-            "ALREADY_CLAIMED",
+            ErrorCode::AlreadyClaimed,
             "another courier has this delivery",
         )));
     }
@@ -635,7 +647,7 @@ pub async fn claim_delivery(
         Err(error) if is_unique_violation(&error) => {
             return Ok(Err(InputError::new(
                 "orderId",
-                "ALREADY_CLAIMED",
+                ErrorCode::AlreadyClaimed,
                 "another courier has this delivery",
             )));
         }
@@ -662,7 +674,7 @@ pub async fn update_location(
     if Point::new(latitude, longitude).is_err() {
         return Ok(Err(InputError::new(
             "location",
-            "INVALID",
+            ErrorCode::Invalid,
             "the location is off the map",
         )));
     }
@@ -680,7 +692,7 @@ pub async fn update_location(
     ) {
         return Ok(Err(InputError::new(
             "orderId",
-            "INVALID_TRANSITION",
+            ErrorCode::InvalidTransition,
             "the delivery is over",
         )));
     }
@@ -707,14 +719,14 @@ pub async fn create_review(
     if !(1..=5).contains(&rating) {
         return Ok(Err(InputError::new(
             "rating",
-            "INVALID",
+            ErrorCode::Invalid,
             "ratings are 1 to 5",
         )));
     }
     if body.chars().count() > MAX_REVIEW_CHARS {
         return Ok(Err(InputError::new(
             "body",
-            "INVALID",
+            ErrorCode::Invalid,
             format!("at most {MAX_REVIEW_CHARS} characters"),
         )));
     }
@@ -729,7 +741,7 @@ pub async fn create_review(
     if order.status != OrderStatus::Delivered {
         return Ok(Err(InputError::new(
             "orderId",
-            "NOT_DELIVERED",
+            ErrorCode::NotDelivered,
             "only delivered orders can be reviewed",
         )));
     }
@@ -740,7 +752,7 @@ pub async fn create_review(
     if existing.is_some() {
         return Ok(Err(InputError::new(
             "orderId",
-            "ALREADY_REVIEWED",
+            ErrorCode::AlreadyReviewed,
             "this order has a review",
         )));
     }
@@ -761,7 +773,7 @@ pub async fn create_review(
         Err(error) if is_unique_violation(&error) => {
             return Ok(Err(InputError::new(
                 "orderId",
-                "ALREADY_REVIEWED",
+                ErrorCode::AlreadyReviewed,
                 "this order has a review",
             )));
         }

@@ -7,7 +7,7 @@ use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
 };
 
-use super::InputError;
+use super::{ErrorCode, InputError};
 use crate::{auth::Role, error::AppResult};
 
 /// What an identity provider says about a person.
@@ -95,9 +95,9 @@ pub async fn find_or_create(
 
 fn not_found(field: &'static str, what: &str) -> InputError {
     InputError {
-        field,
+        field: vec![field.to_owned()],
         message: format!("no such {what}"),
-        code: "NOT_FOUND",
+        code: ErrorCode::NotFound,
     }
 }
 

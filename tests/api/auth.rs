@@ -271,7 +271,7 @@ db_test! {
         for attempt in attempts {
             match attempt.unwrap() {
                 Ok(_) => created += 1,
-                Err(refused) => assert_eq!(refused.code, "LIMIT_REACHED"),
+                Err(refused) => assert_eq!(refused.code, dishpatch::services::ErrorCode::LimitReached),
             }
         }
         assert_eq!(created, 5);

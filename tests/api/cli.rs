@@ -30,53 +30,8 @@ impl Drop for Server {
 async fn serve_demo_answers_the_nested_query_logs_json_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("demo.db").display());
-    let mut server = Server(
-        dishpatch()
-            .args([
-                "--log-format",
-                "json",
-                "serve",
-                "--demo",
-                "--listen",
-                "127.0.0.1:0",
-                "--database-url",
-                &url,
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let (headers_tx, headers) = mpsc::channel::<String>();
-    let stderr = server.0.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.trim_start().starts_with("customer") && headers_tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let (lines_tx, lines) = mpsc::channel::<Value>();
-    let stdout = server.0.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let parsed =
-                serde_json::from_str(&line).unwrap_or_else(|_| panic!("a JSON log line: {line}"));
-            if lines_tx.send(parsed).is_err() {
-                return;
-            }
-        }
-    });
-    let mut logs = Vec::new();
-    let address = loop {
-        let line = lines
-            .recv_timeout(Duration::from_mins(1))
-            .expect("the server starts");
-        if let Some(address) = line["address"].as_str() {
-            break address.to_owned();
-        }
-        logs.push(line);
-    };
+    let serving = Serving::start(&["--demo", "--database-url", &url], &[]);
+    let address = serving.address.clone();
 
     let client = reqwest::Client::new();
     let response = client
@@ -106,12 +61,7 @@ async fn serve_demo_answers_the_nested_query_logs_json_and_stops_on_sigterm() {
     );
 
     // The printed demo header works as it is, and a tampered copy is refused.
-    let line = headers
-        .recv_timeout(Duration::from_secs(10))
-        .expect("demo headers are printed");
-    let json_start = line.find('{').expect("a JSON header object");
-    let header: Value = serde_json::from_str(&line[json_start..]).unwrap();
-    let authorization = header["Authorization"].as_str().unwrap().to_owned();
+    let authorization = serving.demo_authorization("customer");
     let viewer = |authorization: String| {
         client
             .post(format!("{address}/graphql"))
@@ -130,22 +80,10 @@ async fn serve_demo_answers_the_nested_query_logs_json_and_stops_on_sigterm() {
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
 
-    let status = Command::new("kill")
-        .args(["-TERM", &server.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = tokio::task::spawn_blocking(move || {
-        let status = server.0.wait();
-        (status, server)
-    })
-    .await
-    .unwrap()
-    .0
-    .unwrap();
+    serving.signal("TERM");
+    let (exit, logs) = serving.exit().await;
     assert!(exit.success(), "graceful shutdown exits cleanly: {exit:?}");
 
-    logs.extend(lines.try_iter());
     let secret_part = &authorization[authorization.len() - 20..];
     assert!(
         logs.iter()
@@ -216,18 +154,6 @@ fn token_prints_a_scoped_token_signed_with_the_configured_key() {
         .unwrap();
     assert!(seeded.status.success());
 
-    let unconfigured = dishpatch()
-        .args([
-            "--database-url",
-            &url,
-            "token",
-            "--user",
-            "customer@dishpatch.test",
-        ])
-        .output()
-        .unwrap();
-    assert!(!unconfigured.status.success(), "no keys, no token");
-
     let config = dir.path().join("dishpatch.toml");
     let secret = "a-signing-secret-for-the-cli-test-0123456789";
     std::fs::write(
@@ -290,4 +216,423 @@ fn token_prints_a_scoped_token_signed_with_the_configured_key() {
     let nobody = run(&["--user", "nobody@dishpatch.test"]);
     assert!(!nobody.status.success());
     assert!(String::from_utf8_lossy(&nobody.stderr).contains("no user"));
+}
+
+/// A `dishpatch serve` child process with its JSON logs read line by line.
+struct Serving {
+    server: Server,
+    address: String,
+    logs: mpsc::Receiver<Value>,
+    /// The demo `Authorization` headers printed on stderr, by role.
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Serving {
+    /// Starts `serve` with `args` (plus JSON logs on port 0), and waits until it listens.
+    fn start(args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let mut child = dishpatch()
+            .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .envs(envs.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (stderr_tx, stderr) = mpsc::channel::<String>();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if stderr_tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let (logs_tx, logs) = mpsc::channel::<Value>();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let parsed = serde_json::from_str(&line)
+                    .unwrap_or_else(|_| panic!("a JSON log line: {line}"));
+                if logs_tx.send(parsed).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut early = Vec::new();
+        let address = loop {
+            let line = logs
+                .recv_timeout(Duration::from_mins(1))
+                .unwrap_or_else(|_| panic!("the server starts: {early:#?}"));
+            if let Some(address) = line["address"].as_str() {
+                break address.to_owned();
+            }
+            early.push(line);
+        };
+        let (replay_tx, replay) = mpsc::channel();
+        for line in early {
+            replay_tx.send(line).unwrap();
+        }
+        std::thread::spawn(move || {
+            for line in &logs {
+                if replay_tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Self {
+            server: Server(child),
+            address,
+            logs: replay,
+            stderr,
+        }
+    }
+
+    /// The demo header printed for `role` (e.g. `customer`).
+    fn demo_authorization(&self, role: &str) -> String {
+        loop {
+            let line = self
+                .stderr
+                .recv_timeout(Duration::from_secs(10))
+                .expect("demo headers are printed");
+            if line.trim_start().starts_with(role) {
+                let header: Value = serde_json::from_str(&line[line.find('{').unwrap()..]).unwrap();
+                return header["Authorization"].as_str().unwrap().to_owned();
+            }
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.server.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, within 30 s.
+    async fn exit(mut self) -> (std::process::ExitStatus, Vec<Value>) {
+        let status = tokio::task::spawn_blocking(move || {
+            for _ in 0..300 {
+                if let Some(status) = self.server.0.try_wait().unwrap() {
+                    return (status, self);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            panic!("the server did not exit within 30 s");
+        })
+        .await
+        .unwrap();
+        let logs = status.1.logs.try_iter().collect();
+        (status.0, logs)
+    }
+}
+
+async fn viewer_name(address: &str, authorization: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{address}/graphql"))
+        .header("authorization", authorization)
+        .json(&json!({ "query": "{ viewer { displayName } }" }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn demo_tokens_and_cli_tokens_survive_a_restart_on_the_embedded_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let url = format!("sqlite://{}?mode=rwc", db.display());
+    let first = Serving::start(&["--demo", "--database-url", &url], &[]);
+    let pasted = first.demo_authorization("customer");
+    assert_eq!(viewer_name(&first.address, &pasted).await.0, 200);
+    first.signal("TERM");
+    let (status, _) = first.exit().await;
+    assert!(status.success());
+
+    // The key was kept beside the database, readable by its owner only.
+    let key_file = dir.path().join("demo.db.signing-key");
+    let permissions = std::fs::metadata(&key_file).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&permissions) & 0o777,
+        0o600
+    );
+
+    let token = dishpatch()
+        .args([
+            "--database-url",
+            &url,
+            "token",
+            "--user",
+            "owner@dishpatch.test",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        token.status.success(),
+        "{}",
+        String::from_utf8_lossy(&token.stderr)
+    );
+    let minted = format!("Bearer {}", String::from_utf8(token.stdout).unwrap().trim());
+
+    let second = Serving::start(&["--demo", "--database-url", &url], &[]);
+    let (status, body) = viewer_name(&second.address, &pasted).await;
+    assert_eq!(
+        (status, &body["data"]["viewer"]["displayName"]),
+        (200, &json!("Casey Customer"))
+    );
+    let (status, body) = viewer_name(&second.address, &minted).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["data"]["viewer"]["displayName"].is_string(), "{body}");
+    second.signal("TERM");
+    let (_, logs) = second.exit().await;
+    assert!(
+        logs.iter().any(|line| line["fields"]["message"]
+            .as_str()
+            .or(line["message"].as_str())
+            .is_some_and(|m| m.contains("not seeding"))),
+        "a restart with --demo says it did not seed: {logs:#?}"
+    );
+}
+
+#[test]
+fn signing_keys_come_from_the_environment_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("j.db").display());
+    assert!(
+        dishpatch()
+            .args(["seed", "--demo", "--database-url", &url])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let secret = "a-signing-secret-from-the-environment-0123456789";
+    let output = dishpatch()
+        .args([
+            "--database-url",
+            &url,
+            "token",
+            "--user",
+            "customer@dishpatch.test",
+        ])
+        .env(
+            "DISHPATCH_AUTH__SIGNING_KEYS",
+            format!(r#"[{{"kid": "env", "secret": "{secret}"}}]"#),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let settings = dishpatch::config::AuthSettings {
+        signing_keys: vec![dishpatch::config::SigningKey {
+            kid: "env".into(),
+            secret: dishpatch::config::Secret::new(secret),
+        }],
+        ..Default::default()
+    };
+    dishpatch::auth::tokens::AccessTokens::from_settings(&settings)
+        .unwrap()
+        .verify(&token)
+        .expect("signed with the key from the environment");
+    assert!(
+        !dir.path().join("j.db.signing-key").exists(),
+        "configured keys win"
+    );
+
+    let bad = dishpatch()
+        .args([
+            "--database-url",
+            &url,
+            "token",
+            "--user",
+            "customer@dishpatch.test",
+        ])
+        .env("DISHPATCH_AUTH__SIGNING_KEYS", "[{kid = 'x'}]")
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("must be JSON"));
+}
+
+#[tokio::test]
+async fn ctrl_c_lets_a_request_in_flight_finish_and_store_its_order() {
+    use sea_orm::{ConnectionTrait, Database};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("int.db").display());
+    let serving = Serving::start(&["--demo", "--database-url", &url], &[]);
+    let customer = serving.demo_authorization("customer");
+    let client = reqwest::Client::new();
+    let menu: Value = client
+        .post(format!("{}/graphql", serving.address))
+        .json(&json!({ "query": "{ restaurant(slug: \"trattoria-roma\") { id menu { items { id available } } } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let restaurant = menu["data"]["restaurant"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let item = menu["data"]["restaurant"]["menu"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item["available"] == true)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Another process holds SQLite's write lock, so the order waits inside the server.
+    let holder = Database::connect(&url).await.unwrap();
+    holder.execute_unprepared("BEGIN IMMEDIATE").await.unwrap();
+    let place = tokio::spawn({
+        let (client, address) = (client.clone(), serving.address.clone());
+        async move {
+            client
+                .post(format!("{address}/graphql"))
+                .header("authorization", customer)
+                .json(&json!({
+                    "query": "mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { order { id } userErrors { code } } }",
+                    "variables": { "input": {
+                        "restaurantId": restaurant,
+                        "lines": [{ "menuItemId": item, "quantity": 1 }],
+                        "deliveryAddress": "Torstrasse 1, Berlin",
+                        "deliveryLocation": { "latitude": 52.53, "longitude": 13.40 },
+                        "idempotencyKey": "ctrl-c",
+                    } },
+                }))
+                .send()
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    serving.signal("INT");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    holder.execute_unprepared("COMMIT").await.unwrap();
+    let response = place
+        .await
+        .unwrap()
+        .expect("the request in flight is answered");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["data"]["placeOrder"]["order"]["id"].is_string(),
+        "{body}"
+    );
+    let (status, _) = serving.exit().await;
+    assert!(status.success(), "{status:?}");
+    let stored = holder
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Sqlite,
+            "SELECT COUNT(*) AS n FROM orders WHERE idempotency_key = 'ctrl-c'",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.try_get::<i64>("", "n").unwrap(), 1);
+}
+
+/// Runs `dishpatch` with `args` to its end and returns (success, stdout, stderr, seconds).
+fn run_to_end(args: &[&str]) -> (bool, String, String, f64) {
+    let started = std::time::Instant::now();
+    let output = dishpatch().args(args).output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+        started.elapsed().as_secs_f64(),
+    )
+}
+
+#[test]
+fn startup_errors_are_said_once_plainly_and_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let db = dir.path().join("never.db");
+    let url = format!("sqlite://{}?mode=rwc", db.display());
+
+    let listen = format!("127.0.0.1:{port}");
+    let (ok, stdout, stderr, _) =
+        run_to_end(&["serve", "--listen", &listen, "--database-url", &url]);
+    assert!(!ok);
+    assert!(stderr.contains("already in use"), "{stderr}");
+    assert!(
+        !db.exists(),
+        "a taken port is found before the database is made"
+    );
+    assert_eq!(stderr.matches("error:").count(), 1, "said once: {stderr}");
+    assert!(
+        !stdout.contains("already in use"),
+        "not also logged on stdout: {stdout}"
+    );
+
+    let (ok, _, stderr, _) = run_to_end(&["serve", "--listen", "9000", "--database-url", &url]);
+    assert!(!ok);
+    assert!(stderr.contains("HOST:PORT"), "{stderr}");
+
+    let (ok, _, stderr, _) =
+        run_to_end(&["serve", "--listen", "127.0.0.1:0", "--database-url", "foo"]);
+    assert!(!ok);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("sqlite://") && stderr.contains("postgres://"),
+        "{stderr}"
+    );
+
+    // Nothing listens on the port just freed: refused at once, naming the address.
+    drop(taken);
+    let unreachable = format!("postgres://postgres@127.0.0.1:{port}/nothing");
+    let (ok, _, stderr, seconds) = run_to_end(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        &unreachable,
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{port}")) && stderr.contains("refused"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("line "), "no library internals: {stderr}");
+    assert!(seconds < 8.0, "took {seconds:.1} s");
+}
+
+#[test]
+fn logs_written_to_a_file_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
+    let output = dishpatch()
+        .args([
+            "--log-format",
+            "pretty",
+            "migrate",
+            "up",
+            "--database-url",
+            &url,
+        ])
+        .env("DISHPATCH_LOG_FILTER", "debug")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let (ok, stdout, stderr, _) =
+        run_to_end(&["serve", "--listen", "9000", "--database-url", &url]);
+    assert!(!ok);
+    for text in [
+        &stdout,
+        &stderr,
+        &String::from_utf8_lossy(&output.stdout).into_owned(),
+    ] {
+        assert!(!text.contains('\u{1b}'), "an escape code in {text:?}");
+    }
 }

@@ -319,23 +319,34 @@ impl Drop for TestDatabase {
     }
 }
 
-/// `TEST_POSTGRES_URL`, or `None` after saying loudly why PostgreSQL tests are skipped. In CI
-/// a missing URL is a failure, so a misconfigured pipeline cannot pass by skipping.
+/// Where PostgreSQL tests run without `TEST_POSTGRES_URL`: the local server, if one answers.
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// `TEST_POSTGRES_URL`, else the local PostgreSQL when one answers on the default address,
+/// else `None` after saying loudly why PostgreSQL tests are skipped. In CI a missing server
+/// is a failure, so a misconfigured pipeline cannot pass by skipping.
 fn postgres_admin_url() -> Option<String> {
-    match std::env::var("TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI is set but TEST_POSTGRES_URL is not: PostgreSQL tests must run in CI"
-            );
-            eprintln!(
-                "SKIPPED on PostgreSQL: TEST_POSTGRES_URL is not set \
-                 (e.g. TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test)"
-            );
-            None
-        }
+    static URL: LazyLock<Option<String>> =
+        LazyLock::new(|| match std::env::var("TEST_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => Some(url),
+            _ => std::net::TcpStream::connect_timeout(
+                &"127.0.0.1:5432".parse().expect("an address"),
+                std::time::Duration::from_secs(1),
+            )
+            .is_ok()
+            .then(|| DEFAULT_POSTGRES_URL.to_owned()),
+        });
+    if URL.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but no PostgreSQL answers: PostgreSQL tests must run in CI"
+        );
+        eprintln!(
+            "SKIPPED on PostgreSQL: TEST_POSTGRES_URL is not set and nothing answers on \
+             127.0.0.1:5432 (e.g. TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test)"
+        );
     }
+    URL.clone()
 }
 
 fn uuid_simple() -> String {

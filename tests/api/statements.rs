@@ -61,3 +61,31 @@ db_test! {
         }
     }
 }
+
+db_test! {
+    /// The README's example states what it costs; this holds the README to it.
+    scale = 3,
+    async fn the_readme_example_costs_the_statements_the_readme_states(app) {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+            .expect("the README");
+        let start = readme.find("query Nested {").expect("the README's example query");
+        let end = start + readme[start..].find("\n```").expect("the end of the example");
+        let example = &readme[start..end];
+        let stated: u32 = readme
+            .split("costs the same for 5 and for 50 restaurants (")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .expect("the README states the example's statements");
+        let mut counts = Vec::new();
+        for n in [5, 50] {
+            let query = example.replace("first: 10,", &format!("first: {n},"));
+            assert_ne!(query, example, "the example pages with `first: 10,`");
+            let response = app.graphql(&query, json!({})).await;
+            let edges = response.data()["restaurants"]["edges"].as_array().expect("edges");
+            assert!(edges.len() > 1, "open restaurants in the demo data");
+            counts.push(response.sql_statements());
+        }
+        assert_eq!(counts, [stated, stated], "statements for 5 and 50 restaurants");
+    }
+}

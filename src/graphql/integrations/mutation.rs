@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sea_orm::DatabaseConnection;
 
 use super::types::ApiToken;
+use crate::graphql::common::Timestamp;
 use crate::{
     auth::{
         Scope,
@@ -27,7 +28,7 @@ pub struct CreateApiTokenInput {
     /// What it may do; at least one.
     pub scopes: Vec<Scope>,
     /// When it stops working; never when null.
-    pub expires_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<Timestamp>,
 }
 
 /// The created token and its secret.
@@ -77,7 +78,7 @@ impl ApiTokenMutation {
             user.id,
             &input.name,
             &input.scopes,
-            input.expires_at,
+            input.expires_at.map(|at| at.0),
             Utc::now(),
         )
         .await?;

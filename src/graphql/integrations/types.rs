@@ -3,12 +3,14 @@
 use std::sync::Arc;
 
 use async_graphql::{ID, Object};
-use chrono::{DateTime, Utc};
 use entities::api_token;
 
 use crate::{
     auth::Scope,
-    graphql::relay::{GlobalId, NodeKind},
+    graphql::{
+        common::Timestamp,
+        relay::{GlobalId, NodeKind},
+    },
 };
 
 /// An integrator's API token. The secret is shown once, when it is created.
@@ -45,22 +47,22 @@ impl ApiToken {
     }
 
     /// When it was created.
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    async fn created_at(&self) -> Timestamp {
+        Timestamp(self.0.created_at)
     }
 
     /// When it stops working; null for never.
-    async fn expires_at(&self) -> Option<DateTime<Utc>> {
-        self.0.expires_at
+    async fn expires_at(&self) -> Option<Timestamp> {
+        self.0.expires_at.map(Timestamp)
     }
 
     /// When it was last used (to the minute); null if never.
-    async fn last_used_at(&self) -> Option<DateTime<Utc>> {
-        self.0.last_used_at
+    async fn last_used_at(&self) -> Option<Timestamp> {
+        self.0.last_used_at.map(Timestamp)
     }
 
     /// When it was revoked; null while it works.
-    async fn revoked_at(&self) -> Option<DateTime<Utc>> {
-        self.0.revoked_at
+    async fn revoked_at(&self) -> Option<Timestamp> {
+        self.0.revoked_at.map(Timestamp)
     }
 }

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, Enum, ID, Object, Result};
-use chrono::{DateTime, Utc};
 use entities::{delivery, order, order_event, order_item};
 use futures_util::future::BoxFuture;
 use sea_orm::DatabaseConnection;
@@ -12,9 +11,9 @@ use crate::{
     auth::{Scope, Viewer, guards::viewer},
     error::AppError,
     graphql::{
-        common::{GeoPoint, Money},
+        common::{GeoPoint, Money, Timestamp},
         loaders::Loaders,
-        menu::types::load_restaurant,
+        menu::types::{MenuItem, load_restaurant},
         relay::{GlobalId, NodeKind, Page, PageArgs, PageInfo, encode_cursor},
         restaurants::types::{Edge, Restaurant},
         reviews::types::Review,
@@ -183,13 +182,13 @@ impl Order {
     }
 
     /// When it was placed.
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    async fn created_at(&self) -> Timestamp {
+        Timestamp(self.0.created_at)
     }
 
     /// When it last changed.
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+    async fn updated_at(&self) -> Timestamp {
+        Timestamp(self.0.updated_at)
     }
 }
 
@@ -202,6 +201,19 @@ pub struct OrderLine {
 /// One line of an order.
 #[Object]
 impl OrderLine {
+    /// The menu item as it is on the menu now (its current price and availability), for
+    /// "order again"; null once the restaurant has taken it off the menu. `name` and
+    /// `unitPrice` keep what was ordered.
+    async fn menu_item(&self, ctx: &Context<'_>) -> Result<Option<MenuItem>> {
+        Ok(ctx
+            .data::<Loaders>()?
+            .menu_items
+            .load_one(self.line.menu_item_id)
+            .await?
+            .filter(|item| item.deleted_at.is_none())
+            .map(|item| MenuItem(Arc::new(item.as_ref().into()))))
+    }
+
     /// The menu item's name when it was ordered.
     async fn name(&self) -> &str {
         &self.line.name
@@ -261,8 +273,8 @@ impl OrderEvent {
     }
 
     /// When.
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    async fn created_at(&self) -> Timestamp {
+        Timestamp(self.0.created_at)
     }
 }
 
@@ -298,23 +310,23 @@ impl Delivery {
     }
 
     /// When the position was reported.
-    async fn location_updated_at(&self) -> Option<DateTime<Utc>> {
-        self.0.location_updated_at
+    async fn location_updated_at(&self) -> Option<Timestamp> {
+        self.0.location_updated_at.map(Timestamp)
     }
 
     /// When the courier took the delivery.
-    async fn claimed_at(&self) -> DateTime<Utc> {
-        self.0.claimed_at
+    async fn claimed_at(&self) -> Timestamp {
+        Timestamp(self.0.claimed_at)
     }
 
     /// When the courier collected the food.
-    async fn picked_up_at(&self) -> Option<DateTime<Utc>> {
-        self.0.picked_up_at
+    async fn picked_up_at(&self) -> Option<Timestamp> {
+        self.0.picked_up_at.map(Timestamp)
     }
 
     /// When the customer got the food.
-    async fn delivered_at(&self) -> Option<DateTime<Utc>> {
-        self.0.delivered_at
+    async fn delivered_at(&self) -> Option<Timestamp> {
+        self.0.delivered_at.map(Timestamp)
     }
 }
 

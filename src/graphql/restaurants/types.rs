@@ -10,7 +10,7 @@ use sea_orm::DatabaseConnection;
 use crate::{
     auth::guards::viewer,
     graphql::{
-        common::{GeoPoint, GeoPointInput, Money},
+        common::{GeoPoint, GeoPointInput, Money, round_to_metres},
         loaders::Loaders,
         menu::types::Menu,
         orders::types::{OrderConnection, OrderOwner, OrderStatus, require_restaurant_orders},
@@ -71,7 +71,7 @@ impl Restaurant {
     /// Distance in kilometres from `from` to the restaurant, as the crow flies.
     async fn distance_km(&self, from: GeoPointInput) -> Result<f64> {
         let restaurant = service::Point::new(self.0.latitude, self.0.longitude)?;
-        Ok(from.to_point()?.distance_km(restaurant))
+        Ok(round_to_metres(from.to_point()?.distance_km(restaurant)))
     }
 
     /// Whether the restaurant has ordering switched on, whatever its hours say.

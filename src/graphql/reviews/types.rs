@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, ID, Object, Result};
-use chrono::{DateTime, Utc};
 use entities::review;
 use futures_util::future::BoxFuture;
 
@@ -11,6 +10,7 @@ use super::loaders::{ReviewCursor, ReviewPageKey};
 use crate::{
     error::AppError,
     graphql::{
+        common::Timestamp,
         loaders::Loaders,
         menu::types::load_restaurant,
         relay::{GlobalId, NodeKind, Page, PageArgs, PageInfo, encode_cursor},
@@ -42,8 +42,8 @@ impl Review {
     }
 
     /// When the review was written.
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    async fn created_at(&self) -> Timestamp {
+        Timestamp(self.0.created_at)
     }
 
     /// Who wrote it.
