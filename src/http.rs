@@ -10,6 +10,7 @@ use actix_web::{
     HttpMessage, HttpRequest, HttpResponse,
     body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},
+    guard,
     http::{
         StatusCode,
         header::{self, HeaderName, HeaderValue},
@@ -17,9 +18,7 @@ use actix_web::{
     middleware::Next,
     web,
 };
-use async_graphql::{
-    BatchRequest, BatchResponse, Request, http::GraphiQLSource, parser::types::OperationType,
-};
+use async_graphql::{BatchRequest, BatchResponse, Request, parser::types::OperationType};
 use futures_util::StreamExt;
 use sea_orm::DatabaseConnection;
 use serde_json::json;
@@ -69,11 +68,14 @@ pub struct AppState {
     pub execution_timeout: Option<Duration>,
     /// Turns to execute, shared out between the workers like the cost budget; `None` without
     /// a limit.
-    pub execution_slots: Option<Admission>,
+    pub execution_slots: Option<Arc<Admission>>,
     pub trust_forwarded_for: bool,
     pub sockets: SocketLimits,
     pub query_limits: crate::config::QueryLimits,
     pub metrics_token: Option<crate::config::Secret>,
+    /// `cors_allowed_origins`: when set, browsers' WebSocket upgrades must come from one of
+    /// them (or the server's own origin).
+    pub allowed_origins: Vec<String>,
 }
 
 impl AppState {
@@ -94,13 +96,15 @@ impl AppState {
             graphiql: settings.graphiql_enabled(),
             max_body_bytes: settings.max_body_bytes,
             max_batch_size: settings.max_batch_size,
-            execution_slots: Admission::new(settings.limits.max_concurrent_requests, workers),
+            execution_slots: Admission::new(settings.limits.max_concurrent_requests, workers)
+                .map(Arc::new),
             execution_timeout: (settings.limits.execution_timeout_ms > 0)
                 .then(|| Duration::from_millis(settings.limits.execution_timeout_ms)),
             trust_forwarded_for: settings.rate_limit.trust_forwarded_for,
             sockets: SocketLimits::default(),
             query_limits: settings.limits.clone(),
             metrics_token: settings.metrics_token.clone(),
+            allowed_origins: settings.cors_allowed_origins.clone(),
         }
     }
 }
@@ -172,19 +176,17 @@ fn not_acceptable() -> HttpResponse {
 /// CORS for the configured origins: they may call the API from a browser with credentials in
 /// headers (never cookies) and read the rate-limit and request-id headers. Without origins,
 /// no CORS headers are sent and browsers keep other sites out.
-pub fn cors(origins: &[String]) -> actix_cors::Cors {
+pub fn cors(origins: &[String], allowed_headers: &[String]) -> actix_cors::Cors {
     let mut cors = actix_cors::Cors::default()
         .allowed_methods(["GET", "POST"])
-        .allowed_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::ACCEPT,
-            REQUEST_ID,
-            HeaderName::from_static("graphql-require-preflight"),
-            HeaderName::from_static("apollo-require-preflight"),
-        ])
+        .allowed_headers(
+            allowed_headers
+                .iter()
+                .filter_map(|name| HeaderName::try_from(name.as_str()).ok()),
+        )
         .expose_headers([
             REQUEST_ID,
+            SQL_STATEMENTS,
             RATELIMIT_LIMIT,
             RATELIMIT_REMAINING,
             RATELIMIT_RESET,
@@ -200,17 +202,21 @@ pub fn cors(origins: &[String]) -> actix_cors::Cors {
 
 /// Mounts every route.
 pub fn routes(config: &mut web::ServiceConfig) {
+    // HEAD is answered wherever GET is (the same headers, no body), as probes and link
+    // checkers expect.
+    let get = || web::route().guard(guard::Any(guard::Get()).or(guard::Head()));
     config
-        .route("/", web::get().to(redirect_to_graphql))
-        .route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics))
+        .route("/", get().to(redirect_to_graphql))
+        .route("/healthz", get().to(healthz))
+        .route("/readyz", get().to(readyz))
+        .route("/metrics", get().to(metrics))
         .service(
             web::resource("/graphql")
                 .route(web::post().to(graphql_post))
-                .route(web::get().to(graphql_get))
+                .route(get().to(graphql_get))
                 .default_service(web::to(method_not_allowed)),
-        );
+        )
+        .route("/graphiql/{file}", get().to(graphiql_asset));
 }
 
 /// A GraphQL-shaped error response for requests that never reach execution.
@@ -233,6 +239,18 @@ fn refuse(
         HeaderValue::from_static(media.content_type()),
     );
     response
+}
+
+/// GraphiQL's files, where GraphiQL is served.
+async fn graphiql_asset(
+    request: HttpRequest,
+    file: web::Path<String>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    if !state.graphiql {
+        return HttpResponse::NotFound().finish();
+    }
+    crate::graphiql::asset(request, file).await
 }
 
 async fn redirect_to_graphql() -> HttpResponse {
@@ -289,7 +307,7 @@ async fn method_not_allowed() -> HttpResponse {
     );
     response
         .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, POST"));
     response
 }
 
@@ -661,6 +679,13 @@ async fn graphql_get(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     if is_websocket_upgrade(&request) {
+        if !origin_allowed(&request, &state.allowed_origins) {
+            return error_response(
+                StatusCode::FORBIDDEN,
+                code::FORBIDDEN,
+                "WebSocket connections are accepted only from the allowed origins",
+            );
+        }
         // A credential on the upgrade itself must be valid too (the socket then speaks for
         // that viewer unless `connection_init` carries its own).
         let upgrade_viewer = match viewer(&request, &state).await {
@@ -670,15 +695,7 @@ async fn graphql_get(
         return subscribe(&request, payload, &state, upgrade_viewer);
     }
     if request.query_string().is_empty() && state.graphiql && accepts_html(&request) {
-        return HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .body(
-                GraphiQLSource::build()
-                    .endpoint("/graphql")
-                    .subscription_endpoint("/graphql")
-                    .title("dishpatch GraphiQL")
-                    .finish(),
-            );
+        return crate::graphiql::page();
     }
     let Some(media) = MediaType::negotiate(&request) else {
         return not_acceptable();
@@ -761,6 +778,25 @@ fn is_websocket_upgrade(request: &HttpRequest) -> bool {
         .is_some_and(|value| value.eq_ignore_ascii_case("websocket"))
 }
 
+/// Cross-site WebSocket hijacking: a page elsewhere may open a socket to any server (there is
+/// no preflight), so with `cors_allowed_origins` set a browser's upgrade (which always carries
+/// `Origin`) must come from one of them or from the server's own origin. Clients that are not
+/// browsers send no `Origin` and are let through.
+fn origin_allowed(request: &HttpRequest, allowed: &[String]) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    let Some(origin) = request.headers().get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let info = request.connection_info();
+    let own = format!("{}://{}", info.scheme(), info.host());
+    origin == own || allowed.iter().any(|allowed| allowed == origin)
+}
+
 fn accepts_html(request: &HttpRequest) -> bool {
     request
         .headers()
@@ -770,25 +806,56 @@ fn accepts_html(request: &HttpRequest) -> bool {
 }
 
 /// The bearer credential of a WebSocket `connection_init` payload: `Authorization` (any case)
-/// as `Bearer ...`, or a bare `token`. `Err` when one is there but is not text.
-fn init_authorization(payload: &serde_json::Value) -> Result<Option<String>, ()> {
+/// as `Bearer ...`, a bare `token`, or either inside a `headers` object (the shape several
+/// clients send). `Err` with the reason when one is there but cannot be used, or when a field
+/// looks like a credential dishpatch does not read: a socket never runs as anonymous by
+/// silently ignoring what the client meant as its credential.
+fn init_authorization(payload: &serde_json::Value) -> Result<Option<String>, String> {
     let Some(object) = payload.as_object() else {
         return Ok(None);
     };
-    let credential = object
-        .iter()
-        .find(|(key, _)| key.eq_ignore_ascii_case("authorization"))
-        .map(|(_, value)| value.as_str().map(str::to_owned))
-        .or_else(|| {
-            object
-                .get("token")
-                .map(|value| value.as_str().map(|t| format!("Bearer {t}")))
-        });
-    match credential {
-        None => Ok(None),
-        Some(Some(credential)) => Ok(Some(credential)),
-        Some(None) => Err(()),
+    let mut found = None;
+    for (key, value) in object {
+        let credential = if key.eq_ignore_ascii_case("authorization") {
+            value.as_str().map(str::to_owned)
+        } else if key == "token" {
+            value.as_str().map(|token| format!("Bearer {token}"))
+        } else if key.eq_ignore_ascii_case("headers") {
+            let Some(headers) = value.as_object() else {
+                return Err("`headers` must be an object".into());
+            };
+            match headers
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+            {
+                Some((_, value)) => value.as_str().map(str::to_owned),
+                None => continue,
+            }
+        } else if looks_like_credential(key) {
+            return Err(format!(
+                "unknown credential field `{}`: send {{\"Authorization\": \"Bearer …\"}}",
+                key.chars().take(40).collect::<String>()
+            ));
+        } else {
+            continue;
+        };
+        let Some(credential) = credential else {
+            return Err("the credential must be a string".into());
+        };
+        if found.replace(credential).is_some() {
+            return Err("more than one credential".into());
+        }
     }
+    Ok(found)
+}
+
+/// A `connection_init` field name that a client means as a credential (`authToken`,
+/// `accessToken`, `auth`, `jwt`, …).
+fn looks_like_credential(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["auth", "token", "bearer", "jwt", "session"]
+        .iter()
+        .any(|word| key.contains(word))
 }
 
 fn subscribe(
@@ -808,16 +875,17 @@ fn subscribe(
         .to_owned();
     let on_init = move |payload: serde_json::Value| async move {
         let refused = || async_graphql::Error::new("the credential is not valid");
-        let (viewer, credential) =
-            if let Some(credential) = init_authorization(&payload).map_err(|()| refused())? {
-                let viewer = authenticator
-                    .viewer(Some(&credential))
-                    .await
-                    .map_err(|_| refused())?;
-                (viewer, credential)
-            } else {
-                (upgrade_viewer, upgrade_credential)
-            };
+        let (viewer, credential) = if let Some(credential) =
+            init_authorization(&payload).map_err(async_graphql::Error::new)?
+        {
+            let viewer = authenticator
+                .viewer(Some(&credential))
+                .await
+                .map_err(|_| refused())?;
+            (viewer, credential)
+        } else {
+            (upgrade_viewer, upgrade_credential)
+        };
         let subject = subject_for(&viewer, &credential, address);
         let expires_at = viewer.expires_at();
         // Loaders do not cache, so one set per connection never serves stale rows.
@@ -830,7 +898,10 @@ fn subscribe(
     crate::ws::serve(
         request,
         payload,
-        state.schema.clone(),
+        crate::ws::AdmittedSchema {
+            executor: state.schema.clone(),
+            slots: state.execution_slots.clone(),
+        },
         state.sockets,
         on_init,
     )

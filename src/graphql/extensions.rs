@@ -64,10 +64,12 @@ impl Extension for ErrorCodes {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        next.run(ctx, query, variables).await.map_err(|mut error| {
+        let document = next.run(ctx, query, variables).await.map_err(|mut error| {
             ensure_code(&mut error, code::GRAPHQL_PARSE_FAILED);
             error
-        })
+        })?;
+        super::text_input::check(&document, variables)?;
+        Ok(document)
     }
 
     async fn validation(

@@ -23,7 +23,9 @@ use async_graphql::{
         Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextRequest,
         NextValidation,
     },
-    parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet},
+    parser::types::{
+        DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
+    },
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -260,6 +262,52 @@ fn request_data<'a, T: Any + Send + Sync>(
         .or_else(|| ctx.data_opt::<T>())
 }
 
+/// The longest `operationName` accepted: GraphQL names in real documents are short, and a
+/// name is echoed in errors and kept as a metrics label.
+pub const MAX_OPERATION_NAME_BYTES: usize = 256;
+
+/// A request error (`BAD_REQUEST`) for an over-long `operationName`.
+fn check_operation_name(name: Option<&str>) -> ServerResult<()> {
+    match name {
+        Some(name) if name.len() > MAX_OPERATION_NAME_BYTES => Err(coded_error(
+            format!("`operationName` is longer than {MAX_OPERATION_NAME_BYTES} bytes"),
+            code::BAD_REQUEST,
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The spec's `GetOperation`: the operation named `name`, or the only one when no name is
+/// given; otherwise a request error (`BAD_REQUEST`) that echoes at most a short prefix of the
+/// name.
+fn select_operation(document: &ExecutableDocument, name: Option<&str>) -> ServerResult<()> {
+    let found = match (&document.operations, name) {
+        (DocumentOperations::Single(_), None) => true,
+        (DocumentOperations::Single(_), Some(_)) => false,
+        (DocumentOperations::Multiple(operations), Some(name)) => operations.contains_key(name),
+        (DocumentOperations::Multiple(operations), None) => {
+            if operations.len() > 1 {
+                return Err(coded_error(
+                    "the document has several operations: name the one to run in `operationName`",
+                    code::BAD_REQUEST,
+                ));
+            }
+            true
+        }
+    };
+    if found {
+        Ok(())
+    } else {
+        Err(coded_error(
+            format!(
+                "the document has no operation named `{}`",
+                crate::graphql::relay::cut(name.unwrap_or_default())
+            ),
+            code::BAD_REQUEST,
+        ))
+    }
+}
+
 /// The checks that need only the text: size in bytes, then in tokens. Cheap whatever the
 /// input, so they run before the parser sees it.
 pub fn check_text(limits: &QueryLimits, query: &str) -> ServerResult<()> {
@@ -391,18 +439,21 @@ impl Extension for RequestLimits {
             return Err(coded_error(error.message(), error.code()));
         }
         let operation_name = request.operation_name.clone();
-        let checked = check_text(limits, &request.query).and_then(|()| {
-            let document = request.parsed_query().map_err(|mut error| {
-                ensure_code(&mut error, code::GRAPHQL_PARSE_FAILED);
-                error
-            })?;
-            if let Some((_, OperationType::Subscription)) =
-                operation_of(document, operation_name.as_deref())
-            {
-                self.subscription.store(true, Ordering::Relaxed);
-            }
-            check_document(limits, document)
-        });
+        let checked = check_operation_name(operation_name.as_deref())
+            .and_then(|()| check_text(limits, &request.query))
+            .and_then(|()| {
+                let document = request.parsed_query().map_err(|mut error| {
+                    ensure_code(&mut error, code::GRAPHQL_PARSE_FAILED);
+                    error
+                })?;
+                select_operation(document, operation_name.as_deref())?;
+                if let Some((_, OperationType::Subscription)) =
+                    operation_of(document, operation_name.as_deref())
+                {
+                    self.subscription.store(true, Ordering::Relaxed);
+                }
+                check_document(limits, document)
+            });
         if let Err(error) = checked {
             // A refused document still costs a point, so refusals cannot be sent for free.
             self.charge(

@@ -13,6 +13,7 @@ pub mod relay;
 pub mod restaurants;
 pub mod reviews;
 pub mod root;
+pub mod text_input;
 pub mod users;
 
 use std::sync::Arc;

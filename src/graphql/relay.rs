@@ -84,7 +84,7 @@ impl GlobalId {
 
     /// Decodes any global ID; a malformed one is a user error.
     pub fn decode(id: &ID) -> AppResult<Self> {
-        let malformed = || AppError::bad_input(format!("`{}` is not a valid ID", id.as_str()));
+        let malformed = || AppError::bad_input(format!("`{}` is not a valid ID", cut(id.as_str())));
         let bytes = URL_SAFE_NO_PAD
             .decode(id.as_str())
             .map_err(|_| malformed())?;
@@ -129,7 +129,17 @@ pub fn decode_cursor<T: DeserializeOwned>(cursor: &str) -> AppResult<T> {
         .decode(cursor)
         .ok()
         .and_then(|json| serde_json::from_slice(&json).ok())
-        .ok_or_else(|| AppError::bad_input(format!("`{cursor}` is not a valid cursor")))
+        .ok_or_else(|| AppError::bad_input(format!("`{}` is not a valid cursor", cut(cursor))))
+}
+
+/// At most the first 40 characters of client-supplied `text`, marked when cut: errors name
+/// what was wrong without echoing a megabyte back.
+pub fn cut(text: &str) -> String {
+    const SHOWN: usize = 40;
+    match text.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
 }
 
 /// Which way a page is read.

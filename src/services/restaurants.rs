@@ -63,8 +63,8 @@ pub struct RestaurantFilter {
     pub cuisines: Vec<String>,
     /// Case-insensitive text that the name or the description contains.
     pub search: Option<String>,
-    /// Only restaurants that take orders right now.
-    pub open_now: bool,
+    /// Only restaurants that take orders right now (`true`) or that do not (`false`).
+    pub open_now: Option<bool>,
     /// The point distances are measured from.
     pub near: Option<Point>,
     /// Only restaurants within this many kilometres of `near`.
@@ -221,13 +221,13 @@ fn condition(filter: &RestaurantFilter, now: DateTime<Utc>) -> sea_orm::Conditio
         };
         condition = condition.add(like(R::Name).or(like(R::Description)));
     }
-    if filter.open_now {
+    if let Some(wanted) = filter.open_now {
         let local_now = Expr::val(minute_of_week(now))
             .add(Expr::col((restaurant::Entity, R::UtcOffsetMinutes)))
             .modulo(MINUTES_PER_WEEK)
             .add(MINUTES_PER_WEEK)
             .modulo(MINUTES_PER_WEEK);
-        condition = condition
+        let open = sea_orm::Condition::all()
             .add(Expr::col((restaurant::Entity, R::IsOpen)).eq(true))
             .add(Expr::exists(
                 Query::select()
@@ -247,6 +247,7 @@ fn condition(filter: &RestaurantFilter, now: DateTime<Utc>) -> sea_orm::Conditio
                     )
                     .take(),
             ));
+        condition = condition.add(if wanted { open } else { open.not() });
     }
     if let (Some(point), Some(km)) = (filter.near, filter.within_km) {
         let degrees = km / KM_PER_DEGREE;
@@ -284,7 +285,19 @@ pub async fn list(
                 "this cursor belongs to another ordering of the list",
             ));
         }
-        let value = position.key.into_value();
+        // The key goes into SQL as a value compared with the ordering's column: a key of
+        // another type would be a type error in the database, so it is refused here.
+        let value = match (ordering.field, position.key) {
+            (SortField::Name, SortKey::Text(text)) if !text.contains('\0') => SortKey::Text(text),
+            (SortField::Rating, SortKey::Int(rating)) => SortKey::Int(rating),
+            (SortField::Distance, SortKey::Float(km)) if km.is_finite() => SortKey::Float(km),
+            _ => {
+                return Err(AppError::bad_input(
+                    "this cursor does not belong to this list; use a cursor from its pages",
+                ));
+            }
+        }
+        .into_value();
         let id_col = Expr::col((restaurant::Entity, restaurant::Column::Id));
         let after = if ascending {
             key.clone()

@@ -21,7 +21,7 @@
 use std::{collections::HashSet, future::Future, time::Duration};
 
 use actix_web::{
-    HttpRequest, HttpResponse,
+    FromRequest, HttpRequest, HttpResponse,
     http::header::{HeaderValue, SEC_WEBSOCKET_PROTOCOL},
     web,
 };
@@ -31,7 +31,7 @@ use async_graphql::{
     http::{ClientMessage, WebSocket, WebSocketProtocols, WsMessage},
 };
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde::Deserialize;
 use tokio::{
     sync::{mpsc, oneshot},
@@ -39,6 +39,8 @@ use tokio::{
 };
 
 use crate::metrics::{GaugeGuard, METRICS};
+
+mod frame_limit;
 use tokio_stream_adapter::ReceiverStream;
 
 /// Client messages waiting for async-graphql; a client that sends faster than that is dropped
@@ -125,6 +127,19 @@ where
     let Some(protocol) = negotiate(request) else {
         return HttpResponse::BadRequest()
             .body("offer the `graphql-transport-ws` (or legacy `graphql-ws`) subprotocol");
+    };
+    // The size limit holds from the first byte of each frame header on.
+    let mut limited = actix_web::dev::Payload::from(Box::pin(frame_limit::FrameLimit::new(
+        payload.into_inner(),
+        limits.max_message_bytes,
+    ))
+        as std::pin::Pin<
+            Box<
+                dyn futures_util::Stream<Item = Result<web::Bytes, actix_web::error::PayloadError>>,
+            >,
+        >);
+    let Some(Ok(payload)) = web::Payload::from_request(request, &mut limited).now_or_never() else {
+        return HttpResponse::InternalServerError().finish();
     };
     let (mut response, session, frames) = match actix_ws::handle(request, payload) {
         Ok(handshake) => handshake,
@@ -268,6 +283,41 @@ impl Gate {
         }
     }
 
+    /// Checks a legacy `graphql-ws` (subscriptions-transport-ws) client message: the same cap
+    /// on operations at once as the current protocol, and the same id rules.
+    fn inbound_legacy(&mut self, text: &str) -> Verdict {
+        let Ok(envelope) = serde_json::from_str::<Envelope>(text) else {
+            return Verdict::Close(1002, "Invalid message received".into());
+        };
+        match envelope.kind.as_str() {
+            "start" => {
+                let Some(id) = envelope
+                    .id
+                    .filter(|id| !id.is_empty() && id.len() <= MAX_ID_BYTES)
+                else {
+                    return Verdict::Close(
+                        1002,
+                        "`start` needs an `id` of at most 128 bytes".into(),
+                    );
+                };
+                if self.running.len() >= MAX_OPERATIONS {
+                    return Verdict::Close(4429, "Too many operations at once".into());
+                }
+                self.running.insert(id);
+            }
+            "stop" => {
+                if let Some(id) = &envelope.id {
+                    self.running.remove(id);
+                }
+            }
+            _ => {}
+        }
+        match serde_json::from_str::<ClientMessage>(text) {
+            Ok(message) => Verdict::Forward(Box::new(message)),
+            Err(_) => Verdict::Close(1002, "Invalid message received".into()),
+        }
+    }
+
     /// Notes what a server message changes (the acknowledgement, finished operations);
     /// `false` when the message is not to be sent.
     fn outbound(&mut self, text: &str) -> bool {
@@ -351,8 +401,9 @@ impl Connection {
                         }
                     }
                     // async-graphql refuses a `connection_init` with 1002; the protocol says 4403.
-                    Some(WsMessage::Close(1002, _)) if !self.gate.acknowledged => {
-                        break End::Close(4403, "Forbidden".into());
+                    // The reason says why (a bad credential, an unknown credential field).
+                    Some(WsMessage::Close(1002, reason)) if !self.gate.acknowledged => {
+                        break End::Close(4403, reason);
                     }
                     Some(WsMessage::Close(code, reason)) => break End::Close(code, reason),
                     None => break End::Close(1000, "Normal Closure".into()),
@@ -403,15 +454,15 @@ impl Connection {
     ) -> Result<(), End> {
         match frame {
             Some(Ok(AggregatedMessage::Text(text))) => {
-                let message = if self.protocol == WebSocketProtocols::GraphQLWS {
-                    match self.gate.inbound(&text) {
-                        Verdict::Forward(message) => *message,
-                        Verdict::Ignore => return Ok(()),
-                        Verdict::Close(code, reason) => return Err(End::Close(code, reason)),
-                    }
+                let verdict = if self.protocol == WebSocketProtocols::GraphQLWS {
+                    self.gate.inbound(&text)
                 } else {
-                    serde_json::from_str(&text)
-                        .map_err(|_| End::Close(1002, "Invalid message received".into()))?
+                    self.gate.inbound_legacy(&text)
+                };
+                let message = match verdict {
+                    Verdict::Forward(message) => *message,
+                    Verdict::Ignore => return Ok(()),
+                    Verdict::Close(code, reason) => return Err(End::Close(code, reason)),
                 };
                 match self.forward.try_send(Ok(message)) {
                     Ok(()) => Ok(()),
@@ -436,13 +487,14 @@ impl Connection {
             Some(Ok(AggregatedMessage::Pong(_))) => Ok(()),
             Some(Ok(AggregatedMessage::Close(reason))) => Err(End::Echo(reason)),
             None => Err(End::Gone),
-            Some(Err(error)) => {
-                let code = match error {
-                    actix_ws::ProtocolError::Overflow => 1009,
-                    _ => 1002,
-                };
-                Err(End::Close(code, error.to_string()))
-            }
+            Some(Err(error)) if frame_limit::is_overflow(&error) => Err(End::Close(
+                1009,
+                format!(
+                    "a message is larger than {} bytes",
+                    self.limits.max_message_bytes
+                ),
+            )),
+            Some(Err(error)) => Err(End::Close(1002, error.to_string())),
         }
     }
 }
@@ -476,5 +528,64 @@ mod tokio_stream_adapter {
         fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
             self.0.poll_recv(cx)
         }
+    }
+}
+
+/// The schema as WebSocket operations reach it: a query or mutation takes one of the request
+/// slots that HTTP requests take (`limits.max_concurrent_requests`) before it runs, and holds
+/// it until it has answered, so one socket's flood of operations waits its turn with
+/// everyone else's instead of taking the database pool. A subscription's stream holds no slot
+/// (it waits for events, not for the database).
+#[derive(Clone)]
+pub struct AdmittedSchema<E> {
+    pub executor: E,
+    pub slots: Option<std::sync::Arc<crate::graphql::limits::Admission>>,
+}
+
+impl<E: Executor> Executor for AdmittedSchema<E> {
+    fn execute(
+        &self,
+        request: async_graphql::Request,
+    ) -> impl Future<Output = async_graphql::Response> + Send {
+        let (executor, slots) = (self.executor.clone(), self.slots.clone());
+        async move {
+            let _turn = match &slots {
+                Some(slots) => Some(slots.admit(1).await),
+                None => None,
+            };
+            executor.execute(request).await
+        }
+    }
+
+    fn execute_stream(
+        &self,
+        mut request: async_graphql::Request,
+        session_data: Option<std::sync::Arc<Data>>,
+    ) -> futures_util::stream::BoxStream<'static, async_graphql::Response> {
+        let Some(slots) = self.slots.clone() else {
+            return self.executor.execute_stream(request, session_data);
+        };
+        let name = request.operation_name.clone();
+        let subscribes = request.parsed_query().is_ok_and(|document| {
+            crate::graphql::extensions::operation_of(document, name.as_deref()).is_some_and(
+                |(_, ty)| ty == async_graphql::parser::types::OperationType::Subscription,
+            )
+        });
+        if subscribes {
+            return self.executor.execute_stream(request, session_data);
+        }
+        let executor = self.executor.clone();
+        Box::pin(
+            futures_util::stream::once(async move {
+                let turn = slots.admit(1).await;
+                executor
+                    .execute_stream(request, session_data)
+                    .map(move |response| {
+                        let _held = &turn;
+                        response
+                    })
+            })
+            .flatten(),
+        )
     }
 }

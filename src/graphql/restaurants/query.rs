@@ -26,7 +26,8 @@ pub struct RestaurantFilterInput {
     pub cuisines: Option<Vec<String>>,
     /// Text the name or the description contains (case-insensitive), at most 100 characters.
     pub search: Option<String>,
-    /// When true, only restaurants that would take an order right now.
+    /// `true`: only restaurants that would take an order right now; `false`: only those that
+    /// would not (closed by their hours, or not taking orders); null or absent: both.
     pub open_now: Option<bool>,
     /// The point distances are measured from; needed by `withinKm` and by DISTANCE ordering.
     pub near: Option<GeoPointInput>,
@@ -39,7 +40,7 @@ impl RestaurantFilterInput {
         Ok(RestaurantFilter {
             cuisines: self.cuisines.unwrap_or_default(),
             search: self.search,
-            open_now: self.open_now.unwrap_or(false),
+            open_now: self.open_now,
             near: self.near.map(GeoPointInput::to_point).transpose()?,
             within_km: self.within_km,
         })
