@@ -201,7 +201,7 @@ impl Default for QueryLimits {
             max_directives: 4,
             execution_timeout_ms: 10_000,
             max_concurrent_requests: 16,
-            max_concurrent_cost: 20_000,
+            max_concurrent_cost: 85_000,
         }
     }
 }

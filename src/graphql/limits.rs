@@ -491,7 +491,8 @@ impl Extension for RequestLimits {
             return Err(vec![too_complex(
                 format!(
                     "the query's complexity is {}, over the limit of {} (a connection counts \
-                     its page size times its selection)",
+                     its page size, and a menu's lists their estimated length, times its \
+                     selection)",
                     result.complexity, limits.max_complexity
                 ),
                 "maxComplexity",

@@ -413,3 +413,34 @@ async fn one_flooding_socket_does_not_starve_another_users_queries() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_menu_counts_its_estimated_length_so_aliased_menus_cost_what_they_return() {
+    let app = sqlite_app().await;
+    let aliases: Vec<String> = (0..30)
+        .map(|i| format!("a{i}: restaurants(first: 100) {{ edges {{ node {{ menu {{ items {{ name description dietaryTags }} }} }} }} }}"))
+        .collect();
+    let response = app
+        .graphql(&format!("{{ {} }}", aliases.join(" ")), json!({}))
+        .await;
+    assert_eq!(response.error_code(), "QUERY_TOO_COMPLEX");
+    // 30 aliases x (100 restaurants x (30 estimated items x 3 fields + 1) + ...), not 18,030.
+    assert!(
+        response.error_message().contains("complexity is 282030"),
+        "{}",
+        response.error_message()
+    );
+    // One menu costs its estimated length too, and still runs.
+    let one = app
+        .graphql(
+            "{ restaurant(slug: \"trattoria-roma\") { menu { categories { items { name } } } } }",
+            json!({}),
+        )
+        .await;
+    one.data();
+    // restaurant 1 + menu 1 + categories (5 x (items (6 x name 1) + 1) + 1)
+    assert_eq!(
+        one.body["extensions"]["cost"]["requested"],
+        1 + 1 + (5 * (6 + 1) + 1)
+    );
+}

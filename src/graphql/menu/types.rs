@@ -16,6 +16,18 @@ use crate::{
     },
 };
 
+/// How many entries complexity counts for a menu's lists, whose length the client does not
+/// choose: a list costs its estimated length times its selection, so that cost follows the
+/// work and the size of the response (the demo's menus: 5 categories of 6 items).
+const ESTIMATED_CATEGORIES: usize = 5;
+const ESTIMATED_ITEMS_PER_CATEGORY: usize = 6;
+const ESTIMATED_ITEMS: usize = ESTIMATED_CATEGORIES * ESTIMATED_ITEMS_PER_CATEGORY;
+
+/// The complexity of a list field estimated to hold `length` entries of cost `child` each.
+fn list_cost(length: usize, child: usize) -> usize {
+    length.saturating_mul(child).saturating_add(1)
+}
+
 /// A restaurant's menu.
 pub struct Menu {
     pub restaurant_id: i64,
@@ -25,6 +37,7 @@ pub struct Menu {
 #[Object]
 impl Menu {
     /// Sections of the menu, in the order the restaurant chose.
+    #[graphql(complexity = "list_cost(ESTIMATED_CATEGORIES, child_complexity)")]
     async fn categories(&self, ctx: &Context<'_>) -> Result<Vec<MenuCategory>> {
         let categories = ctx
             .data::<Loaders>()?
@@ -36,6 +49,7 @@ impl Menu {
     }
 
     /// Every item of the menu, category by category, in menu order.
+    #[graphql(complexity = "list_cost(ESTIMATED_ITEMS, child_complexity)")]
     async fn items(&self, ctx: &Context<'_>) -> Result<Vec<MenuItem>> {
         let loaders = ctx.data::<Loaders>()?;
         // Asked for together, so both join the batches of the same turn.
@@ -85,6 +99,7 @@ impl MenuCategory {
     }
 
     /// Items of this category, in menu order.
+    #[graphql(complexity = "list_cost(ESTIMATED_ITEMS_PER_CATEGORY, child_complexity)")]
     async fn items(&self, ctx: &Context<'_>) -> Result<Vec<MenuItem>> {
         let items = ctx
             .data::<Loaders>()?
