@@ -47,8 +47,11 @@ pub async fn connect(
     options
         .max_connections(max_connections)
         .min_connections(1)
-        .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(10))
+        .connect_timeout(Duration::from_secs(5))
+        // Shorter than the 10 s execution limit: a request waiting for a connection that does
+        // not come (the database is down, or every connection is busy for that long) fails as
+        // SERVICE_UNAVAILABLE with `Retry-After`, not as a query that ran too long.
+        .acquire_timeout(Duration::from_secs(5))
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|opts| {
             opts.journal_mode(SqliteJournalMode::Wal)

@@ -7,6 +7,7 @@
 //! | `Unauthenticated`| `UNAUTHENTICATED`       | fixed text                |
 //! | `Forbidden`      | `FORBIDDEN`             | fixed text                |
 //! | `Database`       | `INTERNAL_SERVER_ERROR` | fixed text; cause logged  |
+//! | `Database`, unreachable | `SERVICE_UNAVAILABLE` (HTTP 503, `Retry-After`) | fixed text; cause logged |
 //! | `Internal`       | `INTERNAL_SERVER_ERROR` | fixed text; cause logged  |
 //!
 //! `AppError` deliberately does not implement `Display`: async-graphql converts anything that
@@ -28,6 +29,28 @@ pub mod code {
     pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
     pub const QUERY_TOO_COMPLEX: &str = "QUERY_TOO_COMPLEX";
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
+    pub const SERVICE_UNAVAILABLE: &str = "SERVICE_UNAVAILABLE";
+}
+
+/// Whether `error` says the database cannot be reached right now (down, restarting, no
+/// connection free within the pool's timeout) rather than that a statement failed: clients
+/// should retry those.
+pub fn database_unavailable(error: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr, sqlx::Error as Sqlx};
+    match error {
+        DbErr::ConnectionAcquire(_) => true,
+        DbErr::Conn(RuntimeErr::SqlxError(inner))
+        | DbErr::Exec(RuntimeErr::SqlxError(inner))
+        | DbErr::Query(RuntimeErr::SqlxError(inner)) => {
+            matches!(
+                inner.as_ref(),
+                Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed
+            ) || matches!(inner.as_ref(), Sqlx::Database(database)
+            // PostgreSQL shutting down or starting up (admin_shutdown, cannot_connect_now).
+            if matches!(database.code().as_deref(), Some("57P01" | "57P02" | "57P03")))
+        }
+        _ => false,
+    }
 }
 
 /// Everything that can go wrong while serving a request.
@@ -60,6 +83,7 @@ impl AppError {
             Self::NotFound(_) => code::NOT_FOUND,
             Self::Unauthenticated => code::UNAUTHENTICATED,
             Self::Forbidden => code::FORBIDDEN,
+            Self::Database(error) if database_unavailable(error) => code::SERVICE_UNAVAILABLE,
             Self::Database(_) | Self::Internal(_) => code::INTERNAL_SERVER_ERROR,
         }
     }
@@ -71,6 +95,9 @@ impl AppError {
             Self::NotFound(what) => format!("{what} not found"),
             Self::Unauthenticated => "authentication required".into(),
             Self::Forbidden => "you are not allowed to do this".into(),
+            Self::Database(error) if database_unavailable(error) => {
+                "the database cannot be reached right now; retry shortly".into()
+            }
             Self::Database(_) | Self::Internal(_) => "internal server error".into(),
         }
     }

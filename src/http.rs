@@ -266,14 +266,23 @@ async fn healthz() -> HttpResponse {
 
 /// The process can serve: the database answers.
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match state.db.ping().await {
-        Ok(()) => HttpResponse::Ok().json(json!({ "status": "ready" })),
-        Err(error) => {
+    // A probe wants an answer, not a wait: a database that does not answer within a second is
+    // as good as down (the pool would otherwise wait its whole acquire timeout).
+    match tokio::time::timeout(READY_WITHIN, state.db.ping()).await {
+        Ok(Ok(())) => HttpResponse::Ok().json(json!({ "status": "ready" })),
+        Ok(Err(error)) => {
             tracing::warn!(%error, "readiness check failed");
+            HttpResponse::ServiceUnavailable().json(json!({ "status": "unavailable" }))
+        }
+        Err(_) => {
+            tracing::warn!("readiness check: the database did not answer within a second");
             HttpResponse::ServiceUnavailable().json(json!({ "status": "unavailable" }))
         }
     }
 }
+
+/// How long `/readyz` waits for the database.
+const READY_WITHIN: Duration = Duration::from_secs(1);
 
 /// Prometheus metrics; with `metrics_token` set, only for `Authorization: Bearer <token>`.
 async fn metrics(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
@@ -626,11 +635,16 @@ async fn viewer(request: &HttpRequest, state: &AppState) -> Result<Viewer, HttpR
             AuthFailure::Expired => unauthenticated("the credential has expired"),
             AuthFailure::Unavailable(error) => {
                 tracing::error!(error = ?error, "checking a credential failed");
-                error_response(
+                let mut response = error_response(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    code::INTERNAL_SERVER_ERROR,
-                    "the credential cannot be checked right now; try again",
-                )
+                    code::SERVICE_UNAVAILABLE,
+                    "the credential cannot be checked right now; retry shortly",
+                );
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(RETRY_UNAVAILABLE_SECS),
+                );
+                response
             }
         })
 }
@@ -980,6 +994,8 @@ async fn execute(
             mention_request_id(single, &request_id);
             if is_rate_limited(single) {
                 StatusCode::TOO_MANY_REQUESTS
+            } else if has_code(single, code::SERVICE_UNAVAILABLE) {
+                StatusCode::SERVICE_UNAVAILABLE
             } else if is_request_error(single) {
                 request_error_status(media)
             } else {
@@ -997,6 +1013,9 @@ async fn execute(
     http.insert_header((SQL_STATEMENTS, statements));
     http.insert_header((header::CONTENT_TYPE, media.content_type()));
     rate_limit_headers(&mut http, &ledger);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        http.insert_header((header::RETRY_AFTER, RETRY_UNAVAILABLE_SECS));
+    }
     let body = match (&response, media) {
         // A request error carries no `data` entry in graphql-response+json.
         (BatchResponse::Single(single), MediaType::GraphQLResponse) if is_request_error(single) => {
@@ -1030,11 +1049,20 @@ fn is_request_error(response: &async_graphql::Response) -> bool {
 }
 
 fn is_rate_limited(response: &async_graphql::Response) -> bool {
+    has_code(response, code::RATE_LIMITED)
+}
+
+/// Whether an error of `response` has `code`.
+fn has_code(response: &async_graphql::Response, code: &str) -> bool {
     response.errors.iter().any(|error| {
         error.extensions.as_ref().and_then(|e| e.get("code"))
-            == Some(&async_graphql::Value::from(code::RATE_LIMITED))
+            == Some(&async_graphql::Value::from(code))
     })
 }
+
+/// What `Retry-After` says when the database cannot be reached: long enough for a restart or
+/// a fail-over to make progress, short enough that clients come back soon.
+const RETRY_UNAVAILABLE_SECS: u64 = 2;
 
 /// Gives internal errors the request id, so a report from a client leads to the log.
 fn mention_request_id(response: &mut async_graphql::Response, request_id: &RequestId) {

@@ -22,7 +22,7 @@ static TRACING: LazyLock<()> = LazyLock::new(telemetry::init_for_tests);
 
 /// Settings every test server starts from: port 0, `url`, and one signing key shared by all
 /// instances (as replicas share theirs).
-fn test_settings(url: &str) -> Settings {
+pub fn test_settings(url: &str) -> Settings {
     let mut settings = Settings {
         listen: "127.0.0.1:0".into(),
         database_url: DatabaseUrl(url.to_owned()),

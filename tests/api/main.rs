@@ -17,6 +17,7 @@ mod metrics;
 mod nodes;
 mod oauth;
 mod orders;
+mod outage;
 mod rows;
 mod schema;
 mod statements;
