@@ -31,6 +31,7 @@ use crate::{
     ratelimit::RateLimiter,
     seed,
     shared_state::Redis,
+    shutdown::Drain,
 };
 
 /// A bound, ready-to-run server.
@@ -39,6 +40,8 @@ pub struct Application {
     server: Server,
     db: DatabaseConnection,
     tokens: Arc<AccessTokens>,
+    drain: Arc<Drain>,
+    drain_delay: std::time::Duration,
 }
 
 impl Application {
@@ -112,6 +115,7 @@ impl Application {
             &settings,
             workers,
         ));
+        let drain = state.drain.clone();
         let (cors_origins, cors_headers) = (
             settings.cors_allowed_origins.clone(),
             settings.cors_allowed_headers.clone(),
@@ -147,6 +151,8 @@ impl Application {
             server,
             db,
             tokens,
+            drain,
+            drain_delay: std::time::Duration::from_secs(settings.shutdown_drain_secs),
         })
     }
 
@@ -165,10 +171,10 @@ impl Application {
         &self.tokens
     }
 
-    /// Serves until SIGINT or SIGTERM, then lets in-flight requests finish (for up to
-    /// `shutdown_timeout_secs`); a second SIGINT stops at once.
+    /// Serves until SIGINT or SIGTERM, then drains (`shutdown`) and lets in-flight requests
+    /// finish (for up to `shutdown_timeout_secs`); a second SIGINT stops at once.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let handle = self.server.handle();
+        let (handle, drain, delay) = (self.server.handle(), self.drain.clone(), self.drain_delay);
         let signals = tokio::spawn(async move {
             let Ok(mut interrupt) = signal(SignalKind::interrupt()) else {
                 return;
@@ -184,6 +190,17 @@ impl Application {
                 signal = name,
                 "stopping: finishing the requests in flight (Ctrl-C again to stop at once)"
             );
+            drain.begin();
+            // An orchestrator's SIGTERM: keep serving while load balancers see /readyz fail.
+            if name == "SIGTERM" && !delay.is_zero() {
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    _ = interrupt.recv() => {
+                        handle.stop(false).await;
+                        return;
+                    }
+                }
+            }
             let graceful = handle.stop(true);
             tokio::select! {
                 () = graceful => {}

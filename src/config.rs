@@ -60,6 +60,10 @@ pub struct Settings {
     pub metrics_token: Option<Secret>,
     /// Seconds in-flight requests get to finish after SIGTERM or SIGINT.
     pub shutdown_timeout_secs: u64,
+    /// Seconds between SIGTERM and closing the listener, during which the server still
+    /// serves but `/readyz` says 503, so a load balancer stops sending before connections are
+    /// refused. Ctrl-C does not wait.
+    pub shutdown_drain_secs: u64,
     /// Logins, sessions and tokens.
     pub auth: AuthSettings,
 }
@@ -88,6 +92,7 @@ impl Default for Settings {
             persisted_queries: PersistedQuerySettings::default(),
             metrics_token: None,
             shutdown_timeout_secs: 30,
+            shutdown_drain_secs: 2,
             auth: AuthSettings::default(),
         }
     }

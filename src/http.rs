@@ -76,6 +76,8 @@ pub struct AppState {
     /// `cors_allowed_origins`: when set, browsers' WebSocket upgrades must come from one of
     /// them (or the server's own origin).
     pub allowed_origins: Vec<String>,
+    /// Set when the server begins to stop.
+    pub drain: Arc<crate::shutdown::Drain>,
 }
 
 impl AppState {
@@ -105,6 +107,7 @@ impl AppState {
             query_limits: settings.limits.clone(),
             metrics_token: settings.metrics_token.clone(),
             allowed_origins: settings.cors_allowed_origins.clone(),
+            drain: Arc::default(),
         }
     }
 }
@@ -266,6 +269,9 @@ async fn healthz() -> HttpResponse {
 
 /// The process can serve: the database answers.
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state.drain.is_draining() {
+        return HttpResponse::ServiceUnavailable().json(json!({ "status": "draining" }));
+    }
     // A probe wants an answer, not a wait: a database that does not answer within a second is
     // as good as down (the pool would otherwise wait its whole acquire timeout).
     match tokio::time::timeout(READY_WITHIN, state.db.ping()).await {
@@ -917,6 +923,7 @@ fn subscribe(
             slots: state.execution_slots.clone(),
         },
         state.sockets,
+        state.drain.going_away(),
         on_init,
     )
 }
@@ -1135,7 +1142,17 @@ pub async fn request_span(
     );
     request.extensions_mut().insert(RequestId(id.clone()));
     let started = Instant::now();
+    let draining = request
+        .app_data::<web::Data<AppState>>()
+        .is_some_and(|state| state.drain.is_draining());
     let mut response = next.call(request).instrument(span.clone()).await?;
+    if draining {
+        // Stopping: this connection is not to be used again (see `shutdown`).
+        response
+            .response_mut()
+            .head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+    }
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     span.record("status", status);

@@ -22,5 +22,6 @@ pub mod ratelimit;
 pub mod seed;
 pub mod services;
 pub mod shared_state;
+pub mod shutdown;
 pub mod telemetry;
 pub mod ws;

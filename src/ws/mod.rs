@@ -117,6 +117,7 @@ pub fn serve<E, OnInit, InitFut>(
     payload: web::Payload,
     executor: E,
     limits: SocketLimits,
+    going_away: tokio::sync::watch::Receiver<bool>,
     on_init: OnInit,
 ) -> HttpResponse
 where
@@ -172,6 +173,7 @@ where
             gate: Gate::default(),
             forward,
             expiry,
+            going_away,
         };
         connection.run(frames, graphql).await;
     });
@@ -344,6 +346,8 @@ struct Connection {
     forward: mpsc::Sender<serde_json::Result<ClientMessage>>,
     /// When the credential accepted at `connection_init` expires, once there was one.
     expiry: oneshot::Receiver<Option<DateTime<Utc>>>,
+    /// Turns `true` when the server begins to stop.
+    going_away: tokio::sync::watch::Receiver<bool>,
 }
 
 /// How a connection ended.
@@ -376,7 +380,11 @@ impl Connection {
         tokio::pin!(credential_expiry);
         let mut expires = false;
         let end = loop {
+            if *self.going_away.borrow_and_update() {
+                break End::Close(1001, "the server is restarting; reconnect".into());
+            }
             tokio::select! {
+                Ok(()) = self.going_away.changed() => {}
                 frame = frames.next() => {
                     last_heard = Instant::now();
                     match self.frame(frame).await {

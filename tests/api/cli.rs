@@ -223,8 +223,9 @@ struct Serving {
     server: Server,
     address: String,
     logs: mpsc::Receiver<Value>,
-    /// The demo `Authorization` headers printed on stderr, by role.
+    /// What the server prints on stderr (the demo `Authorization` headers, by role).
     stderr: mpsc::Receiver<String>,
+    seen: std::sync::Mutex<Vec<String>>,
 }
 
 impl Serving {
@@ -284,20 +285,23 @@ impl Serving {
             address,
             logs: replay,
             stderr,
+            seen: std::sync::Mutex::default(),
         }
     }
 
-    /// The demo header printed for `role` (e.g. `customer`).
+    /// The demo header printed for `role` (e.g. `customer`), in whatever order they come.
     fn demo_authorization(&self, role: &str) -> String {
+        let mut seen = self.seen.lock().unwrap();
         loop {
+            if let Some(line) = seen.iter().find(|line| line.trim_start().starts_with(role)) {
+                let header: Value = serde_json::from_str(&line[line.find('{').unwrap()..]).unwrap();
+                return header["Authorization"].as_str().unwrap().to_owned();
+            }
             let line = self
                 .stderr
                 .recv_timeout(Duration::from_secs(10))
                 .expect("demo headers are printed");
-            if line.trim_start().starts_with(role) {
-                let header: Value = serde_json::from_str(&line[line.find('{').unwrap()..]).unwrap();
-                return header["Authorization"].as_str().unwrap().to_owned();
-            }
+            seen.push(line);
         }
     }
 
@@ -635,4 +639,178 @@ fn logs_written_to_a_file_carry_no_colour_codes() {
     ] {
         assert!(!text.contains('\u{1b}'), "an escape code in {text:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_under_load_answers_every_request_it_took_and_closes_sockets_with_1001() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("term.db").display());
+    let serving = Serving::start(&["--demo", "--database-url", &url], &[]);
+    let (owner, customer) = (
+        serving.demo_authorization("restaurant owner"),
+        serving.demo_authorization("customer"),
+    );
+    let address = serving.address.clone();
+    let menu: Value = reqwest::Client::new()
+        .post(format!("{address}/graphql"))
+        .json(&json!({ "query": "{ restaurant(slug: \"trattoria-roma\") { id menu { items { id available } } } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let restaurant = menu["data"]["restaurant"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let item = menu["data"]["restaurant"]["menu"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item["available"] == true)
+        .unwrap()["id"]
+        .clone();
+
+    // Subscribers of the kitchen's feed.
+    let mut sockets = Vec::new();
+    for _ in 0..10 {
+        let mut request = format!("{}/graphql", address.replace("http://", "ws://"))
+            .into_client_request()
+            .unwrap();
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let init = json!({ "type": "connection_init", "payload": { "Authorization": owner } });
+        socket.send(Message::text(init.to_string())).await.unwrap();
+        let _ack = socket.next().await;
+        let subscribe = json!({ "id": "1", "type": "subscribe", "payload": {
+            "query": "subscription($id: ID!) { restaurantOrders(restaurantId: $id) { id } }",
+            "variables": { "id": restaurant } } });
+        socket
+            .send(Message::text(subscribe.to_string()))
+            .await
+            .unwrap();
+        sockets.push(socket);
+    }
+
+    // Readers and customers, each on its own keep-alive connection, until the server is gone.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for worker in 0..8 {
+        let (address, customer, restaurant, item, stop) = (
+            address.clone(),
+            customer.clone(),
+            restaurant.clone(),
+            item.clone(),
+            stop.clone(),
+        );
+        load.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let (mut answered, mut refused, mut failed) = (0, 0, Vec::new());
+            for round in 0.. {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let body = if worker % 2 == 0 {
+                    json!({ "query": "{ restaurants(first: 10) { edges { node { name menu { items { name } } } } } }" })
+                } else {
+                    json!({
+                        "query": "mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { order { id } userErrors { code } } }",
+                        "variables": { "input": {
+                            "restaurantId": restaurant, "lines": [{ "menuItemId": item, "quantity": 1 }],
+                            "deliveryAddress": "Torstrasse 1, Berlin",
+                            "deliveryLocation": { "latitude": 52.53, "longitude": 13.40 },
+                            "idempotencyKey": format!("term-{worker}-{round}"),
+                        } },
+                    })
+                };
+                let id = format!("load-{worker}-{round}");
+                match client
+                    .post(format!("{address}/graphql"))
+                    .header("authorization", &customer)
+                    .header("x-request-id", &id)
+                    .json(&body)
+                    .send()
+                    .await
+                {
+                    Ok(response) => {
+                        let status = response.status();
+                        match response.text().await {
+                            Ok(_) if status == 200 => answered += 1,
+                            outcome => failed.push((id, format!("{status}: {outcome:?}"))),
+                        }
+                    }
+                    // The listener is closed: the server never took this request.
+                    Err(error) if error.is_connect() => {
+                        refused += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    // Refused or reset before the server read it (a connection still in the
+                    // listener's queue when it closed), or dropped after: the log tells.
+                    Err(error) => failed.push((id, format!("{error:?}"))),
+                }
+            }
+            (answered, refused, failed)
+        }));
+    }
+    // A load balancer's probe, on a connection it keeps open.
+    let probe = reqwest::Client::new();
+    let ready = probe.get(format!("{address}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let signalled = std::time::Instant::now();
+    serving.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let draining = probe.get(format!("{address}/readyz")).send().await.unwrap();
+    assert_eq!(draining.status(), 503, "not ready as soon as it stops");
+
+    for socket in &mut sockets {
+        let code = loop {
+            match tokio::time::timeout(Duration::from_secs(5), socket.next()).await {
+                Ok(Some(Ok(Message::Close(Some(close))))) => break u16::from(close.code),
+                Ok(Some(Ok(_))) => {}
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        };
+        assert_eq!(code, 1001);
+    }
+    let closed_after = signalled.elapsed();
+    let (status, logs) = serving.exit().await;
+    assert!(status.success(), "{status:?}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut answered, mut failures) = (0, Vec::new());
+    for worker in load {
+        let (done, _refused, failed) = worker.await.unwrap();
+        answered += done;
+        failures.extend(failed);
+    }
+    assert!(answered > 0, "the load ran");
+    // A request the server took is in its log (every request logs when it is answered);
+    // none of those may have failed at the client.
+    let taken: std::collections::HashSet<&str> = logs
+        .iter()
+        .filter_map(|line| line["span"]["request_id"].as_str())
+        .collect();
+    let lost: Vec<_> = failures
+        .iter()
+        .filter(|(id, _)| taken.contains(id.as_str()))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "requests the server took and the client never got: {lost:#?}"
+    );
+    assert!(
+        failures.len() <= 8,
+        "at most one request a client was sending as the listener closed: {failures:#?}"
+    );
+    assert!(
+        closed_after < Duration::from_secs(2),
+        "every socket was told to go away at once, not after the grace period: {closed_after:?}"
+    );
 }
