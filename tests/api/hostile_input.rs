@@ -109,6 +109,13 @@ db_test! {
                 }
             }
         }
+        // A review cursor from before the year 1 (PostgreSQL: "timestamp out of range").
+        let reviews = "query($after: String) { restaurants(first: 1) { edges { node { reviews(first: 1, after: $after) { edges { node { id } } } } } } }";
+        for t in ["-4714-11-23T00:00:00Z", "+262142-01-01T00:00:00Z"] {
+            let after = URL_SAFE_NO_PAD.encode(json!({ "t": t, "id": 1 }).to_string());
+            let response = app.graphql(reviews, json!({ "after": after })).await;
+            assert_eq!(response.error_code(), "BAD_USER_INPUT", "{t}: {:#}", response.body);
+        }
         // A cursor string that is not one at all is named by a short prefix only.
         let long = "x".repeat(100_000);
         let response = app.graphql(query, json!({ "after": long, "field": "NAME", "direction": "ASC" })).await;
@@ -442,5 +449,31 @@ async fn a_menu_counts_its_estimated_length_so_aliased_menus_cost_what_they_retu
     assert_eq!(
         one.body["extensions"]["cost"]["requested"],
         1 + 1 + (5 * (6 + 1) + 1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_read_per_parent_cost_their_statements_so_a_fan_out_is_refused() {
+    let app = sqlite_app().await;
+    let admin = app.bearer(seed::DEMO_ADMIN).await;
+    // Found by the fuzzer: ~900 restaurants' orders, each a page and a count of its own, took
+    // the whole pool for 10 s and starved every other request.
+    let fan_out = "{ restaurant(slug: \"casa-oaxaca\") { menu { categories { items { category { items { restaurant {
+        menu { categories { restaurant { orders(first: 5) { totalCount edges { node { events { fromStatus } } } } } } } } } } } } } } }";
+    let response = app.graphql_as(Some(&admin), fan_out, json!({})).await;
+    assert_eq!(
+        response.error_code(),
+        "QUERY_TOO_COMPLEX",
+        "{:#}",
+        response.body
+    );
+    // One restaurant's orders, as a dashboard reads them, still runs.
+    let dashboard = app
+        .graphql_as(Some(&admin), "{ restaurant(slug: \"casa-oaxaca\") { orders(first: 50) { totalCount edges { node { status events { fromStatus } } } } } }", json!({}))
+        .await;
+    assert!(
+        dashboard.data()["restaurant"]["orders"]["totalCount"]
+            .as_u64()
+            .is_some()
     );
 }

@@ -9,6 +9,7 @@ mod cli;
 mod errors;
 mod field_errors;
 mod first_hour;
+mod fuzz;
 mod graphiql;
 mod hardening;
 mod hostile_input;

@@ -105,6 +105,13 @@ impl ReviewPages {
             );
         if let Some(cursor) = &args.cursor {
             let position: ReviewCursor = decode_cursor(cursor)?;
+            // Times the server writes have four-digit years; others are no cursor of ours, and
+            // PostgreSQL refuses times before 4713 BC as an error, where SQLite compares text.
+            if !(1..=9999).contains(&chrono::Datelike::year(&position.created_at)) {
+                return Err(AppError::bad_input(
+                    "this cursor does not belong to this list; use a cursor from its pages",
+                ));
+            }
             let (at, id) = (
                 Expr::col(review::Column::CreatedAt),
                 Expr::col(review::Column::Id),
