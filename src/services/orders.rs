@@ -153,7 +153,7 @@ pub async fn place(
     }
     let txn = begin_write(db).await?;
     let outcome = match insert_order(&txn, customer_id, input, &fingerprint, now).await {
-        Ok(Ok(order)) => txn.commit().await.map(|()| order).map_err(AppError::from),
+        Ok(Ok(placed)) => txn.commit().await.map(|()| placed).map_err(AppError::from),
         Ok(Err(error)) => return Ok(Err(error)),
         Err(error) => {
             txn.rollback().await.ok();
@@ -161,10 +161,7 @@ pub async fn place(
         }
     };
     match outcome {
-        Ok(order) => Ok(Ok(Placed {
-            order,
-            created: true,
-        })),
+        Ok(placed) => Ok(Ok(placed)),
         // A racing retry won the unique key: answer with its order.
         Err(error) => match find_by_key(db, customer_id, &input.idempotency_key).await? {
             Some(existing) => Ok(replay(existing, &fingerprint)),
@@ -225,10 +222,11 @@ async fn insert_order(
     input: &PlaceOrder,
     fingerprint: &str,
     now: DateTime<Utc>,
-) -> ServiceResult<order::Model> {
-    // Inside the write transaction: a retry that lost the race finds the winner here.
+) -> ServiceResult<Placed> {
+    // Inside the write transaction: a retry that lost the race finds the winner here, and
+    // answers with it as a replay (it created nothing, so nothing is announced).
     if let Some(existing) = find_by_key(txn, customer_id, &input.idempotency_key).await? {
-        return Ok(replay(existing, fingerprint).map(|placed| placed.order));
+        return Ok(replay(existing, fingerprint));
     }
     let Some(restaurant) = restaurant::Entity::find_by_id(input.restaurant_id)
         .one(txn)
@@ -328,7 +326,10 @@ async fn insert_order(
         now,
     )
     .await?;
-    Ok(Ok(order))
+    Ok(Ok(Placed {
+        order,
+        created: true,
+    }))
 }
 
 async fn record_event(

@@ -458,6 +458,39 @@ db_test! {
 }
 
 db_test! {
+    async fn racing_retries_of_one_order_announce_it_once(app) {
+        let (restaurant, items) = roma_items(&app).await;
+        let owner = app.bearer(seed::DEMO_OWNER).await;
+        let mut staff = connect(&app, "graphql-transport-ws").await;
+        send(&mut staff, json!({ "type": "connection_init", "payload": { "Authorization": owner } })).await;
+        assert_eq!(receive(&mut staff).await["type"], "connection_ack");
+        send(&mut staff, json!({ "id": "r", "type": "subscribe", "payload": {
+            "query": "subscription($r: ID!) { restaurantOrders(restaurantId: $r) { id } }",
+            "variables": { "r": restaurant } } })).await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+        let customer = app.bearer(seed::DEMO_CUSTOMER).await;
+        let input = order_input(&restaurant, &available(&items, 1), "retried");
+        let placed = join_all((0..4).map(|_| place(&app, &customer, input.clone()))).await;
+        let id = placed[0]["order"]["id"].as_str().unwrap().to_owned();
+        assert!(placed.iter().all(|p| p["order"]["id"] == id), "one order: {placed:?}");
+        // A second order marks the end of what the retries may have announced.
+        let sentinel = place(&app, &customer, order_input(&restaurant, &available(&items, 1), "after")).await;
+        let sentinel = sentinel["order"]["id"].as_str().unwrap().to_owned();
+        let mut announced = Vec::new();
+        loop {
+            let next = receive(&mut staff).await;
+            let seen = next["payload"]["data"]["restaurantOrders"]["id"].as_str().unwrap().to_owned();
+            if seen == sentinel {
+                break;
+            }
+            announced.push(seen);
+        }
+        assert_eq!(announced, vec![id], "the new order is announced once, not once per retry");
+    }
+}
+
+db_test! {
     async fn couriers_learn_nothing_of_orders_they_cannot_claim_and_write_only_tokens_see_no_order(app) {
         let (restaurant, items) = roma_items(&app).await;
         let customer = app.bearer(seed::DEMO_CUSTOMER).await;
