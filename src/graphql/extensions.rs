@@ -42,6 +42,18 @@ pub fn coded_error(message: impl Into<String>, code: &str) -> ServerError {
     error
 }
 
+/// The longest error message sent: messages quote what the client sent (a value of the wrong
+/// type, an unknown name), and a megabyte of input must not come back as a megabyte of error.
+const MAX_MESSAGE_CHARS: usize = 300;
+
+/// Cuts `error`'s message to `MAX_MESSAGE_CHARS`, marked with `…`.
+pub fn cut_message(error: &mut ServerError) {
+    if let Some((end, _)) = error.message.char_indices().nth(MAX_MESSAGE_CHARS) {
+        error.message.truncate(end);
+        error.message.push('…');
+    }
+}
+
 /// Adds `code` to `error` unless it has one.
 pub fn ensure_code(error: &mut ServerError, code: &str) {
     let extensions = error.extensions.get_or_insert_with(Default::default);
@@ -66,6 +78,7 @@ impl Extension for ErrorCodes {
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await.map_err(|mut error| {
             ensure_code(&mut error, code::GRAPHQL_PARSE_FAILED);
+            cut_message(&mut error);
             error
         })?;
         super::text_input::check(&document, variables)?;
@@ -80,6 +93,7 @@ impl Extension for ErrorCodes {
         next.run(ctx).await.map_err(|mut errors| {
             for error in &mut errors {
                 ensure_code(error, code::GRAPHQL_VALIDATION_FAILED);
+                cut_message(error);
             }
             errors
         })
@@ -94,6 +108,7 @@ impl Extension for ErrorCodes {
         let mut response = next.run(ctx, operation_name).await;
         for error in &mut response.errors {
             ensure_code(error, code::BAD_USER_INPUT);
+            cut_message(error);
         }
         response
     }

@@ -356,124 +356,143 @@ db_test! {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_flooding_socket_does_not_starve_another_users_queries() {
-    let app = sqlite_app().await;
-    let (flooder, other) = (
-        app.bearer(seed::DEMO_COURIER).await,
-        app.bearer(seed::DEMO_CUSTOMER).await,
-    );
-    let heavy = "{ restaurants(first: 20) { edges { node { name menu { items { name price { amount } } } reviews(first: 10) { edges { node { body author { displayName } } } } } } } }";
-    let mut flooders = Vec::new();
-    for protocol in ["graphql-transport-ws", "graphql-ws"] {
-        let mut socket = connect(&app, protocol).await;
-        send(
-            &mut socket,
-            json!({ "type": "connection_init", "payload": { "Authorization": flooder } }),
-        )
-        .await;
-        assert_eq!(receive(&mut socket).await["type"], "connection_ack");
-        let start = if protocol == "graphql-ws" {
-            "start"
-        } else {
-            "subscribe"
-        };
-        // As many operations at once as a socket may run, sent without waiting.
-        for id in 0..100 {
-            let message =
-                json!({ "id": id.to_string(), "type": start, "payload": { "query": heavy } });
-            socket
-                .feed(Message::text(message.to_string()))
-                .await
-                .unwrap();
-        }
-        socket.flush().await.unwrap();
-        flooders.push(socket);
-    }
-    // Meanwhile another user's plain queries are answered, not refused or timed out.
-    for _ in 0..10 {
-        let response = app
-            .graphql_as(
-                Some(&other),
-                "{ restaurant(slug: \"trattoria-roma\") { name } }",
-                json!({}),
+db_test! {
+    async fn one_flooding_socket_does_not_starve_another_users_queries(app) {
+        let (flooder, other) = (
+            app.bearer(seed::DEMO_COURIER).await,
+            app.bearer(seed::DEMO_CUSTOMER).await,
+        );
+        let heavy = "{ restaurants(first: 20) { edges { node { name menu { items { name price { amount } } } reviews(first: 10) { edges { node { body author { displayName } } } } } } } }";
+        let mut flooders = Vec::new();
+        for protocol in ["graphql-transport-ws", "graphql-ws"] {
+            let mut socket = connect(&app, protocol).await;
+            send(
+                &mut socket,
+                json!({ "type": "connection_init", "payload": { "Authorization": flooder } }),
             )
             .await;
-        assert_eq!(response.status, 200, "{:#}", response.body);
-        assert_eq!(response.data()["restaurant"]["name"], "Trattoria Roma");
-    }
-    // And every operation of the flood is answered in turn: run, or refused once the
-    // flooder's own budget is spent.
-    for socket in &mut flooders {
-        let mut answered = 0;
-        while answered < 100 {
-            let message = receive(socket).await;
-            match message["type"].as_str() {
-                Some("next" | "data") => {
-                    let code = &message["payload"]["errors"][0]["extensions"]["code"];
-                    assert!(code.is_null() || code == "RATE_LIMITED", "{message}");
-                    answered += 1;
+            assert_eq!(receive(&mut socket).await["type"], "connection_ack");
+            let start = if protocol == "graphql-ws" {
+                "start"
+            } else {
+                "subscribe"
+            };
+            // As many operations at once as a socket may run, sent without waiting.
+            for id in 0..100 {
+                let message =
+                    json!({ "id": id.to_string(), "type": start, "payload": { "query": heavy } });
+                socket
+                    .feed(Message::text(message.to_string()))
+                    .await
+                    .unwrap();
+            }
+            socket.flush().await.unwrap();
+            flooders.push(socket);
+        }
+        // Meanwhile another user's plain queries are answered, not refused or timed out.
+        for _ in 0..10 {
+            let response = app
+                .graphql_as(
+                    Some(&other),
+                    "{ restaurant(slug: \"trattoria-roma\") { name } }",
+                    json!({}),
+                )
+                .await;
+            assert_eq!(response.status, 200, "{:#}", response.body);
+            assert_eq!(response.data()["restaurant"]["name"], "Trattoria Roma");
+        }
+        // And every operation of the flood is answered in turn: run, or refused once the
+        // flooder's own budget is spent.
+        for socket in &mut flooders {
+            let mut answered = 0;
+            while answered < 100 {
+                let message = receive(socket).await;
+                match message["type"].as_str() {
+                    Some("next" | "data") => {
+                        let code = &message["payload"]["errors"][0]["extensions"]["code"];
+                        assert!(code.is_null() || code == "RATE_LIMITED", "{message}");
+                        answered += 1;
+                    }
+                    Some("complete") => {}
+                    other => panic!("unexpected {other:?}: {message}"),
                 }
-                Some("complete") => {}
-                other => panic!("unexpected {other:?}: {message}"),
             }
         }
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_menu_counts_its_estimated_length_so_aliased_menus_cost_what_they_return() {
-    let app = sqlite_app().await;
-    let aliases: Vec<String> = (0..30)
-        .map(|i| format!("a{i}: restaurants(first: 100) {{ edges {{ node {{ menu {{ items {{ name description dietaryTags }} }} }} }} }}"))
-        .collect();
-    let response = app
-        .graphql(&format!("{{ {} }}", aliases.join(" ")), json!({}))
-        .await;
-    assert_eq!(response.error_code(), "QUERY_TOO_COMPLEX");
-    // 30 aliases x (100 restaurants x (30 estimated items x 3 fields + 1) + ...), not 18,030.
-    assert!(
-        response.error_message().contains("complexity is 282030"),
-        "{}",
-        response.error_message()
-    );
-    // One menu costs its estimated length too, and still runs.
-    let one = app
-        .graphql(
-            "{ restaurant(slug: \"trattoria-roma\") { menu { categories { items { name } } } } }",
-            json!({}),
-        )
-        .await;
-    one.data();
-    // restaurant 1 + menu 1 + categories (5 x (items (6 x name 1) + 1) + 1)
-    assert_eq!(
-        one.body["extensions"]["cost"]["requested"],
-        1 + 1 + (5 * (6 + 1) + 1)
-    );
+db_test! {
+    async fn a_menu_counts_its_estimated_length_so_aliased_menus_cost_what_they_return(app) {
+        let aliases: Vec<String> = (0..30)
+            .map(|i| format!("a{i}: restaurants(first: 100) {{ edges {{ node {{ menu {{ items {{ name description dietaryTags }} }} }} }} }}"))
+            .collect();
+        let response = app
+            .graphql(&format!("{{ {} }}", aliases.join(" ")), json!({}))
+            .await;
+        assert_eq!(response.error_code(), "QUERY_TOO_COMPLEX");
+        // 30 aliases x (100 restaurants x (30 estimated items x 3 fields + 1) + ...), not 18,030.
+        assert!(
+            response.error_message().contains("complexity is 282030"),
+            "{}",
+            response.error_message()
+        );
+        // One menu costs its estimated length too, and still runs.
+        let one = app
+            .graphql(
+                "{ restaurant(slug: \"trattoria-roma\") { menu { categories { items { name } } } } }",
+                json!({}),
+            )
+            .await;
+        one.data();
+        // restaurant 1 + menu 1 + categories (5 x (items (6 x name 1) + 1) + 1)
+        assert_eq!(
+            one.body["extensions"]["cost"]["requested"],
+            1 + 1 + (5 * (6 + 1) + 1)
+        );
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_read_per_parent_cost_their_statements_so_a_fan_out_is_refused() {
-    let app = sqlite_app().await;
-    let admin = app.bearer(seed::DEMO_ADMIN).await;
-    // Found by the fuzzer: ~900 restaurants' orders, each a page and a count of its own, took
-    // the whole pool for 10 s and starved every other request.
-    let fan_out = "{ restaurant(slug: \"casa-oaxaca\") { menu { categories { items { category { items { restaurant {
-        menu { categories { restaurant { orders(first: 5) { totalCount edges { node { events { fromStatus } } } } } } } } } } } } } } }";
-    let response = app.graphql_as(Some(&admin), fan_out, json!({})).await;
-    assert_eq!(
-        response.error_code(),
-        "QUERY_TOO_COMPLEX",
-        "{:#}",
-        response.body
-    );
-    // One restaurant's orders, as a dashboard reads them, still runs.
-    let dashboard = app
-        .graphql_as(Some(&admin), "{ restaurant(slug: \"casa-oaxaca\") { orders(first: 50) { totalCount edges { node { status events { fromStatus } } } } } }", json!({}))
-        .await;
-    assert!(
-        dashboard.data()["restaurant"]["orders"]["totalCount"]
-            .as_u64()
-            .is_some()
-    );
+db_test! {
+    async fn connections_read_per_parent_cost_their_statements_so_a_fan_out_is_refused(app) {
+        let admin = app.bearer(seed::DEMO_ADMIN).await;
+        // Found by the fuzzer: ~900 restaurants' orders, each a page and a count of its own, took
+        // the whole pool for 10 s and starved every other request.
+        let fan_out = "{ restaurant(slug: \"casa-oaxaca\") { menu { categories { items { category { items { restaurant {
+            menu { categories { restaurant { orders(first: 5) { totalCount edges { node { events { fromStatus } } } } } } } } } } } } } } }";
+        let response = app.graphql_as(Some(&admin), fan_out, json!({})).await;
+        assert_eq!(
+            response.error_code(),
+            "QUERY_TOO_COMPLEX",
+            "{:#}",
+            response.body
+        );
+        // One restaurant's orders, as a dashboard reads them, still runs.
+        let dashboard = app
+            .graphql_as(Some(&admin), "{ restaurant(slug: \"casa-oaxaca\") { orders(first: 50) { totalCount edges { node { status events { fromStatus } } } } } }", json!({}))
+            .await;
+        assert!(
+            dashboard.data()["restaurant"]["orders"]["totalCount"]
+                .as_u64()
+                .is_some()
+        );
+    }
+}
+
+db_test! {
+    async fn no_error_echoes_more_than_a_short_prefix_of_what_the_client_sent(app) {
+        let huge = "Z".repeat(500_000);
+        let cases = [
+            // A variable of the wrong enum value, a field name, an argument value.
+            ("query($f: RestaurantOrderField!) { restaurants(first: 1, orderBy: { field: $f }) { totalCount } }".to_owned(), json!({ "f": huge })),
+            (format!("{{ {} }}", "y".repeat(20_000)), json!({})),
+            ("query($id: ID!) { node(id: $id) { id } }".to_owned(), json!({ "id": huge })),
+            ("query($n: Int!) { restaurants(first: $n) { totalCount } }".to_owned(), json!({ "n": huge })),
+        ];
+        for (query, variables) in cases {
+            let response = app.graphql(&query, variables).await;
+            let text = response.body.to_string();
+            assert!(text.len() < 2_000, "an answer of {} bytes: {}", text.len(), &text[..300]);
+            assert!(response.body["errors"][0]["extensions"]["code"].is_string(), "{}", &text[..300]);
+        }
+    }
 }
