@@ -457,6 +457,72 @@ db_test! {
     }
 }
 
+/// Reads the socket until `complete` for `id`, and returns the `next` payloads before it.
+async fn until_complete(socket: &mut crate::websocket::Socket, id: &str) -> Vec<Value> {
+    let mut payloads = Vec::new();
+    loop {
+        let message = receive(socket).await;
+        match (message["type"].as_str(), message["id"].as_str()) {
+            (Some("complete"), Some(done)) if done == id => return payloads,
+            (Some("next"), Some(seen)) if seen == id => payloads.push(message["payload"].clone()),
+            _ => panic!("unexpected {message}"),
+        }
+    }
+}
+
+db_test! {
+    async fn a_courier_whose_order_is_cancelled_is_told_once_and_hears_nothing_more(app) {
+        let id = ready_order(&app, "cancelled-under-courier").await;
+        let (courier, owner) = (app.bearer(seed::DEMO_COURIER).await, app.bearer(seed::DEMO_OWNER).await);
+        let claimed = act(&app, &courier, "claimDelivery", json!({ "orderId": id })).await;
+        assert_eq!(claimed["userErrors"], json!([]));
+        let mut socket = connect(&app, "graphql-transport-ws").await;
+        send(&mut socket, json!({ "type": "connection_init", "payload": { "Authorization": courier } })).await;
+        assert_eq!(receive(&mut socket).await["type"], "connection_ack");
+        send(&mut socket, json!({ "id": "o", "type": "subscribe", "payload": {
+            "query": "subscription($id: ID!) { orderUpdated(orderId: $id, current: true) { status version } }",
+            "variables": { "id": id } } })).await;
+        // Asked for, the current state comes first.
+        let first = receive(&mut socket).await;
+        assert_eq!(first["payload"]["data"]["orderUpdated"], json!({ "status": "READY_FOR_PICKUP", "version": 5 }));
+
+        let cancelled = act(&app, &owner, "cancelOrder", json!({ "orderId": id, "reason": "out of dough" })).await;
+        assert_eq!(cancelled["userErrors"], json!([]));
+        let after = until_complete(&mut socket, "o").await;
+        assert_eq!(after.len(), 1, "one last message, then the end: {after:?}");
+        assert_eq!(after[0]["errors"][0]["extensions"]["code"], "FORBIDDEN", "{after:?}");
+    }
+}
+
+db_test! {
+    async fn staff_removed_from_a_restaurant_stop_hearing_its_orders(app) {
+        let (restaurant, items) = roma_items(&app).await;
+        let (owner, admin) = (app.bearer(seed::DEMO_OWNER).await, app.bearer(seed::DEMO_ADMIN).await);
+        let mut socket = connect(&app, "graphql-transport-ws").await;
+        send(&mut socket, json!({ "type": "connection_init", "payload": { "Authorization": owner } })).await;
+        assert_eq!(receive(&mut socket).await["type"], "connection_ack");
+        send(&mut socket, json!({ "id": "r", "type": "subscribe", "payload": {
+            "query": "subscription($r: ID!) { restaurantOrders(restaurantId: $r) { id } }",
+            "variables": { "r": restaurant } } })).await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let owner_id = dishpatch::graphql::relay::GlobalId::encode(
+            dishpatch::graphql::relay::NodeKind::User,
+            app.user_id(seed::DEMO_OWNER).await,
+        );
+        let removed = app
+            .graphql_as(Some(&admin), "mutation($i: StaffInput!) { removeRestaurantStaff(input: $i) { userErrors { code } } }",
+                json!({ "i": { "restaurantId": restaurant, "userId": owner_id } }))
+            .await;
+        assert_eq!(removed.data()["removeRestaurantStaff"]["userErrors"], json!([]));
+        let customer = app.bearer(seed::DEMO_CUSTOMER).await;
+        place(&app, &customer, order_input(&restaurant, &available(&items, 1), "after-removal")).await;
+        let after = until_complete(&mut socket, "r").await;
+        assert_eq!(after.len(), 1, "{after:?}");
+        assert_eq!(after[0]["errors"][0]["extensions"]["code"], "FORBIDDEN", "{after:?}");
+        assert!(after[0]["data"].is_null(), "the new order is not sent: {after:?}");
+    }
+}
+
 db_test! {
     async fn racing_retries_of_one_order_announce_it_once(app) {
         let (restaurant, items) = roma_items(&app).await;
@@ -471,9 +537,18 @@ db_test! {
 
         let customer = app.bearer(seed::DEMO_CUSTOMER).await;
         let input = order_input(&restaurant, &available(&items, 1), "retried");
-        let placed = join_all((0..4).map(|_| place(&app, &customer, input.clone()))).await;
+        let retry = |input: Value| {
+            let (app, customer) = (&app, &customer);
+            async move {
+                app.graphql_as(Some(customer), "mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { order { id } replayed } }",
+                    json!({ "input": input })).await.data()["placeOrder"].clone()
+            }
+        };
+        let placed = join_all((0..4).map(|_| retry(input.clone()))).await;
         let id = placed[0]["order"]["id"].as_str().unwrap().to_owned();
         assert!(placed.iter().all(|p| p["order"]["id"] == id), "one order: {placed:?}");
+        let created = placed.iter().filter(|p| p["replayed"] == false).count();
+        assert_eq!(created, 1, "exactly one answer placed it, the others say they are replays: {placed:?}");
         // A second order marks the end of what the retries may have announced.
         let sentinel = place(&app, &customer, order_input(&restaurant, &available(&items, 1), "after")).await;
         let sentinel = sentinel["order"]["id"].as_str().unwrap().to_owned();

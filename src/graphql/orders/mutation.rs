@@ -57,6 +57,9 @@ pub struct PlaceOrderInput {
 pub struct PlaceOrderPayload {
     /// The order (also when this was a retry of an earlier request); null on a user error.
     pub order: Option<Order>,
+    /// True when this answer is a replay: an earlier request with the same `idempotencyKey`
+    /// placed the order, and this one placed nothing.
+    pub replayed: bool,
     /// Problems with the input; empty on success.
     pub user_errors: Vec<UserError>,
 }
@@ -215,12 +218,14 @@ impl OrderMutation {
                         announce(ctx, &placed.order).await?;
                     }
                     PlaceOrderPayload {
+                        replayed: !placed.created,
                         order: readable(ctx, placed.order)?,
                         user_errors: Vec::new(),
                     }
                 }
                 Err(error) => PlaceOrderPayload {
                     order: None,
+                    replayed: false,
                     user_errors: vec![error.into()],
                 },
             },

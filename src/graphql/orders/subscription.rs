@@ -5,8 +5,8 @@ use std::sync::{
     atomic::{AtomicI32, Ordering},
 };
 
-use async_graphql::{Context, ID, Result, Subscription};
-use futures_util::{Stream, stream};
+use async_graphql::{Context, ErrorExtensions, ID, Result, Subscription};
+use futures_util::{Stream, StreamExt, stream};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 
@@ -21,6 +21,11 @@ use crate::{
 
 /// Ends a subscription whose viewer may no longer see what it follows.
 const GONE: &str = "the subscription ended: access to it is gone";
+
+/// The last item of a stream whose viewer lost access: `FORBIDDEN`, then nothing more.
+fn gone() -> async_graphql::Error {
+    async_graphql::Error::new(GONE).extend_with(|_, e| e.set("code", crate::error::code::FORBIDDEN))
+}
 
 /// The order `id` if `viewer` may see it; `NOT_FOUND` otherwise, so strangers learn nothing.
 async fn visible_order(
@@ -51,14 +56,30 @@ async fn still_visible(
     viewer: &Viewer,
     id: i64,
 ) -> Result<entities::order::Model> {
-    visible_order(db, viewer, id)
-        .await
-        .map_err(|_| async_graphql::Error::new(GONE))
+    visible_order(db, viewer, id).await.map_err(|_| gone())
 }
 
-/// Yields `load()` each time `matches` accepts an event, until the bus closes or `load` ends
-/// the stream with `Err(Gone)` (a subscriber that falls behind skips ahead; the next match
-/// reloads the state).
+/// Ends a restaurant's feed for a viewer who is no longer its staff (the membership read
+/// afresh: the viewer's own list is from when the socket opened).
+async fn still_staff(db: &DatabaseConnection, viewer: &Viewer, restaurant_id: i64) -> Result<()> {
+    if viewer.is_admin() {
+        return Ok(());
+    }
+    let user = viewer.user().map(|user| user.id).unwrap_or_default();
+    let member = entities::restaurant_staff::Entity::find_by_id((restaurant_id, user))
+        .one(db)
+        .await
+        .map_err(AppError::from)?;
+    if member.is_some() {
+        Ok(())
+    } else {
+        Err(gone())
+    }
+}
+
+/// Yields `load()` each time `matches` accepts an event, until the bus closes or `load` fails:
+/// then the error is the last item, and the stream ends (a subscriber that falls behind skips
+/// ahead; the next match reloads the state).
 fn follow<T, M, F, Fut>(
     receiver: Receiver<Event>,
     matches: M,
@@ -71,28 +92,27 @@ where
     Fut: Future<Output = Result<Option<T>>> + Send,
 {
     let handlers = Arc::new((matches, load));
-    stream::unfold(
-        (receiver, handlers),
-        |(mut receiver, handlers)| async move {
-            loop {
-                let event = match receiver.recv().await {
-                    Ok(event) if (handlers.0)(&event) => event,
-                    Ok(_) => continue,
-                    // This subscriber was too slow; skip ahead (the next match reloads the state).
-                    Err(RecvError::Lagged(skipped)) => {
-                        tracing::warn!(skipped, "a subscriber fell behind");
-                        continue;
-                    }
-                    Err(RecvError::Closed) => return None,
-                };
-                match (handlers.1)(event).await {
-                    Ok(Some(item)) => return Some((Ok(item), (receiver, handlers))),
-                    Ok(None) => {}
-                    Err(error) => return Some((Err(error), (receiver, handlers))),
+    stream::unfold(Some((receiver, handlers)), |state| async move {
+        // `None` once an error was sent: nothing more follows it.
+        let (mut receiver, handlers) = state?;
+        loop {
+            let event = match receiver.recv().await {
+                Ok(event) if (handlers.0)(&event) => event,
+                Ok(_) => continue,
+                // This subscriber was too slow; skip ahead (the next match reloads the state).
+                Err(RecvError::Lagged(skipped)) => {
+                    tracing::warn!(skipped, "a subscriber fell behind");
+                    continue;
                 }
+                Err(RecvError::Closed) => return None,
+            };
+            match (handlers.1)(event).await {
+                Ok(Some(item)) => return Some((Ok(item), Some((receiver, handlers)))),
+                Ok(None) => {}
+                Err(error) => return Some((Err(error), None)),
             }
-        },
-    )
+        }
+    })
 }
 
 /// Live updates.
@@ -101,57 +121,63 @@ pub struct OrderSubscription;
 
 #[Subscription]
 impl OrderSubscription {
-    /// The order each time it changes (status, delivery). For its customer, the restaurant's
-    /// staff, its courier and admins.
+    /// The order each time it changes (status, delivery), newer `version` each time. For its
+    /// customer, the restaurant's staff, its courier and admins; when the viewer may no longer
+    /// see it (a courier whose order was cancelled), the stream ends with an error.
     async fn order_updated(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The order to follow.")] order_id: ID,
+        #[graphql(
+            desc = "Send the order as it is now first, so a client that (re)connects knows where it stands before the next change.",
+            default = false
+        )]
+        current: bool,
     ) -> Result<impl Stream<Item = Result<Order>> + use<>> {
         let id = GlobalId::decode_as(&order_id, NodeKind::Order)?;
         let db = ctx.data::<DatabaseConnection>()?.clone();
-        let current = visible_order(&db, viewer(ctx)?, id).await?;
+        let viewer = viewer(ctx)?.clone();
+        // Listening before reading, so no change between the read and the first event is lost.
+        let receiver = ctx.data::<EventBus>()?.subscribe();
+        let now = visible_order(&db, &viewer, id).await?;
         // Each committed state is sent once: events of changes already read are skipped.
-        let sent = Arc::new(AtomicI32::new(current.version));
-        Ok(follow(
-            ctx.data::<EventBus>()?.subscribe(),
+        let sent = Arc::new(AtomicI32::new(now.version));
+        let first = current.then(|| Ok(Order(Arc::new(now))));
+        Ok(stream::iter(first).chain(follow(
+            receiver,
             move |event| matches!(event, Event::OrderChanged { order_id, .. } if *order_id == id),
             move |_| {
-                let (db, sent) = (db.clone(), sent.clone());
+                let (db, viewer, sent) = (db.clone(), viewer.clone(), sent.clone());
                 async move {
-                    let order = entities::order::Entity::find_by_id(id)
-                        .one(&db)
-                        .await
-                        .map_err(AppError::from)?;
-                    Ok(order
-                        .filter(|order| {
-                            sent.fetch_max(order.version, Ordering::Relaxed) < order.version
-                        })
-                        .map(|order| Order(Arc::new(order))))
+                    let order = still_visible(&db, &viewer, id).await?;
+                    let newer = sent.fetch_max(order.version, Ordering::Relaxed) < order.version;
+                    Ok(newer.then(|| Order(Arc::new(order))))
                 }
             },
-        ))
+        )))
     }
 
     /// Every new order and every change of an order of the restaurant. For its staff and
-    /// admins.
+    /// admins; staff removed from the restaurant get an error, and the stream ends.
     async fn restaurant_orders(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The restaurant.")] restaurant_id: ID,
     ) -> Result<impl Stream<Item = Result<Order>> + use<>> {
         let restaurant = GlobalId::decode_as(&restaurant_id, NodeKind::Restaurant)?;
-        require_restaurant_orders(viewer(ctx)?, restaurant)?;
+        let viewer = viewer(ctx)?.clone();
+        require_restaurant_orders(&viewer, restaurant)?;
         let db = ctx.data::<DatabaseConnection>()?.clone();
         Ok(follow(
             ctx.data::<EventBus>()?.subscribe(),
             move |event| matches!(event, Event::OrderChanged { restaurant_id, .. } if *restaurant_id == restaurant),
             move |event| {
-                let db = db.clone();
+                let (db, viewer) = (db.clone(), viewer.clone());
                 async move {
                     let Event::OrderChanged { order_id, .. } = event else {
                         return Ok(None);
                     };
+                    still_staff(&db, &viewer, restaurant).await?;
                     let order = entities::order::Entity::find_by_id(order_id)
                         .one(&db)
                         .await

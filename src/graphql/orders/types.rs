@@ -89,6 +89,13 @@ impl Order {
         self.0.status.into()
     }
 
+    /// How many times the order has changed, counting its placing as 1: every committed
+    /// change (a status move, a courier's claim) adds one, so a client can tell which of two
+    /// copies is newer and whether it missed one.
+    async fn version(&self) -> i32 {
+        self.0.version
+    }
+
     /// Who ordered.
     async fn customer(&self, ctx: &Context<'_>) -> Result<User> {
         let user = ctx
