@@ -45,7 +45,7 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects to the database, migrates and seeds as configured, and binds the listener.
+    /// Binds the listener, then connects to the database, migrates and seeds as configured.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         // Bind first: a taken port is reported before any database file is made or migrated.
         let listener = bind(&settings.listen)?;

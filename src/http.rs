@@ -826,8 +826,8 @@ fn accepts_html(request: &HttpRequest) -> bool {
 }
 
 /// The bearer credential of a WebSocket `connection_init` payload: `Authorization` (any case)
-/// as `Bearer ...`, a bare `token`, or either inside a `headers` object (the shape several
-/// clients send). `Err` with the reason when one is there but cannot be used, or when a field
+/// as `Bearer ...`, a bare `token`, or `Authorization` inside a `headers` object (the shape
+/// several clients send). `Err` with the reason when one is there but cannot be used, or when a field
 /// looks like a credential dishpatch does not read: a socket never runs as anonymous by
 /// silently ignoring what the client meant as its credential.
 fn init_authorization(payload: &serde_json::Value) -> Result<Option<String>, String> {
@@ -893,6 +893,7 @@ fn subscribe(
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    let slots = state.execution_slots.clone();
     let on_init = move |payload: serde_json::Value| async move {
         let refused = || async_graphql::Error::new("the credential is not valid");
         let (viewer, credential) = if let Some(credential) =
@@ -913,6 +914,7 @@ fn subscribe(
         data.insert(Loaders::new(&db, &StatementCounter::default()));
         data.insert(viewer);
         data.insert(subject);
+        data.insert(crate::ws::StartSlots(slots));
         Ok((data, expires_at))
     };
     crate::ws::serve(

@@ -9,10 +9,12 @@
 //! |------|------|
 //! | 4400 | a message that is not valid JSON, has an unknown type, or lacks a field |
 //! | 4401 | `subscribe` before the server acknowledged `connection_init` |
-//! | 4403 | `connection_init` refused (a bad credential), or the credential expired |
+//! | 4403 | `connection_init` refused (a bad credential, or a credential field it does not read), or the credential expired |
 //! | 4408 | no acknowledged `connection_init` within the wait timeout |
 //! | 4409 | `subscribe` with the id of an operation still running |
-//! | 4429 | a second `connection_init` |
+//! | 4429 | a second `connection_init`, or more than 100 operations at once (both protocols) |
+//! | 1009 | a message over 64 KiB, told from the frame headers (`frame_limit`) |
+//! | 1001 | the server is stopping (`shutdown`): reconnect, to another replica |
 //!
 //! A socket lives no longer than the credential it was opened with: when that expires, the
 //! socket is closed with 4403 and every operation on it ends; the client reconnects with a
@@ -535,6 +537,22 @@ mod tokio_stream_adapter {
 
         fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
             self.0.poll_recv(cx)
+        }
+    }
+}
+
+/// The request slots, for subscriptions to take one while they start (in the connection's
+/// data): a subscription's setup reads the database like a query does, and a socket sending
+/// a hundred of them must wait its turn with everyone else; once started, it holds none.
+#[derive(Clone)]
+pub struct StartSlots(pub Option<std::sync::Arc<crate::graphql::limits::Admission>>);
+
+impl StartSlots {
+    /// Waits for a slot, if there is a limit; the slot is held until the value is dropped.
+    pub async fn turn(&self) -> Option<crate::graphql::limits::Admitted> {
+        match &self.0 {
+            Some(slots) => Some(slots.admit(1).await),
+            None => None,
         }
     }
 }

@@ -59,6 +59,15 @@ async fn still_visible(
     visible_order(db, viewer, id).await.map_err(|_| gone())
 }
 
+/// A request slot while a subscription starts (WebSocket connections carry `StartSlots`; the
+/// guard is dropped when the resolver returns its stream).
+async fn start_turn(ctx: &Context<'_>) -> Option<crate::graphql::limits::Admitted> {
+    match ctx.data_opt::<crate::ws::StartSlots>() {
+        Some(slots) => slots.turn().await,
+        None => None,
+    }
+}
+
 /// Ends a restaurant's feed for a viewer who is no longer its staff (the membership read
 /// afresh: the viewer's own list is from when the socket opened).
 async fn still_staff(db: &DatabaseConnection, viewer: &Viewer, restaurant_id: i64) -> Result<()> {
@@ -134,6 +143,7 @@ impl OrderSubscription {
         )]
         current: bool,
     ) -> Result<impl Stream<Item = Result<Order>> + use<>> {
+        let _turn = start_turn(ctx).await;
         let id = GlobalId::decode_as(&order_id, NodeKind::Order)?;
         let db = ctx.data::<DatabaseConnection>()?.clone();
         let viewer = viewer(ctx)?.clone();
@@ -164,6 +174,7 @@ impl OrderSubscription {
         ctx: &Context<'_>,
         #[graphql(desc = "The restaurant.")] restaurant_id: ID,
     ) -> Result<impl Stream<Item = Result<Order>> + use<>> {
+        let _turn = start_turn(ctx).await;
         let restaurant = GlobalId::decode_as(&restaurant_id, NodeKind::Restaurant)?;
         let viewer = viewer(ctx)?.clone();
         require_restaurant_orders(&viewer, restaurant)?;
@@ -195,6 +206,7 @@ impl OrderSubscription {
         ctx: &Context<'_>,
         #[graphql(desc = "The order being delivered.")] order_id: ID,
     ) -> Result<impl Stream<Item = Result<Delivery>> + use<>> {
+        let _turn = start_turn(ctx).await;
         let id = GlobalId::decode_as(&order_id, NodeKind::Order)?;
         let db = ctx.data::<DatabaseConnection>()?.clone();
         let viewer = viewer(ctx)?.clone();
