@@ -331,6 +331,33 @@ impl Serving {
     }
 }
 
+/// Trattoria Roma's global ID and one of its available items' (the demo data's).
+async fn roma_and_an_available_item(address: &str) -> (String, String) {
+    let menu: Value = reqwest::Client::new()
+        .post(format!("{address}/graphql"))
+        .json(&json!({ "query": "{ restaurant(slug: \"trattoria-roma\") { id menu { items { id available } } } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let restaurant = menu["data"]["restaurant"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let item = menu["data"]["restaurant"]["menu"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item["available"] == true)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (restaurant, item)
+}
+
 async fn viewer_name(address: &str, authorization: &str) -> (u16, Value) {
     let response = reqwest::Client::new()
         .post(format!("{address}/graphql"))
@@ -472,28 +499,7 @@ async fn ctrl_c_lets_a_request_in_flight_finish_and_store_its_order() {
     let serving = Serving::start(&["--demo", "--database-url", &url], &[]);
     let customer = serving.demo_authorization("customer");
     let client = reqwest::Client::new();
-    let menu: Value = client
-        .post(format!("{}/graphql", serving.address))
-        .json(&json!({ "query": "{ restaurant(slug: \"trattoria-roma\") { id menu { items { id available } } } }" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let restaurant = menu["data"]["restaurant"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let item = menu["data"]["restaurant"]["menu"]["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|item| item["available"] == true)
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (restaurant, item) = roma_and_an_available_item(&serving.address).await;
 
     // Another process holds SQLite's write lock, so the order waits inside the server.
     let holder = Database::connect(&url).await.unwrap();
@@ -654,26 +660,7 @@ async fn sigterm_under_load_answers_every_request_it_took_and_closes_sockets_wit
         serving.demo_authorization("customer"),
     );
     let address = serving.address.clone();
-    let menu: Value = reqwest::Client::new()
-        .post(format!("{address}/graphql"))
-        .json(&json!({ "query": "{ restaurant(slug: \"trattoria-roma\") { id menu { items { id available } } } }" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let restaurant = menu["data"]["restaurant"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let item = menu["data"]["restaurant"]["menu"]["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|item| item["available"] == true)
-        .unwrap()["id"]
-        .clone();
+    let (restaurant, item) = roma_and_an_available_item(&address).await;
 
     // Subscribers of the kitchen's feed.
     let mut sockets = Vec::new();
