@@ -97,7 +97,7 @@ impl Application {
         let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let schema = graphql::build_schema(
             db.clone(),
-            EventBus::for_database(&db, settings.database_url.expose()),
+            EventBus::start(db.clone(), settings.database_url.expose()).await?,
             graphql::SchemaOptions {
                 limits: settings.limits.clone(),
                 limiter: Some(limiter),

@@ -8,8 +8,8 @@ use std::fmt;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use entities::{
-    DeliveryStatus, OrderStatus, delivery, menu_category, menu_item, opening_hours, order,
-    order_event, order_item, restaurant, restaurant_cuisine, restaurant_staff, review, user,
+    DeliveryStatus, OrderEventKind, OrderStatus, delivery, menu_category, menu_item, opening_hours,
+    order, order_event, order_item, restaurant, restaurant_cuisine, restaurant_staff, review, user,
 };
 use sea_orm::{
     ActiveModelTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
@@ -957,29 +957,45 @@ impl<'a> Seeder<'a> {
             let courier = self.rng.i64(couriers.clone());
             let mut at = placed_at;
             let mut from = None;
+            let mut version = 0;
+            let delivered_by_courier =
+                matches!(status, OrderStatus::PickedUp | OrderStatus::Delivered);
             for step in &path {
                 let actor = match step {
                     OrderStatus::Placed | OrderStatus::Cancelled => customer_id,
                     OrderStatus::PickedUp | OrderStatus::Delivered => courier,
                     _ => owner,
                 };
-                event_id += 1;
-                batch.events.push(
-                    order_event::Model {
-                        id: event_id,
-                        order_id: id,
-                        actor_id: Some(actor),
-                        from_status: from,
-                        to_status: *step,
-                        reason: match step {
-                            OrderStatus::Rejected => Some("Kitchen is too busy".into()),
-                            OrderStatus::Cancelled => Some("Changed my mind".into()),
-                            _ => None,
-                        },
-                        created_at: at,
-                    }
-                    .into_active_model(),
-                );
+                // A courier claims the delivery between ready and picked up: a change too.
+                let claim = (delivered_by_courier && *step == OrderStatus::PickedUp).then_some((
+                    courier,
+                    Some(OrderStatus::ReadyForPickup),
+                    OrderStatus::ReadyForPickup,
+                    OrderEventKind::DeliveryClaimed,
+                ));
+                let moved = (actor, from, *step, OrderEventKind::StatusChanged);
+                for (actor, from_status, to_status, kind) in claim.into_iter().chain([moved]) {
+                    event_id += 1;
+                    version += 1;
+                    batch.events.push(
+                        order_event::Model {
+                            id: event_id,
+                            order_id: id,
+                            actor_id: Some(actor),
+                            from_status,
+                            to_status,
+                            reason: match to_status {
+                                OrderStatus::Rejected => Some("Kitchen is too busy".into()),
+                                OrderStatus::Cancelled => Some("Changed my mind".into()),
+                                _ => None,
+                            },
+                            created_at: at,
+                            version,
+                            kind,
+                        }
+                        .into_active_model(),
+                    );
+                }
                 from = Some(*step);
                 at += Duration::minutes(self.rng.i64(3..15));
             }
@@ -987,7 +1003,7 @@ impl<'a> Seeder<'a> {
                 CITY_CENTER.0 + self.rng.f64() * 0.16 - 0.08,
                 CITY_CENTER.1 + self.rng.f64() * 0.26 - 0.13,
             );
-            if matches!(status, OrderStatus::PickedUp | OrderStatus::Delivered) {
+            if delivered_by_courier {
                 delivery_id += 1;
                 let delivered = status == OrderStatus::Delivered;
                 batch.deliveries.push(
@@ -1045,7 +1061,7 @@ impl<'a> Seeder<'a> {
                     delivery_longitude: longitude,
                     idempotency_key: format!("seed-{id}"),
                     request_fingerprint: format!("seed-{id}"),
-                    version: path.len() as i32,
+                    version,
                     created_at: placed_at,
                     updated_at: at,
                 }

@@ -22,7 +22,7 @@ pub mod user;
 pub mod webhook;
 pub mod webhook_delivery;
 
-pub use status::{DeliveryStatus, OrderStatus, WebhookDeliveryStatus};
+pub use status::{DeliveryStatus, OrderEventKind, OrderStatus, WebhookDeliveryStatus};
 
 mod by_position;
 pub use by_position::{FromRowByPosition, ReadColumn, read_rows};

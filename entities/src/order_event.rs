@@ -1,8 +1,10 @@
-//! One status change of an order: who moved it, from where, to where, when.
+//! One change of an order (a status move or a courier's claim): who made it, from where, to
+//! where, when, and which version of the order it made. In id order, the log live updates
+//! are read from.
 
 use sea_orm::entity::prelude::*;
 
-use crate::OrderStatus;
+use crate::{OrderEventKind, OrderStatus};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "order_events")]
@@ -18,6 +20,9 @@ pub struct Model {
     /// Free text such as a rejection or cancellation reason.
     pub reason: Option<String>,
     pub created_at: DateTimeUtc,
+    /// The order's version this change made (1 for placing it).
+    pub version: i32,
+    pub kind: OrderEventKind,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

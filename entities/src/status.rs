@@ -56,6 +56,22 @@ pub enum DeliveryStatus {
     PickedUp,
     #[sea_orm(string_value = "DELIVERED")]
     Delivered,
+    /// The order was cancelled after the courier claimed it; the courier keeps it in their
+    /// history.
+    #[sea_orm(string_value = "CANCELLED")]
+    Cancelled,
+}
+
+/// What kind of change an order event records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(24))")]
+pub enum OrderEventKind {
+    /// The order was placed (no status before) or moved to another status.
+    #[sea_orm(string_value = "STATUS_CHANGED")]
+    StatusChanged,
+    /// A courier claimed the delivery; the status stays ready for pickup.
+    #[sea_orm(string_value = "DELIVERY_CLAIMED")]
+    DeliveryClaimed,
 }
 
 /// Outcome of one webhook delivery.

@@ -4,6 +4,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_marketplace;
+mod m20261206_000001_event_log;
 
 pub use m20261122_000001_create_marketplace::RATING_MILLI_SQL;
 
@@ -14,6 +15,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261122_000001_create_marketplace::Migration)]
+        vec![
+            Box::new(m20261122_000001_create_marketplace::Migration),
+            Box::new(m20261206_000001_event_log::Migration),
+        ]
     }
 }

@@ -1,117 +1,464 @@
-//! Publish/subscribe of what changed. Events carry ids only; subscribers read the committed
-//! state. On SQLite they fan out in process; on PostgreSQL every replica publishes with
-//! `pg_notify` and receives through `LISTEN`, so a subscriber on one replica sees changes made
-//! through another.
+//! Live updates, read from the durable log of what happened.
+//!
+//! Every committed change of an order wrote its `order_events` row in the change's own
+//! transaction, with the version of the order it made. Each process runs one reader that reads
+//! new rows in id order, once, rebuilds the order as it was at that version, and hands the same
+//! [`OrderChange`] to every subscriber in the process; subscribers check access in memory,
+//! against the courier and the restaurant's staff read with the change. One event costs a few
+//! statements per process, however many subscribers follow it.
+//!
+//! Publishing after commit only rings a doorbell (`NOTIFY` on PostgreSQL, so every replica
+//! hears it; in process on SQLite): the reader looks at once. It also looks every second and
+//! after its listener reconnects, so a doorbell lost to an outage delays a change, never loses
+//! it.
+//!
+//! On PostgreSQL an id is taken when its row is inserted, not when its transaction commits, so
+//! the reader can see id 12 before id 11 commits. Skipped ids are kept as gaps and looked for
+//! again until they appear (and are delivered then) or are old enough to be rollbacks. Two
+//! changes of one order never commit out of order (each checks the version the other made), so
+//! each order's changes still arrive in version order.
+//!
+//! Courier positions are not in the log: each replaces the last. They travel on the same
+//! channel and are read once per process too.
 
-use std::time::Duration;
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use entities::{delivery, order, order_event, restaurant_staff};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement,
+};
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast, mpsc};
 
-/// The PostgreSQL channel events travel on.
+use crate::auth::Viewer;
+
+/// The PostgreSQL channel doorbells travel on.
 const CHANNEL: &str = "dishpatch_events";
-/// Events a subscriber may fall behind by before it skips ahead (it then reloads the state).
-const BUFFER: usize = 1024;
+/// Changes a subscriber may fall behind by before its stream ends with an error (it cannot be
+/// given every change any more, and says so instead of skipping some).
+pub const BUFFER: usize = 4096;
+/// Courier positions a subscriber may fall behind by; it then skips to the newest.
+const MOVES_BUFFER: usize = 1024;
+/// How often the reader looks at the log without a doorbell.
+const POLL: Duration = Duration::from_secs(1);
+/// How long a skipped id is waited for before it counts as a rolled-back transaction's. Longer
+/// than any write transaction runs (they hold a pooled connection, which times out at 5 s).
+const GAP_WAIT: Duration = Duration::from_mins(1);
+/// Rows read at once.
+const BATCH: u64 = 500;
+/// Skipped ids kept at most (PostgreSQL skips 32 after a crash; a larger jump is not waited
+/// for id by id).
+const MAX_GAPS: i64 = 10_000;
 
-/// Something that changed, after its transaction committed.
+/// What a doorbell says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Event {
-    /// An order was placed or changed (status, delivery).
-    OrderChanged { order_id: i64, restaurant_id: i64 },
+enum Doorbell {
+    /// New rows in the log.
+    OrderChanged,
     /// The courier of an order reported a new position.
     CourierMoved { order_id: i64 },
 }
 
-/// Where events go and come from.
+/// One committed change of an order, as every subscriber in the process receives it.
+#[derive(Debug)]
+pub struct OrderChange {
+    /// The log row: what changed, who changed it, when, and the version it made.
+    pub event: order_event::Model,
+    /// The order as that change left it (status, version and time of the change; the rest of
+    /// an order does not change once placed).
+    pub order: order::Model,
+    /// The order's courier, once one claimed it.
+    pub courier_id: Option<i64>,
+    /// The users who work at the order's restaurant, read with the change.
+    pub staff: Arc<HashSet<i64>>,
+}
+
+impl OrderChange {
+    /// Whether `viewer` may see the order now: its customer, its restaurant's staff (as read
+    /// with the change), its courier, admins.
+    pub fn visible_to(&self, viewer: &Viewer) -> bool {
+        sees(viewer, &self.order, self.courier_id, &self.staff)
+    }
+}
+
+/// A courier's new position, as every subscriber in the process receives it.
+#[derive(Debug)]
+pub struct CourierMove {
+    pub delivery: delivery::Model,
+    pub order: order::Model,
+    pub staff: Arc<HashSet<i64>>,
+}
+
+impl CourierMove {
+    /// Whether `viewer` may see the delivery: as [`OrderChange::visible_to`].
+    pub fn visible_to(&self, viewer: &Viewer) -> bool {
+        sees(
+            viewer,
+            &self.order,
+            Some(self.delivery.courier_id),
+            &self.staff,
+        )
+    }
+}
+
+fn sees(viewer: &Viewer, order: &order::Model, courier: Option<i64>, staff: &HashSet<i64>) -> bool {
+    let Some(user) = viewer.user() else {
+        return false;
+    };
+    viewer.is_admin()
+        || order.customer_id == user.id
+        || staff.contains(&user.id)
+        || courier == Some(user.id)
+}
+
+/// Where changes are announced and followed.
 #[derive(Clone)]
 pub struct EventBus {
-    sender: broadcast::Sender<Event>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    changes: broadcast::Sender<Arc<OrderChange>>,
+    moves: broadcast::Sender<Arc<CourierMove>>,
+    /// Wakes this process's log reader.
+    doorbell: Arc<Notify>,
+    /// Positions to read and hand out in this process.
+    moved: mpsc::UnboundedSender<i64>,
+    /// Set on PostgreSQL: doorbells go to every replica.
     postgres: Option<DatabaseConnection>,
 }
 
 impl EventBus {
-    /// Events within this process only (the embedded SQLite set-up).
-    pub fn local() -> Self {
-        Self {
-            sender: broadcast::channel(BUFFER).0,
-            postgres: None,
+    /// Starts this process's reader of the log in `db` (and, on PostgreSQL, the listener for
+    /// other replicas' doorbells, connecting to `url`). Changes committed from now on are
+    /// delivered.
+    pub async fn start(db: DatabaseConnection, url: &str) -> Result<Self, DbErr> {
+        let (changes, moves) = (
+            broadcast::channel(BUFFER).0,
+            broadcast::channel(MOVES_BUFFER).0,
+        );
+        let doorbell = Arc::new(Notify::new());
+        let (positions, positions_rx) = mpsc::unbounded_channel();
+        let last = last_id(&db).await?;
+        let postgres = db.get_database_backend() == DbBackend::Postgres;
+        tokio::spawn(
+            LogReader {
+                db: db.clone(),
+                last,
+                gaps: BTreeMap::new(),
+                failing_since: None,
+            }
+            .run(doorbell.clone(), changes.clone()),
+        );
+        tokio::spawn(hand_out_moves(db.clone(), positions_rx, moves.clone()));
+        if postgres {
+            tokio::spawn(listen(url.to_owned(), doorbell.clone(), positions.clone()));
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                changes,
+                moves,
+                doorbell,
+                moved: positions,
+                postgres: postgres.then_some(db),
+            }),
+        })
+    }
+
+    /// Says that orders changed. Call it after the change committed; the change itself is
+    /// already in the log, so this only makes every replica look now rather than within a
+    /// second. Never blocks on subscribers.
+    pub async fn order_changed(&self) {
+        // This process looks at once, without waiting for its own notification.
+        self.inner.doorbell.notify_one();
+        self.ring(Doorbell::OrderChanged).await;
+    }
+
+    /// Says that the courier of `order_id` reported a position (after it committed).
+    pub async fn courier_moved(&self, order_id: i64) {
+        if !self.ring(Doorbell::CourierMoved { order_id }).await {
+            let _ = self.inner.moved.send(order_id);
         }
     }
 
-    /// Events across every replica on the PostgreSQL database at `url`; starts the listener.
-    pub fn postgres(db: DatabaseConnection, url: String) -> Self {
-        let sender = broadcast::channel(BUFFER).0;
-        tokio::spawn(listen(url, sender.clone()));
-        Self {
-            sender,
-            postgres: Some(db),
-        }
-    }
-
-    /// The bus for `db`: across replicas on PostgreSQL, in process otherwise.
-    pub fn for_database(db: &DatabaseConnection, url: &str) -> Self {
-        if db.get_database_backend() == DbBackend::Postgres {
-            Self::postgres(db.clone(), url.to_owned())
-        } else {
-            Self::local()
-        }
-    }
-
-    /// Publishes `event`. Call it after the change committed. Never blocks on subscribers.
-    pub async fn publish(&self, event: Event) {
-        let Some(db) = &self.postgres else {
-            let _ = self.sender.send(event);
-            return;
+    /// Notifies every replica; false when there is no PostgreSQL to notify through (or it
+    /// failed, and this process has to hear of it by itself).
+    async fn ring(&self, doorbell: Doorbell) -> bool {
+        let Some(db) = &self.inner.postgres else {
+            return false;
         };
-        let payload = serde_json::to_string(&event).expect("events serialize");
+        let payload = serde_json::to_string(&doorbell).expect("doorbells serialize");
         let notify = Statement::from_sql_and_values(
             DbBackend::Postgres,
             "SELECT pg_notify($1, $2)",
             [CHANNEL.into(), payload.into()],
         );
-        if let Err(error) = db.execute_raw(notify).await {
-            // The change is committed; subscribers here still hear of it.
-            tracing::error!(%error, "publishing an event to other replicas failed");
-            let _ = self.sender.send(event);
+        match db.execute_raw(notify).await {
+            Ok(_) => true,
+            Err(error) => {
+                // The change is committed; the other replicas find it within a second.
+                tracing::warn!(%error, "ringing the other replicas failed");
+                false
+            }
         }
     }
 
-    /// A receiver of every event from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.sender.subscribe()
+    /// Every order change committed from now on, in log order.
+    pub fn changes(&self) -> broadcast::Receiver<Arc<OrderChange>> {
+        self.inner.changes.subscribe()
+    }
+
+    /// Every courier position reported from now on.
+    pub fn moves(&self) -> broadcast::Receiver<Arc<CourierMove>> {
+        self.inner.moves.subscribe()
     }
 }
 
-/// Receives the replicas' notifications and passes them to this process's subscribers,
-/// reconnecting when the connection drops.
-async fn listen(url: String, sender: broadcast::Sender<Event>) {
+/// The newest id in the log, where a new reader starts.
+async fn last_id(db: &DatabaseConnection) -> Result<i64, DbErr> {
+    let newest = order_event::Entity::find()
+        .select_only()
+        .column(order_event::Column::Id)
+        .order_by_desc(order_event::Column::Id)
+        .limit(1)
+        .into_tuple::<i64>()
+        .one(db)
+        .await?;
+    Ok(newest.unwrap_or(0))
+}
+
+/// Reads the log in id order and hands each change out once.
+struct LogReader {
+    db: DatabaseConnection,
+    /// The highest id handed out.
+    last: i64,
+    /// Ids below `last` not seen yet (a transaction still in flight, or rolled back), and since
+    /// when they are missing.
+    gaps: BTreeMap<i64, Instant>,
+    /// Since when reading fails (logged once per outage).
+    failing_since: Option<Instant>,
+}
+
+impl LogReader {
+    async fn run(mut self, doorbell: Arc<Notify>, out: broadcast::Sender<Arc<OrderChange>>) {
+        loop {
+            tokio::select! {
+                () = doorbell.notified() => {}
+                () = tokio::time::sleep(POLL) => {}
+            }
+            match self.catch_up(&out).await {
+                Ok(()) => {
+                    if let Some(since) = self.failing_since.take() {
+                        tracing::info!(
+                            after_ms = since.elapsed().as_millis() as u64,
+                            "the order event log is readable again; caught up"
+                        );
+                    }
+                }
+                Err(error) => {
+                    if self.failing_since.is_none() {
+                        self.failing_since = Some(Instant::now());
+                        tracing::warn!(%error, "cannot read the order event log; retrying every second");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands out every row after `last` (and any gap that appeared), batch by batch.
+    async fn catch_up(&mut self, out: &broadcast::Sender<Arc<OrderChange>>) -> Result<(), DbErr> {
+        loop {
+            self.gaps.retain(|_, since| since.elapsed() < GAP_WAIT);
+            let mut wanted = Condition::any().add(order_event::Column::Id.gt(self.last));
+            if !self.gaps.is_empty() {
+                wanted = wanted.add(order_event::Column::Id.is_in(self.gaps.keys().copied()));
+            }
+            let events = order_event::Entity::find()
+                .filter(wanted)
+                .order_by_asc(order_event::Column::Id)
+                .limit(BATCH)
+                .all(&self.db)
+                .await?;
+            let full = events.len() as u64 == BATCH;
+            if events.is_empty() {
+                return Ok(());
+            }
+            let changes = self.snapshots(events).await?;
+            for change in changes {
+                self.advance(change.event.id);
+                let _ = out.send(Arc::new(change));
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Marks `id` handed out: a gap filled, or the new `last` (ids skipped on the way become
+    /// gaps).
+    fn advance(&mut self, id: i64) {
+        if self.gaps.remove(&id).is_some() || id <= self.last {
+            return;
+        }
+        let now = Instant::now();
+        let skipped = (self.last + 1).max(id - MAX_GAPS)..id;
+        for missing in skipped {
+            self.gaps.insert(missing, now);
+        }
+        self.last = id;
+    }
+
+    /// The orders as `events` left them, with who may see them: three statements for the
+    /// whole batch.
+    async fn snapshots(&self, events: Vec<order_event::Model>) -> Result<Vec<OrderChange>, DbErr> {
+        let order_ids: HashSet<i64> = events.iter().map(|event| event.order_id).collect();
+        let orders: HashMap<i64, order::Model> = order::Entity::find()
+            .filter(order::Column::Id.is_in(order_ids.iter().copied()))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|order| (order.id, order))
+            .collect();
+        let couriers: HashMap<i64, i64> = delivery::Entity::find()
+            .filter(delivery::Column::OrderId.is_in(order_ids.iter().copied()))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|delivery| (delivery.order_id, delivery.courier_id))
+            .collect();
+        let staff = staff_of(&self.db, orders.values().map(|order| order.restaurant_id)).await?;
+        Ok(events
+            .into_iter()
+            .filter_map(|event| {
+                // An order deleted since (its events with it) has nobody left to tell.
+                let mut order = orders.get(&event.order_id)?.clone();
+                order.status = event.to_status;
+                order.version = event.version;
+                order.updated_at = event.created_at;
+                Some(OrderChange {
+                    courier_id: couriers.get(&order.id).copied(),
+                    staff: staff.get(&order.restaurant_id).cloned().unwrap_or_default(),
+                    order,
+                    event,
+                })
+            })
+            .collect())
+    }
+}
+
+/// The staff of each of `restaurants`, by restaurant.
+async fn staff_of(
+    db: &DatabaseConnection,
+    restaurants: impl Iterator<Item = i64>,
+) -> Result<HashMap<i64, Arc<HashSet<i64>>>, DbErr> {
+    let restaurants: HashSet<i64> = restaurants.collect();
+    let mut staff: HashMap<i64, HashSet<i64>> = HashMap::new();
+    for member in restaurant_staff::Entity::find()
+        .filter(restaurant_staff::Column::RestaurantId.is_in(restaurants))
+        .all(db)
+        .await?
+    {
+        staff
+            .entry(member.restaurant_id)
+            .or_default()
+            .insert(member.user_id);
+    }
+    Ok(staff
+        .into_iter()
+        .map(|(restaurant, users)| (restaurant, Arc::new(users)))
+        .collect())
+}
+
+/// Reads each reported position once and hands it to this process's subscribers.
+async fn hand_out_moves(
+    db: DatabaseConnection,
+    mut moved: mpsc::UnboundedReceiver<i64>,
+    out: broadcast::Sender<Arc<CourierMove>>,
+) {
+    while let Some(order_id) = moved.recv().await {
+        if out.receiver_count() == 0 {
+            continue;
+        }
+        match read_move(&db, order_id).await {
+            Ok(Some(change)) => {
+                let _ = out.send(Arc::new(change));
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, order_id, "cannot read a courier's position"),
+        }
+    }
+}
+
+async fn read_move(db: &DatabaseConnection, order_id: i64) -> Result<Option<CourierMove>, DbErr> {
+    let Some(delivery) = delivery::Entity::find()
+        .filter(delivery::Column::OrderId.eq(order_id))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Some(order) = order::Entity::find_by_id(order_id).one(db).await? else {
+        return Ok(None);
+    };
+    let staff = staff_of(db, std::iter::once(order.restaurant_id))
+        .await?
+        .remove(&order.restaurant_id)
+        .unwrap_or_default();
+    Ok(Some(CourierMove {
+        delivery,
+        order,
+        staff,
+    }))
+}
+
+/// Receives the replicas' doorbells, reconnecting when the connection drops; after every
+/// (re)connect the reader looks at the log, for what was committed while nobody listened.
+async fn listen(url: String, doorbell: Arc<Notify>, moved: mpsc::UnboundedSender<i64>) {
     use sea_orm::sqlx::postgres::PgListener;
+    let mut failing = false;
     loop {
         let mut listener = match PgListener::connect(&url).await {
             Ok(listener) => listener,
             Err(error) => {
-                tracing::error!(%error, "cannot listen for events; retrying");
+                if !failing {
+                    tracing::error!(%error, "cannot listen for changes; retrying every second");
+                    failing = true;
+                }
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
         };
         if let Err(error) = listener.listen(CHANNEL).await {
-            tracing::error!(%error, "cannot listen for events; retrying");
+            tracing::error!(%error, "cannot listen for changes; retrying");
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }
+        failing = false;
+        doorbell.notify_one();
         loop {
-            match listener.recv().await {
-                Ok(notification) => match serde_json::from_str::<Event>(notification.payload()) {
-                    Ok(event) => {
-                        let _ = sender.send(event);
+            match listener.try_recv().await {
+                Ok(Some(notification)) => {
+                    match serde_json::from_str::<Doorbell>(notification.payload()) {
+                        Ok(Doorbell::OrderChanged) => doorbell.notify_one(),
+                        Ok(Doorbell::CourierMoved { order_id }) => {
+                            let _ = moved.send(order_id);
+                        }
+                        Err(error) => tracing::warn!(%error, "ignoring a malformed doorbell"),
                     }
-                    Err(error) => tracing::warn!(%error, "ignoring a malformed event"),
-                },
+                }
+                // The connection was lost; notifications sent meanwhile are gone, the log is not.
+                Ok(None) => {
+                    tracing::warn!("change listener lost its connection; reconnecting");
+                    break;
+                }
                 Err(error) => {
-                    tracing::warn!(%error, "event listener lost its connection; reconnecting");
+                    tracing::warn!(%error, "change listener failed; reconnecting");
                     break;
                 }
             }

@@ -71,7 +71,7 @@ async fn load_node(ctx: &Context<'_>, id: GlobalId) -> Result<Option<Node>> {
         }
         // Private: checked on the node itself, so `node(id)` cannot leak what `order(id)` hides.
         NodeKind::Order => match loaders.orders.load_one(id.id).await? {
-            Some(order) if visible(ctx, &order).await? => Some(Node::Order(Order(order))),
+            Some(order) if visible(ctx, &order).await? => Some(Node::Order(Order::new(order))),
             _ => None,
         },
     })

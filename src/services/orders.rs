@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entities::{
-    DeliveryStatus, OrderStatus, delivery, menu_item, opening_hours, order, order_event,
-    order_item, restaurant, review,
+    DeliveryStatus, OrderEventKind, OrderStatus, delivery, menu_item, opening_hours, order,
+    order_event, order_item, restaurant, review,
 };
 use sea_orm::{
     ActiveModelTrait,
@@ -318,11 +318,15 @@ async fn insert_order(
     .await?;
     record_event(
         txn,
-        order.id,
-        Some(customer_id),
-        None,
-        OrderStatus::Placed,
-        None,
+        Change {
+            order_id: order.id,
+            actor_id: Some(customer_id),
+            from: None,
+            to: OrderStatus::Placed,
+            kind: OrderEventKind::StatusChanged,
+            reason: None,
+            version: order.version,
+        },
         now,
     )
     .await?;
@@ -332,27 +336,38 @@ async fn insert_order(
     }))
 }
 
-async fn record_event(
-    txn: &DatabaseTransaction,
+/// One change of an order, as its event row records it.
+struct Change {
     order_id: i64,
     actor_id: Option<i64>,
     from: Option<OrderStatus>,
     to: OrderStatus,
+    kind: OrderEventKind,
     reason: Option<String>,
+    /// The order's version after the change.
+    version: i32,
+}
+
+/// Writes the event of `change` in the change's own transaction: the log live updates are
+/// read from holds exactly the changes that committed.
+async fn record_event(
+    txn: &DatabaseTransaction,
+    change: Change,
     now: DateTime<Utc>,
-) -> AppResult<()> {
-    order_event::ActiveModel {
-        order_id: Set(order_id),
-        actor_id: Set(actor_id),
-        from_status: Set(from),
-        to_status: Set(to),
-        reason: Set(reason),
+) -> AppResult<order_event::Model> {
+    Ok(order_event::ActiveModel {
+        order_id: Set(change.order_id),
+        actor_id: Set(change.actor_id),
+        from_status: Set(change.from),
+        to_status: Set(change.to),
+        reason: Set(change.reason),
         created_at: Set(now),
+        version: Set(change.version),
+        kind: Set(change.kind),
         ..Default::default()
     }
     .insert(txn)
-    .await?;
-    Ok(())
+    .await?)
 }
 
 /// Whether `error` is a unique index refusing a duplicate.
@@ -508,12 +523,10 @@ pub async fn move_order(
             "customers can cancel only until the restaurant accepts the order",
         )));
     }
-    if mv == Move::Cancel && delivery.is_some() && order.status == OrderStatus::ReadyForPickup {
-        // A courier is on the way; cancelling is still allowed and frees them.
-        delivery::Entity::delete_many()
-            .filter(delivery::Column::OrderId.eq(order.id))
-            .exec(&txn)
-            .await?;
+    if mv == Move::Cancel && delivery.is_some() {
+        // A courier is on the way; cancelling is still allowed and frees them. The delivery
+        // stays, cancelled, so the courier keeps seeing what happened to it.
+        set_delivery_status(&txn, order.id, DeliveryStatus::Cancelled, now).await?;
     }
     if mv == Move::ConfirmPickup && delivery.is_none() {
         return Ok(Err(InputError::new(
@@ -536,11 +549,15 @@ pub async fn move_order(
     }
     record_event(
         &txn,
-        order.id,
-        Some(user.id),
-        Some(order.status),
-        target,
-        reason,
+        Change {
+            order_id: order.id,
+            actor_id: Some(user.id),
+            from: Some(order.status),
+            to: target,
+            kind: OrderEventKind::StatusChanged,
+            reason,
+            version: order.version + 1,
+        },
         now,
     )
     .await?;
@@ -576,7 +593,7 @@ async fn set_delivery_status(
         DeliveryStatus::Delivered => {
             update.col_expr(delivery::Column::DeliveredAt, Expr::value(now))
         }
-        DeliveryStatus::Claimed => update,
+        DeliveryStatus::Claimed | DeliveryStatus::Cancelled => update,
     };
     update.exec(txn).await?;
     Ok(())
@@ -654,6 +671,20 @@ pub async fn claim_delivery(
         }
         Err(error) => return Err(error.into()),
     };
+    record_event(
+        &txn,
+        Change {
+            order_id: order.id,
+            actor_id: Some(courier_id),
+            from: Some(order.status),
+            to: order.status,
+            kind: OrderEventKind::DeliveryClaimed,
+            reason: None,
+            version: order.version + 1,
+        },
+        now,
+    )
+    .await?;
     let order = order::Entity::find_by_id(order.id)
         .one(&txn)
         .await?

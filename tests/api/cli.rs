@@ -114,9 +114,36 @@ fn migrate_up_down_and_status_manage_the_schema() {
         );
         String::from_utf8(output.stdout).unwrap()
     };
-    assert!(run(&["migrate", "status"]).contains("pending  m20261122_000001_create_marketplace"));
+    let status = run(&["migrate", "status"]);
+    assert!(
+        status.contains("pending  m20261122_000001_create_marketplace"),
+        "{status}"
+    );
+    assert!(
+        status.contains("pending  m20261206_000001_event_log"),
+        "{status}"
+    );
     run(&["migrate", "up"]);
-    assert!(run(&["migrate", "status"]).contains("applied  m20261122_000001_create_marketplace"));
+    let status = run(&["migrate", "status"]);
+    assert!(
+        status.contains("applied  m20261122_000001_create_marketplace"),
+        "{status}"
+    );
+    assert!(
+        status.contains("applied  m20261206_000001_event_log"),
+        "{status}"
+    );
+    // Down undoes the newest migration only.
+    run(&["migrate", "down"]);
+    let status = run(&["migrate", "status"]);
+    assert!(
+        status.contains("applied  m20261122_000001_create_marketplace"),
+        "{status}"
+    );
+    assert!(
+        status.contains("pending  m20261206_000001_event_log"),
+        "{status}"
+    );
     run(&["migrate", "down"]);
     assert!(run(&["migrate", "status"]).contains("pending  m20261122_000001_create_marketplace"));
 }

@@ -14,6 +14,7 @@ mod graphiql;
 mod hardening;
 mod hostile_input;
 mod http;
+mod live;
 mod metrics;
 mod nodes;
 mod oauth;

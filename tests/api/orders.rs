@@ -217,13 +217,21 @@ db_test! {
 
         // Every status has the event that explains it.
         let history = app.graphql_as(Some(&customer),
-            "query($id: ID!) { order(id: $id) { status events { fromStatus toStatus actor { displayName } } review { rating } } }",
+            "query($id: ID!) { order(id: $id) { status version events { kind version fromStatus toStatus actor { displayName } } lastEvent { version toStatus } review { rating } } }",
             json!({ "id": id })).await;
         let history = history.data()["order"].clone();
         let events = history["events"].as_array().unwrap();
         let path: Vec<&str> = events.iter().map(|e| e["toStatus"].as_str().unwrap()).collect();
-        assert_eq!(path, ["PLACED", "ACCEPTED", "PREPARING", "READY_FOR_PICKUP", "PICKED_UP", "DELIVERED"]);
+        assert_eq!(path, ["PLACED", "ACCEPTED", "PREPARING", "READY_FOR_PICKUP", "READY_FOR_PICKUP", "PICKED_UP", "DELIVERED"]);
         assert!(events.windows(2).all(|w| w[1]["fromStatus"] == w[0]["toStatus"]));
+        // The claim is an event like every other change, and each change made one version.
+        assert_eq!(events[4]["kind"], "DELIVERY_CLAIMED");
+        assert_eq!(events[4]["actor"]["displayName"], "Cory Courier");
+        assert!(events.iter().enumerate().filter(|(i, _)| *i != 4).all(|(_, e)| e["kind"] == "STATUS_CHANGED"));
+        let versions: Vec<i64> = events.iter().map(|e| e["version"].as_i64().unwrap()).collect();
+        assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(history["version"], 7);
+        assert_eq!(history["lastEvent"], json!({ "version": 7, "toStatus": "DELIVERED" }));
         assert_eq!(events[1]["actor"]["displayName"], "Olivia Owner");
         assert_eq!(history["review"]["rating"], 5);
     }
@@ -471,7 +479,7 @@ async fn until_complete(socket: &mut crate::websocket::Socket, id: &str) -> Vec<
 }
 
 db_test! {
-    async fn a_courier_whose_order_is_cancelled_is_told_once_and_hears_nothing_more(app) {
+    async fn a_courier_whose_order_is_cancelled_is_told_and_the_stream_completes(app) {
         let id = ready_order(&app, "cancelled-under-courier").await;
         let (courier, owner) = (app.bearer(seed::DEMO_COURIER).await, app.bearer(seed::DEMO_OWNER).await);
         let claimed = act(&app, &courier, "claimDelivery", json!({ "orderId": id })).await;
@@ -488,9 +496,14 @@ db_test! {
 
         let cancelled = act(&app, &owner, "cancelOrder", json!({ "orderId": id, "reason": "out of dough" })).await;
         assert_eq!(cancelled["userErrors"], json!([]));
+        // Told what happened, then the stream completes: a cancelled order changes no more.
         let after = until_complete(&mut socket, "o").await;
         assert_eq!(after.len(), 1, "one last message, then the end: {after:?}");
-        assert_eq!(after[0]["errors"][0]["extensions"]["code"], "FORBIDDEN", "{after:?}");
+        assert_eq!(after[0]["data"]["orderUpdated"], json!({ "status": "CANCELLED", "version": 6 }), "{after:?}");
+        // The courier keeps the cancelled delivery in their history.
+        let seen = app.graphql_as(Some(&courier), "query($id: ID!) { order(id: $id) { status delivery { status } lastEvent { actor { displayName } reason } } }", json!({ "id": id })).await;
+        assert_eq!(seen.data()["order"], json!({ "status": "CANCELLED", "delivery": { "status": "CANCELLED" },
+            "lastEvent": { "actor": { "displayName": "Olivia Owner" }, "reason": "out of dough" } }));
     }
 }
 

@@ -1,7 +1,5 @@
 //! `order(id)` and `availableDeliveries`.
 
-use std::sync::Arc;
-
 use async_graphql::{Context, ID, Object, Result};
 use sea_orm::DatabaseConnection;
 
@@ -33,7 +31,7 @@ impl OrderQuery {
         let Some(order) = ctx.data::<Loaders>()?.orders.load_one(id).await? else {
             return Ok(None);
         };
-        Ok(visible(ctx, &order).await?.then_some(Order(order)))
+        Ok(visible(ctx, &order).await?.then_some(Order::new(order)))
     }
 
     /// For couriers: orders ready for pickup that nobody has claimed, nearest first from
@@ -56,7 +54,7 @@ impl OrderQuery {
         Ok(orders::available_for_couriers(db, near, args.limit)
             .await?
             .into_iter()
-            .map(|order| Order(Arc::new(order)))
+            .map(Order::from)
             .collect())
     }
 }

@@ -1,9 +1,6 @@
 //! Live order updates: for customers, staff and couriers.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicI32, Ordering},
-};
+use std::sync::Arc;
 
 use async_graphql::{Context, ErrorExtensions, ID, Result, Subscription};
 use futures_util::{Stream, StreamExt, stream};
@@ -14,7 +11,7 @@ use super::types::{Delivery, Order, require_restaurant_orders};
 use crate::{
     auth::{Scope, Viewer, guards::viewer},
     error::AppError,
-    events::{Event, EventBus},
+    events::{CourierMove, EventBus, OrderChange},
     graphql::relay::{GlobalId, NodeKind},
     services::orders::can_see,
 };
@@ -49,16 +46,6 @@ async fn visible_order(
     }
 }
 
-/// The order `id` read afresh, or the end of the subscription when `viewer` may no longer see
-/// it (e.g. the courier of a cancelled delivery).
-async fn still_visible(
-    db: &DatabaseConnection,
-    viewer: &Viewer,
-    id: i64,
-) -> Result<entities::order::Model> {
-    visible_order(db, viewer, id).await.map_err(|_| gone())
-}
-
 /// A request slot while a subscription starts (WebSocket connections carry `StartSlots`; the
 /// guard is dropped when the resolver returns its stream).
 async fn start_turn(ctx: &Context<'_>) -> Option<crate::graphql::limits::Admitted> {
@@ -68,57 +55,68 @@ async fn start_turn(ctx: &Context<'_>) -> Option<crate::graphql::limits::Admitte
     }
 }
 
-/// Ends a restaurant's feed for a viewer who is no longer its staff (the membership read
-/// afresh: the viewer's own list is from when the socket opened).
-async fn still_staff(db: &DatabaseConnection, viewer: &Viewer, restaurant_id: i64) -> Result<()> {
-    if viewer.is_admin() {
-        return Ok(());
-    }
-    let user = viewer.user().map(|user| user.id).unwrap_or_default();
-    let member = entities::restaurant_staff::Entity::find_by_id((restaurant_id, user))
-        .one(db)
-        .await
-        .map_err(AppError::from)?;
-    if member.is_some() {
-        Ok(())
-    } else {
-        Err(gone())
-    }
+/// What a subscription does with one change it hears of.
+enum Step<T> {
+    /// Not for this subscription (another order, or a state already sent).
+    Skip,
+    /// Send it; more may follow.
+    Send(T),
+    /// Send it; it is the last (the order reached a final status).
+    Last(T),
+    /// End with this error (access is gone).
+    End(async_graphql::Error),
 }
 
-/// Yields `load()` each time `matches` accepts an event, until the bus closes or `load` fails:
-/// then the error is the last item, and the stream ends (a subscriber that falls behind skips
-/// ahead; the next match reloads the state).
-fn follow<T, M, F, Fut>(
-    receiver: Receiver<Event>,
-    matches: M,
-    load: F,
-) -> impl Stream<Item = Result<T>> + use<T, M, F, Fut>
+/// What a subscriber does when it fell more than the buffer behind.
+#[derive(Clone, Copy)]
+enum OnLag {
+    /// End with an error: every change must arrive, so a gap is said, not skipped.
+    End,
+    /// Skip to the newest: each item replaces the last (positions).
+    Skip,
+}
+
+/// The subscriber fell too far behind to be given every change.
+fn lagged() -> async_graphql::Error {
+    async_graphql::Error::new(format!(
+        "the subscription ended: this subscriber fell more than {} changes behind; subscribe again (with `current: true` to start from the order as it is)",
+        crate::events::BUFFER
+    ))
+    .extend_with(|_, e| e.set("code", crate::error::code::SERVICE_UNAVAILABLE))
+}
+
+/// Yields what `step` makes of each change from `receiver`, in order, until it ends the
+/// stream or the bus closes. An error is the last item.
+fn follow<C, T, S>(
+    receiver: Receiver<Arc<C>>,
+    on_lag: OnLag,
+    step: S,
+) -> impl Stream<Item = Result<T>> + use<C, T, S>
 where
+    C: Send + Sync + 'static,
     T: Send + 'static,
-    M: Fn(&Event) -> bool + Send + Sync + 'static,
-    F: Fn(Event) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Option<T>>> + Send,
+    S: FnMut(&C) -> Step<T> + Send + 'static,
 {
-    let handlers = Arc::new((matches, load));
-    stream::unfold(Some((receiver, handlers)), |state| async move {
-        // `None` once an error was sent: nothing more follows it.
-        let (mut receiver, handlers) = state?;
+    stream::unfold(Some((receiver, step)), move |state| async move {
+        // `None` once the stream said its last.
+        let (mut receiver, mut step) = state?;
         loop {
-            let event = match receiver.recv().await {
-                Ok(event) if (handlers.0)(&event) => event,
-                Ok(_) => continue,
-                // This subscriber was too slow; skip ahead (the next match reloads the state).
-                Err(RecvError::Lagged(skipped)) => {
-                    tracing::warn!(skipped, "a subscriber fell behind");
-                    continue;
-                }
+            let change = match receiver.recv().await {
+                Ok(change) => change,
+                Err(RecvError::Lagged(skipped)) => match on_lag {
+                    OnLag::Skip => continue,
+                    OnLag::End => {
+                        tracing::warn!(skipped, "a subscriber fell behind; its stream ends");
+                        return Some((Err(lagged()), None));
+                    }
+                },
                 Err(RecvError::Closed) => return None,
             };
-            match (handlers.1)(event).await {
-                Ok(Some(item)) => return Some((Ok(item), Some((receiver, handlers)))),
-                Ok(None) => {}
-                Err(error) => return Some((Err(error), None)),
+            match step(&change) {
+                Step::Skip => {}
+                Step::Send(item) => return Some((Ok(item), Some((receiver, step)))),
+                Step::Last(item) => return Some((Ok(item), None)),
+                Step::End(error) => return Some((Err(error), None)),
             }
         }
     })
@@ -130,9 +128,14 @@ pub struct OrderSubscription;
 
 #[Subscription]
 impl OrderSubscription {
-    /// The order each time it changes (status, delivery), newer `version` each time. For its
-    /// customer, the restaurant's staff, its courier and admins; when the viewer may no longer
-    /// see it (a courier whose order was cancelled), the stream ends with an error.
+    /// The order each time it changes: every committed change once, in `version` order, with
+    /// `lastEvent` saying what the change was (a status move or a courier's claim), so a
+    /// client can rebuild the whole sequence. For its customer, the restaurant's staff, its
+    /// courier and admins. The stream completes after the order reaches a final status
+    /// (`DELIVERED`, `REJECTED`, `CANCELLED`; at once if it already has). It ends with
+    /// `FORBIDDEN` when the viewer may no longer see the order, and with
+    /// `SERVICE_UNAVAILABLE` if this subscriber fell so far behind that it could not be given
+    /// every change: subscribe again with `current: true`.
     async fn order_updated(
         &self,
         ctx: &Context<'_>,
@@ -148,27 +151,37 @@ impl OrderSubscription {
         let db = ctx.data::<DatabaseConnection>()?.clone();
         let viewer = viewer(ctx)?.clone();
         // Listening before reading, so no change between the read and the first event is lost.
-        let receiver = ctx.data::<EventBus>()?.subscribe();
+        let receiver = ctx.data::<EventBus>()?.changes();
         let now = visible_order(&db, &viewer, id).await?;
-        // Each committed state is sent once: events of changes already read are skipped.
-        let sent = Arc::new(AtomicI32::new(now.version));
-        let first = current.then(|| Ok(Order(Arc::new(now))));
-        Ok(stream::iter(first).chain(follow(
-            receiver,
-            move |event| matches!(event, Event::OrderChanged { order_id, .. } if *order_id == id),
-            move |_| {
-                let (db, viewer, sent) = (db.clone(), viewer.clone(), sent.clone());
-                async move {
-                    let order = still_visible(&db, &viewer, id).await?;
-                    let newer = sent.fetch_max(order.version, Ordering::Relaxed) < order.version;
-                    Ok(newer.then(|| Order(Arc::new(order))))
-                }
-            },
-        )))
+        let finished = now.status.is_final();
+        // Each version is sent once, in order: changes already read are skipped.
+        let mut sent = now.version;
+        let first = current.then(|| Ok(Order::from(now)));
+        let changes = follow(receiver, OnLag::End, move |change: &OrderChange| {
+            if change.order.id != id || change.event.version <= sent {
+                return Step::Skip;
+            }
+            if !change.visible_to(&viewer) {
+                return Step::End(gone());
+            }
+            sent = change.event.version;
+            let order = Order::of_change(change);
+            if change.order.status.is_final() {
+                Step::Last(order)
+            } else {
+                Step::Send(order)
+            }
+        });
+        // An order already final changes no more: the stream ends after the current state.
+        let changes = (!finished).then_some(changes);
+        Ok(stream::iter(first).chain(stream::iter(changes).flatten()))
     }
 
-    /// Every new order and every change of an order of the restaurant. For its staff and
-    /// admins; staff removed from the restaurant get an error, and the stream ends.
+    /// Every new order and every change of an order of the restaurant, each committed change
+    /// once and in order (the order as that change left it; `lastEvent` says what changed).
+    /// For its staff and admins; staff removed from the restaurant get `FORBIDDEN` with the
+    /// next change, and the stream ends. A subscriber too far behind to be given every change
+    /// gets `SERVICE_UNAVAILABLE`, and the stream ends.
     async fn restaurant_orders(
         &self,
         ctx: &Context<'_>,
@@ -178,29 +191,26 @@ impl OrderSubscription {
         let restaurant = GlobalId::decode_as(&restaurant_id, NodeKind::Restaurant)?;
         let viewer = viewer(ctx)?.clone();
         require_restaurant_orders(&viewer, restaurant)?;
-        let db = ctx.data::<DatabaseConnection>()?.clone();
+        let user = viewer.user().map(|user| user.id);
         Ok(follow(
-            ctx.data::<EventBus>()?.subscribe(),
-            move |event| matches!(event, Event::OrderChanged { restaurant_id, .. } if *restaurant_id == restaurant),
-            move |event| {
-                let (db, viewer) = (db.clone(), viewer.clone());
-                async move {
-                    let Event::OrderChanged { order_id, .. } = event else {
-                        return Ok(None);
-                    };
-                    still_staff(&db, &viewer, restaurant).await?;
-                    let order = entities::order::Entity::find_by_id(order_id)
-                        .one(&db)
-                        .await
-                        .map_err(AppError::from)?;
-                    Ok(order.map(|order| Order(Arc::new(order))))
+            ctx.data::<EventBus>()?.changes(),
+            OnLag::End,
+            move |change: &OrderChange| {
+                if change.order.restaurant_id != restaurant {
+                    return Step::Skip;
                 }
+                // The staff as read with this change: someone removed since hears no more.
+                if !viewer.is_admin() && !user.is_some_and(|user| change.staff.contains(&user)) {
+                    return Step::End(gone());
+                }
+                Step::Send(Order::of_change(change))
             },
         ))
     }
 
-    /// The courier's delivery each time they report a position. For the order's customer, the
-    /// restaurant's staff, the courier and admins.
+    /// The courier's delivery each time they report a position; a subscriber that falls
+    /// behind skips to the newest position (each replaces the last). For the order's customer,
+    /// the restaurant's staff, the courier and admins.
     async fn courier_location(
         &self,
         ctx: &Context<'_>,
@@ -210,23 +220,23 @@ impl OrderSubscription {
         let id = GlobalId::decode_as(&order_id, NodeKind::Order)?;
         let db = ctx.data::<DatabaseConnection>()?.clone();
         let viewer = viewer(ctx)?.clone();
-        let receiver = ctx.data::<EventBus>()?.subscribe();
+        let receiver = ctx.data::<EventBus>()?.moves();
         visible_order(&db, &viewer, id).await?;
-        Ok(follow(
-            receiver,
-            move |event| matches!(event, Event::CourierMoved { order_id } if *order_id == id),
-            move |_| {
-                let (db, viewer) = (db.clone(), viewer.clone());
-                async move {
-                    still_visible(&db, &viewer, id).await?;
-                    let delivery = entities::delivery::Entity::find()
-                        .filter(entities::delivery::Column::OrderId.eq(id))
-                        .one(&db)
-                        .await
-                        .map_err(AppError::from)?;
-                    Ok(delivery.map(|delivery| Delivery(Arc::new(delivery))))
-                }
-            },
-        ))
+        // Positions only move forward: an older one arriving late is not sent.
+        let mut latest = None;
+        Ok(follow(receiver, OnLag::Skip, move |moved: &CourierMove| {
+            if moved.delivery.order_id != id {
+                return Step::Skip;
+            }
+            if !moved.visible_to(&viewer) {
+                return Step::End(gone());
+            }
+            let at = moved.delivery.location_updated_at;
+            if at.is_none() || at <= latest {
+                return Step::Skip;
+            }
+            latest = at;
+            Step::Send(Delivery(Arc::new(moved.delivery.clone())))
+        }))
     }
 }

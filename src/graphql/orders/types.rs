@@ -54,6 +54,18 @@ pub enum DeliveryStatus {
     PickedUp,
     /// The customer has the food.
     Delivered,
+    /// The order was cancelled after the courier claimed it.
+    Cancelled,
+}
+
+/// What kind of change an order event records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[graphql(remote = "entities::OrderEventKind")]
+pub enum OrderEventKind {
+    /// The order was placed (`fromStatus` is null) or moved from one status to another.
+    StatusChanged,
+    /// A courier claimed the delivery; the status stays `READY_FOR_PICKUP`.
+    DeliveryClaimed,
 }
 
 /// Whether `viewer` may read `order` with its current credential.
@@ -73,7 +85,43 @@ pub async fn visible(ctx: &Context<'_>, order: &order::Model) -> Result<bool> {
 /// A customer's order from one restaurant. Visible to its customer, the restaurant's staff,
 /// its courier and admins.
 #[derive(Clone)]
-pub struct Order(pub Arc<order::Model>);
+pub struct Order(
+    pub Arc<order::Model>,
+    /// The event that made this version, when known without reading it (a live update).
+    Option<Arc<order_event::Model>>,
+);
+
+impl Order {
+    pub fn new(order: Arc<order::Model>) -> Self {
+        Self(order, None)
+    }
+
+    /// The order as `change` left it, with the change's event.
+    pub fn of_change(change: &crate::events::OrderChange) -> Self {
+        Self(
+            Arc::new(change.order.clone()),
+            Some(Arc::new(change.event.clone())),
+        )
+    }
+}
+
+impl Order {
+    /// The order's events, oldest first, through the request's loader.
+    async fn load_events(&self, ctx: &Context<'_>) -> Result<Arc<[order_event::Model]>> {
+        Ok(ctx
+            .data::<Loaders>()?
+            .events_by_order
+            .load_one(self.0.id)
+            .await?
+            .unwrap_or_default())
+    }
+}
+
+impl From<order::Model> for Order {
+    fn from(order: order::Model) -> Self {
+        Self::new(Arc::new(order))
+    }
+}
 
 /// A customer's order from one restaurant. Visible to its customer, the restaurant's staff,
 /// its courier and admins.
@@ -157,14 +205,29 @@ impl Order {
         }
     }
 
-    /// Every status change, oldest first: who moved it, from where, to where, when.
+    /// The change that made this version of the order: in a live update, what just happened.
+    async fn last_event(&self, ctx: &Context<'_>) -> Result<OrderEvent> {
+        if let Some(event) = &self.1 {
+            return Ok(OrderEvent(event.as_ref().clone()));
+        }
+        let events = self.load_events(ctx).await?;
+        let made = events
+            .iter()
+            .rev()
+            .find(|event| event.version == self.0.version);
+        // Every order has its placing event, written with it.
+        made.or(events.last())
+            .cloned()
+            .map(OrderEvent)
+            .ok_or_else(|| {
+                AppError::Internal(anyhow::anyhow!("order {} has no events", self.0.id)).into()
+            })
+    }
+
+    /// Every change, oldest first (status moves and the courier's claim): who made it, from
+    /// where, to where, when, and which version it made.
     async fn events(&self, ctx: &Context<'_>) -> Result<Vec<OrderEvent>> {
-        let events = ctx
-            .data::<Loaders>()?
-            .events_by_order
-            .load_one(self.0.id)
-            .await?
-            .unwrap_or_default();
+        let events = self.load_events(ctx).await?;
         Ok(events.iter().cloned().map(OrderEvent).collect())
     }
 
@@ -250,12 +313,22 @@ impl OrderLine {
     }
 }
 
-/// One status change of an order.
+/// One change of an order: a status move, or a courier's claim.
 pub struct OrderEvent(order_event::Model);
 
-/// One status change of an order.
+/// One change of an order: a status move, or a courier's claim.
 #[Object]
 impl OrderEvent {
+    /// What kind of change.
+    async fn kind(&self) -> OrderEventKind {
+        self.0.kind.into()
+    }
+
+    /// The order's `version` this change made (1 for placing it).
+    async fn version(&self) -> i32 {
+        self.0.version
+    }
+
     /// The status before; null for the event that placed the order.
     async fn from_status(&self) -> Option<OrderStatus> {
         self.0.from_status.map(Into::into)
@@ -400,7 +473,7 @@ impl OrderConnection {
             .items
             .iter()
             .map(|order| Edge {
-                node: Order(Arc::new(order.clone())),
+                node: Order::from(order.clone()),
                 position: order_position(order),
             })
             .collect()
@@ -411,7 +484,7 @@ impl OrderConnection {
         self.page
             .items
             .iter()
-            .map(|order| Order(Arc::new(order.clone())))
+            .map(|order| Order::from(order.clone()))
             .collect()
     }
 
