@@ -34,6 +34,11 @@ use crate::{
     shutdown::Drain,
 };
 
+/// The kernel send buffer of every connection, in bytes (Linux doubles it for its own
+/// bookkeeping): room for the largest responses to leave at once on a local network, not for
+/// megabytes queued to a client that does not read.
+pub const SEND_BUFFER_BYTES: usize = 128 * 1024;
+
 /// A bound, ready-to-run server.
 pub struct Application {
     port: u16,
@@ -140,6 +145,15 @@ impl Application {
                 .configure(oauth::routes)
         })
         .workers(workers)
+        // A fixed kernel send buffer per connection instead of Linux's autotuning (up to 4 MiB):
+        // a client that stops reading (a WebSocket subscriber above all) holds at most this
+        // much of the server's memory in the kernel, plus actix-ws's 32 queued messages,
+        // until the send timeout closes it.
+        .on_connect(|connection, _| {
+            if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                let _ = socket2::SockRef::from(tcp).set_send_buffer_size(SEND_BUFFER_BYTES);
+            }
+        })
         .listen(listener)?
         .shutdown_timeout(settings.shutdown_timeout_secs)
         // Signals are handled in `run_until_stopped`: actix stops at once on SIGINT, and

@@ -95,7 +95,7 @@ async fn courier_emails(app: &TestApp) -> Vec<String> {
 }
 
 /// An order of the demo customer at Trattoria Roma, marked ready by the owner.
-async fn ready_order(app: &TestApp, key: &str) -> String {
+pub(crate) async fn ready_order(app: &TestApp, key: &str) -> String {
     let (restaurant, items) = roma_items(app).await;
     let customer = app.bearer(seed::DEMO_CUSTOMER).await;
     let owner = app.bearer(seed::DEMO_OWNER).await;
