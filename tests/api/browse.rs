@@ -361,3 +361,67 @@ db_test! {
         assert_eq!(oldest[2]["node"]["createdAt"].as_str().unwrap(), seen.last().unwrap());
     }
 }
+
+db_test! {
+    /// Review pages of many restaurants in one request (one statement reads each restaurant's
+    /// page through its index): every restaurant gets its own newest reviews, forwards and
+    /// backwards from a cursor, as the reviews table says.
+    async fn review_pages_under_a_list_are_each_restaurants_own(app) {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+        let page = app
+            .graphql(
+                "{ restaurants(first: 8) { edges { node { id reviews(first: 3) { edges { cursor node { id } } pageInfo { hasNextPage } } } } } }",
+                json!({}),
+            )
+            .await;
+        let decode = |id: &Value| {
+            dishpatch::graphql::relay::GlobalId::decode(&async_graphql::ID(id.as_str().unwrap().to_owned()))
+                .unwrap()
+                .id
+        };
+        let mut checked = 0;
+        for edge in page.data()["restaurants"]["edges"].as_array().unwrap() {
+            let restaurant = &edge["node"];
+            let stored: Vec<i64> = entities::review::Entity::find()
+                .filter(entities::review::Column::RestaurantId.eq(decode(&restaurant["id"])))
+                .order_by_desc(entities::review::Column::CreatedAt)
+                .order_by_desc(entities::review::Column::Id)
+                .all(&app.db)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|review| review.id)
+                .collect();
+            let edges = restaurant["reviews"]["edges"].as_array().unwrap();
+            let shown: Vec<i64> = edges.iter().map(|e| decode(&e["node"]["id"])).collect();
+            assert_eq!(shown, stored.iter().take(3).copied().collect::<Vec<_>>());
+            assert_eq!(restaurant["reviews"]["pageInfo"]["hasNextPage"], stored.len() > 3);
+            if stored.len() < 3 {
+                continue;
+            }
+            checked += 1;
+            // Backwards from the third: the two before it; forwards after the first: from the
+            // second on. Both under the list again, so all restaurants share the statement.
+            let query = "query($before: String, $after: String) { restaurants(first: 8) { edges { node { id
+                back: reviews(last: 2, before: $before) { edges { node { id } } pageInfo { hasPreviousPage } }
+                on: reviews(first: 2, after: $after) { edges { node { id } } } } } } }";
+            let around = app
+                .graphql(query, json!({ "before": edges[2]["cursor"], "after": edges[0]["cursor"] }))
+                .await;
+            let mine = around.data()["restaurants"]["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["node"]["id"] == restaurant["id"])
+                .unwrap()["node"]
+                .clone();
+            let ids = |connection: &Value| -> Vec<i64> {
+                connection["edges"].as_array().unwrap().iter().map(|e| decode(&e["node"]["id"])).collect()
+            };
+            assert_eq!(ids(&mine["back"]), stored[..2]);
+            assert_eq!(mine["back"]["pageInfo"]["hasPreviousPage"], false);
+            assert_eq!(ids(&mine["on"]), stored[1..3]);
+        }
+        assert!(checked >= 3, "enough restaurants with three reviews or more: {checked}");
+    }
+}

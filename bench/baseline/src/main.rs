@@ -3,8 +3,8 @@
 //!
 //! It answers the three read queries of `bench/queries` (`Restaurants`, `Nested`, `Restaurant`)
 //! from the same database with the same data as dishpatch: the same SQL per level (one
-//! statement per relation level, `IN (...)` lists over the whole level, the newest reviews cut
-//! with `ROW_NUMBER()`, so no N+1), the same values (global IDs, cursors, money, averages), and
+//! statement per relation level, `IN (...)` lists over the whole level, each restaurant's newest
+//! reviews read through its index, so no N+1), the same values (global IDs, cursors, money, averages), and
 //! JSON bodies that are byte-identical to dishpatch's once its top-level `extensions` entry is
 //! removed (`bench/compare.py` checks). Keys follow each document's selection set.
 //!

@@ -263,19 +263,29 @@ pub async fn nested(db: &Db, first: i64) -> Result<Answer, Error> {
         "SELECT restaurant_id, category_id, id, name, price_amount, currency FROM menu_items \
          WHERE restaurant_id IN ({list}) AND deleted_at IS NULL ORDER BY category_id, position, id"
     );
-    // The 5 newest reviews of each restaurant (`created_at`, then `id`, both descending), cut
-    // with a window function as `reviews::loaders::ReviewPages` does.
-    let reviews = format!(
-        "SELECT restaurant_id, author_id, rating, body FROM (\
-           SELECT restaurant_id, author_id, rating, body, ROW_NUMBER() OVER (\
-             PARTITION BY restaurant_id ORDER BY created_at DESC, id DESC) AS rn \
-           FROM reviews WHERE restaurant_id IN ({list})\
-         ) AS ranked WHERE rn <= 5 ORDER BY restaurant_id, rn"
-    );
+    // The 5 newest reviews of each restaurant (`created_at`, then `id`, both descending), each
+    // restaurant's read through its index as `reviews::loaders::ReviewPages` does: `LATERAL` on
+    // PostgreSQL, a per-restaurant `LIMIT` subquery on SQLite, the ids as one JSON array.
+    let restaurant_ids: Vec<i64> = page.iter().map(|row| row.0).collect();
+    let restaurant_ids = serde_json::to_string(&restaurant_ids).map_err(|e| e.to_string())?;
+    let reviews = if matches!(db, Db::Postgres(_)) {
+        "SELECT r.restaurant_id, r.author_id, r.rating, r.body \
+         FROM json_array_elements_text($1::json) AS p(id) CROSS JOIN LATERAL (\
+           SELECT restaurant_id, author_id, rating, body, created_at, id FROM reviews \
+           WHERE restaurant_id = p.id::bigint ORDER BY created_at DESC, id DESC LIMIT 5\
+         ) AS r ORDER BY r.restaurant_id, r.created_at DESC, r.id DESC"
+    } else {
+        "SELECT r.restaurant_id, r.author_id, r.rating, r.body \
+         FROM json_each($1) AS p JOIN reviews AS r ON r.id IN (\
+           SELECT id FROM reviews WHERE restaurant_id = p.value \
+           ORDER BY created_at DESC, id DESC LIMIT 5\
+         ) ORDER BY r.restaurant_id, r.created_at DESC, r.id DESC"
+    };
+    let review_params = [Param::Text(&restaurant_ids)];
     let (categories, items, reviews) = tokio::try_join!(
         db.fetch::<(i64, i64, String)>(AssertSqlSafe(categories), &ids),
         db.fetch::<(i64, i64, i64, String, i64, String)>(AssertSqlSafe(items), &ids),
-        db.fetch::<(i64, i64, i32, String)>(AssertSqlSafe(reviews), &ids),
+        db.fetch::<(i64, i64, i32, String)>(AssertSqlSafe(reviews), &review_params),
     )?;
     let author_ids = id_params(reviews.iter().map(|row| row.1));
     let users: Vec<(i64, String)> = if author_ids.is_empty() {

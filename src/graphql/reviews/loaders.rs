@@ -1,5 +1,5 @@
-//! Pages of reviews for many restaurants in one statement, using a window function to cut
-//! each restaurant's page.
+//! Pages of reviews for many restaurants in one statement that reads each restaurant's page
+//! through its index (`LATERAL` on PostgreSQL, a per-restaurant `LIMIT` subquery on SQLite).
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -7,8 +7,7 @@ use async_graphql::dataloader::Loader;
 use chrono::{DateTime, Utc};
 use entities::{FromRowByPosition, review};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, Iterable,
-    sea_query::{Alias, Expr, ExprTrait, Func, Order, Query, WindowStatement},
+    ConnectionTrait, DatabaseConnection, DbBackend, IdenStatic, Iterable, Statement, Value,
 };
 use serde::{Deserialize, Serialize};
 
@@ -82,6 +81,9 @@ impl Loader<ReviewPageKey> for ReviewPages {
 }
 
 impl ReviewPages {
+    /// Each restaurant's page, read through the `(restaurant_id, created_at, id)` index: at
+    /// most `limit + 1` rows per restaurant, one statement for all of them, and one statement
+    /// text whatever the number of restaurants (their ids travel as one JSON array).
     async fn load_pages(
         &self,
         args: &PageArgs,
@@ -89,53 +91,68 @@ impl ReviewPages {
     ) -> AppResult<HashMap<i64, Vec<review::Model>>> {
         // Newest first is (created_at, id) descending; reading backwards walks it from the oldest.
         let forward = args.direction == Direction::Forward;
-        let order = if forward { Order::Desc } else { Order::Asc };
-        let mut inner = Query::select();
-        inner
-            .columns(review::Column::iter())
-            .from(review::Entity)
-            .and_where(review::Column::RestaurantId.is_in(restaurant_ids.iter().copied()))
-            .expr_window_as(
-                Func::cust(Alias::new("ROW_NUMBER")),
-                WindowStatement::partition_by(review::Column::RestaurantId)
-                    .order_by(review::Column::CreatedAt, order.clone())
-                    .order_by(review::Column::Id, order.clone())
-                    .take(),
-                Alias::new("row_number"),
-            );
-        if let Some(cursor) = &args.cursor {
-            let position: ReviewCursor = decode_cursor(cursor)?;
-            // Times the server writes have four-digit years; others are no cursor of ours, and
-            // PostgreSQL refuses times before 4713 BC as an error, where SQLite compares text.
-            if !(1..=9999).contains(&chrono::Datelike::year(&position.created_at)) {
-                return Err(AppError::bad_input(
-                    "this cursor does not belong to this list; use a cursor from its pages",
-                ));
-            }
-            let (at, id) = (
-                Expr::col(review::Column::CreatedAt),
-                Expr::col(review::Column::Id),
-            );
-            inner.and_where(if forward {
-                at.clone()
-                    .lt(position.created_at)
-                    .or(at.eq(position.created_at).and(id.lt(position.id)))
+        let (direction, beyond) = if forward { ("DESC", "<") } else { ("ASC", ">") };
+        let backend = self.0.get_database_backend();
+        let postgres = backend == DbBackend::Postgres;
+        let mut values: Vec<Value> = vec![
+            serde_json::to_string(restaurant_ids)
+                .map_err(|error| AppError::Internal(error.into()))?
+                .into(),
+        ];
+        let mut param = |value: Value| {
+            values.push(value);
+            if postgres {
+                format!("${}", values.len())
             } else {
-                at.clone()
-                    .gt(position.created_at)
-                    .or(at.eq(position.created_at).and(id.gt(position.id)))
-            });
-        }
-        let statement = Query::select()
-            .columns(review::Column::iter())
-            .from_subquery(inner, Alias::new("ranked"))
-            .and_where(Expr::col(Alias::new("row_number")).lte(args.limit + 1))
-            .order_by(review::Column::RestaurantId, Order::Asc)
-            .order_by(review::Column::CreatedAt, order.clone())
-            .order_by(review::Column::Id, order)
-            .take();
-        let rows = self.0.query_all(&statement).await?;
-        // The outer select lists `Column::iter()`, in order.
+                "?".to_owned()
+            }
+        };
+        let after = match &args.cursor {
+            None => String::new(),
+            Some(cursor) => {
+                let position: ReviewCursor = decode_cursor(cursor)?;
+                // Times the server writes have four-digit years; others are no cursor of ours,
+                // and PostgreSQL refuses times before 4713 BC as an error, where SQLite
+                // compares text.
+                if !(1..=9999).contains(&chrono::Datelike::year(&position.created_at)) {
+                    return Err(AppError::bad_input(
+                        "this cursor does not belong to this list; use a cursor from its pages",
+                    ));
+                }
+                let (at, same_at, id) = (
+                    param(position.created_at.into()),
+                    param(position.created_at.into()),
+                    param(position.id.into()),
+                );
+                format!(
+                    " AND (created_at {beyond} {at} OR (created_at = {same_at} AND id {beyond} {id}))"
+                )
+            }
+        };
+        let limit = param((args.limit + 1).into());
+        let columns = review::Column::iter()
+            .map(|column| format!("r.{}", column.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let order = format!("ORDER BY created_at {direction}, id {direction} LIMIT {limit}");
+        let sql = if postgres {
+            format!(
+                "SELECT {columns} FROM json_array_elements_text($1::json) AS p(id) \
+                 CROSS JOIN LATERAL (SELECT * FROM reviews WHERE restaurant_id = p.id::bigint{after} {order}) AS r \
+                 ORDER BY r.restaurant_id, r.created_at {direction}, r.id {direction}"
+            )
+        } else {
+            format!(
+                "SELECT {columns} FROM json_each(?) AS p JOIN reviews AS r ON r.id IN \
+                 (SELECT id FROM reviews WHERE restaurant_id = p.value{after} {order}) \
+                 ORDER BY r.restaurant_id, r.created_at {direction}, r.id {direction}"
+            )
+        };
+        let rows = self
+            .0
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+        // The select lists `Column::iter()`, in order.
         let reviews = review::Model::from_rows(&rows).map_err(AppError::from)?;
         let mut grouped: HashMap<i64, Vec<review::Model>> = HashMap::new();
         for review in reviews {
