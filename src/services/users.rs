@@ -101,14 +101,24 @@ fn not_found(field: &'static str, what: &str) -> InputError {
     }
 }
 
-/// Gives (or takes, with `grant = false`) `role` to user `user_id`.
+/// Gives (or takes, with `grant = false`) `role` to user `user_id`, as admin `actor_id`. An
+/// admin cannot take their own admin role (another admin can), so the marketplace never locks
+/// itself out by one mistaken call.
 pub async fn set_role(
     db: &DatabaseConnection,
+    actor_id: i64,
     user_id: i64,
     role: Role,
     grant: bool,
     now: DateTime<Utc>,
 ) -> AppResult<Result<user::Model, InputError>> {
+    if !grant && role == Role::Admin && user_id == actor_id {
+        return Ok(Err(InputError {
+            field: vec!["userId".to_owned()],
+            message: "admins cannot take their own admin role; ask another admin".to_owned(),
+            code: ErrorCode::Invalid,
+        }));
+    }
     let txn = begin_write(db).await?;
     let Some(user) = user::Entity::find_by_id(user_id).one(&txn).await? else {
         return Ok(Err(not_found("userId", "user")));

@@ -206,6 +206,15 @@ db_test! {
         let revoke = "mutation($id: ID!) { revokeRole(input: { userId: $id, role: ADMIN }) { user { roles } } }";
         let revoked = app.graphql_as(Some(&admin), revoke, vars).await;
         assert_eq!(revoked.data()["revokeRole"]["user"]["roles"], json!(["COURIER"]));
+        // No admin can lock themselves out: their own admin role stays, with a user error.
+        let own = app.user_id(ADMIN).await;
+        let own = dishpatch::graphql::relay::GlobalId::encode(dishpatch::graphql::relay::NodeKind::User, own);
+        let refused = app
+            .graphql_as(Some(&admin), "mutation($id: ID!) { revokeRole(input: { userId: $id, role: ADMIN }) { user { roles } userErrors { field code } } }", json!({ "id": own }))
+            .await;
+        assert_eq!(refused.data()["revokeRole"], json!({ "user": null, "userErrors": [{ "field": ["input", "userId"], "code": "INVALID" }] }));
+        let roles = app.graphql_as(Some(&admin), "{ viewer { roles } }", json!({})).await;
+        assert!(roles.data()["viewer"]["roles"].as_array().unwrap().contains(&json!("ADMIN")));
     }
 }
 

@@ -10,7 +10,7 @@ use super::types::User;
 use crate::{
     auth::{
         Role,
-        guards::{FullSessionGuard, RoleGuard},
+        guards::{FullSessionGuard, RoleGuard, viewer},
     },
     graphql::{
         menu::types::load_restaurant,
@@ -65,8 +65,9 @@ impl UserMutation {
     async fn set_role(ctx: &Context<'_>, input: RoleInput, grant: bool) -> Result<RolePayload> {
         let user_id = GlobalId::decode_as(&input.user_id, NodeKind::User)?;
         let db = ctx.data::<DatabaseConnection>()?;
+        let actor_id = viewer(ctx)?.require_user()?.id;
         Ok(
-            match users::set_role(db, user_id, input.role, grant, Utc::now()).await? {
+            match users::set_role(db, actor_id, user_id, input.role, grant, Utc::now()).await? {
                 Ok(user) => RolePayload {
                     user: Some(User(Arc::new(user))),
                     user_errors: Vec::new(),
@@ -106,7 +107,8 @@ impl UserMutation {
         Self::set_role(ctx, input, true).await
     }
 
-    /// Takes a global role from a user. Admins only, with a full session.
+    /// Takes a global role from a user. Admins only, with a full session; an admin cannot take
+    /// their own `ADMIN` role (`INVALID`), another admin can.
     #[graphql(guard = "RoleGuard(Role::Admin).and(FullSessionGuard)")]
     async fn revoke_role(&self, ctx: &Context<'_>, input: RoleInput) -> Result<RolePayload> {
         Self::set_role(ctx, input, false).await
