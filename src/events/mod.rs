@@ -289,9 +289,13 @@ impl LogReader {
             if events.is_empty() {
                 return Ok(());
             }
+            let ids: Vec<i64> = events.iter().map(|event| event.id).collect();
             let changes = self.snapshots(events).await?;
+            // Every row read counts as handed out, also one whose order is gone (nobody to tell).
+            for id in ids {
+                self.advance(id);
+            }
             for change in changes {
-                self.advance(change.event.id);
                 let _ = out.send(Arc::new(change));
             }
             if !full {
