@@ -47,7 +47,8 @@ const MOVES_BUFFER: usize = 1024;
 /// How often the reader looks at the log without a doorbell.
 const POLL: Duration = Duration::from_secs(1);
 /// How long a skipped id is waited for before it counts as a rolled-back transaction's. Longer
-/// than any write transaction runs (they hold a pooled connection, which times out at 5 s).
+/// than any write transaction runs: each runs inside a request, which the execution limit
+/// (`limits.execution_timeout_ms`, 10 s by default) cancels, rolling it back.
 const GAP_WAIT: Duration = Duration::from_mins(1);
 /// Rows read at once.
 const BATCH: u64 = 500;
