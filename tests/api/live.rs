@@ -122,9 +122,13 @@ db_test! {
     async fn a_change_whose_doorbell_was_lost_still_arrives(app) {
         let (restaurant, items) = roma_items(&app).await;
         let (owner, customer) = (app.bearer(seed::DEMO_OWNER).await, app.bearer(seed::DEMO_CUSTOMER).await);
+        let mut kitchen = follow(&app, &owner, "k", KITCHEN, json!({ "r": restaurant })).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
         let placed = place(&app, &customer, order_input(&restaurant, &available(&items, 1), "quiet")).await;
         let id = placed["order"]["id"].as_str().unwrap().to_owned();
-        let mut kitchen = follow(&app, &owner, "k", KITCHEN, json!({ "r": restaurant })).await;
+        // The placing reaches the kitchen first (however late the reader gets to it).
+        let first = next(&mut kitchen, "restaurantOrders").await;
+        assert_eq!(step(&first), ("PLACED".to_owned(), 1, "none -> PLACED".to_owned()));
         let mut follower = follow(&app, &customer, "o", CUSTOMER, json!({ "id": id })).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
 
