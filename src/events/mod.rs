@@ -35,7 +35,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, broadcast, mpsc};
 
-use crate::auth::Viewer;
+use crate::{auth::Viewer, services::orders::may_see};
 
 /// The PostgreSQL channel doorbells travel on.
 const CHANNEL: &str = "dishpatch_events";
@@ -70,10 +70,10 @@ enum Doorbell {
 #[derive(Debug)]
 pub struct OrderChange {
     /// The log row: what changed, who changed it, when, and the version it made.
-    pub event: order_event::Model,
+    pub event: Arc<order_event::Model>,
     /// The order as that change left it (status, version and time of the change; the rest of
-    /// an order does not change once placed).
-    pub order: order::Model,
+    /// an order does not change once placed). Shared by every subscriber's update.
+    pub order: Arc<order::Model>,
     /// The order's courier, once one claimed it.
     pub courier_id: Option<i64>,
     /// The users who work at the order's restaurant, read with the change.
@@ -84,14 +84,17 @@ impl OrderChange {
     /// Whether `viewer` may see the order now: its customer, its restaurant's staff (as read
     /// with the change), its courier, admins.
     pub fn visible_to(&self, viewer: &Viewer) -> bool {
-        sees(viewer, &self.order, self.courier_id, &self.staff)
+        may_see(viewer, &self.order, self.courier_id, |user| {
+            self.staff.contains(&user)
+        })
     }
 }
 
 /// A courier's new position, as every subscriber in the process receives it.
 #[derive(Debug)]
 pub struct CourierMove {
-    pub delivery: delivery::Model,
+    /// Shared by every subscriber's update.
+    pub delivery: Arc<delivery::Model>,
     pub order: order::Model,
     pub staff: Arc<HashSet<i64>>,
 }
@@ -99,23 +102,13 @@ pub struct CourierMove {
 impl CourierMove {
     /// Whether `viewer` may see the delivery: as [`OrderChange::visible_to`].
     pub fn visible_to(&self, viewer: &Viewer) -> bool {
-        sees(
+        may_see(
             viewer,
             &self.order,
             Some(self.delivery.courier_id),
-            &self.staff,
+            |user| self.staff.contains(&user),
         )
     }
-}
-
-fn sees(viewer: &Viewer, order: &order::Model, courier: Option<i64>, staff: &HashSet<i64>) -> bool {
-    let Some(user) = viewer.user() else {
-        return false;
-    };
-    viewer.is_admin()
-        || order.customer_id == user.id
-        || staff.contains(&user.id)
-        || courier == Some(user.id)
 }
 
 /// Where changes are announced and followed.
@@ -349,8 +342,8 @@ impl LogReader {
                 Some(OrderChange {
                     courier_id: couriers.get(&order.id).copied(),
                     staff: staff.get(&order.restaurant_id).cloned().unwrap_or_default(),
-                    order,
-                    event,
+                    order: Arc::new(order),
+                    event: Arc::new(event),
                 })
             })
             .collect())
@@ -416,7 +409,7 @@ async fn read_move(db: &DatabaseConnection, order_id: i64) -> Result<Option<Cour
         .remove(&order.restaurant_id)
         .unwrap_or_default();
     Ok(Some(CourierMove {
-        delivery,
+        delivery: Arc::new(delivery),
         order,
         staff,
     }))

@@ -380,13 +380,31 @@ fn is_unique_violation(error: &sea_orm::DbErr) -> bool {
 
 /// Whether `viewer` may see `order`: its customer, the restaurant's staff, its courier, admins.
 pub fn can_see(viewer: &Viewer, order: &order::Model, delivery: Option<&delivery::Model>) -> bool {
+    may_see(
+        viewer,
+        order,
+        delivery.map(|d| d.courier_id),
+        // The viewer's own memberships, as read when they signed in.
+        |_| viewer.is_staff_of(order.restaurant_id),
+    )
+}
+
+/// The one rule of who sees an order, for any source of its courier and its restaurant's staff:
+/// its customer, a viewer `is_staff` (given their user id) says works at its restaurant, its
+/// courier, admins.
+pub fn may_see(
+    viewer: &Viewer,
+    order: &order::Model,
+    courier: Option<i64>,
+    is_staff: impl FnOnce(i64) -> bool,
+) -> bool {
     let Some(user) = viewer.user() else {
         return false;
     };
     viewer.is_admin()
         || order.customer_id == user.id
-        || viewer.is_staff_of(order.restaurant_id)
-        || delivery.is_some_and(|d| d.courier_id == user.id)
+        || is_staff(user.id)
+        || courier == Some(user.id)
 }
 
 /// A move of an order's status.

@@ -359,7 +359,7 @@ impl Serving {
 }
 
 /// Trattoria Roma's global ID and one of its available items' (the demo data's).
-async fn roma_and_an_available_item(address: &str) -> (String, String) {
+pub(crate) async fn roma_and_an_available_item(address: &str) -> (String, String) {
     let menu: Value = reqwest::Client::new()
         .post(format!("{address}/graphql"))
         .json(&json!({ "query": "{ restaurant(slug: \"trattoria-roma\") { id menu { items { id available } } } }" }))

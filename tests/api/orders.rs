@@ -324,7 +324,7 @@ db_test! {
         let stranger = app.bearer(&stranger_email).await;
         let other_owner = app.bearer("user5@example.test").await; // owner of another restaurant
         for who in [&stranger, &other_owner] {
-            let read = app.graphql_as(Some(who), "query($id: ID!) { order(id: $id) { id } node(id: $id) { id } }", json!({ "id": id })).await;
+            let read = app.graphql_as(Some(who), "query($id: ID!) { order(id: $id) { id lastEvent { reason } } node(id: $id) { id } }", json!({ "id": id })).await;
             assert_eq!(read.data()["order"], Value::Null);
             assert_eq!(read.data()["node"], Value::Null);
             let changed = act(&app, who, "cancelOrder", json!({ "orderId": id })).await;

@@ -267,53 +267,39 @@ async fn every_order_committed_around_a_postgres_restart_reaches_the_kitchen_onc
         return;
     };
     let (settings, seeding) = seeded(&postgres).await;
-    let owner = entities::user::Entity::find()
-        .filter(entities::user::Column::Email.eq(seed::DEMO_OWNER))
-        .one(&seeding)
-        .await
-        .unwrap()
-        .unwrap();
-    let customer = entities::user::Entity::find()
-        .filter(entities::user::Column::Email.eq(seed::DEMO_CUSTOMER))
-        .one(&seeding)
-        .await
-        .unwrap()
-        .unwrap();
+    let user_id = |email: &'static str| {
+        let seeding = seeding.clone();
+        async move {
+            entities::user::Entity::find()
+                .filter(entities::user::Column::Email.eq(email))
+                .one(&seeding)
+                .await
+                .unwrap()
+                .unwrap()
+                .id
+        }
+    };
+    let (owner, customer) = (
+        user_id(seed::DEMO_OWNER).await,
+        user_id(seed::DEMO_CUSTOMER).await,
+    );
     let kitchen_app = Application::build(settings.clone()).await.expect("builds");
     let ordering_app = Application::build(settings).await.expect("builds");
     let now = chrono::Utc::now();
     let owner = format!(
         "Bearer {}",
-        kitchen_app.tokens().issue(owner.id, None, None, now)
+        kitchen_app.tokens().issue(owner, None, None, now)
     );
     let customer = format!(
         "Bearer {}",
-        ordering_app.tokens().issue(customer.id, None, None, now)
+        ordering_app.tokens().issue(customer, None, None, now)
     );
     let kitchen = format!("127.0.0.1:{}", kitchen_app.port());
     let ordering = format!("http://127.0.0.1:{}", ordering_app.port());
     tokio::spawn(kitchen_app.run_until_stopped());
     tokio::spawn(ordering_app.run_until_stopped());
 
-    let (_, menu) = post_as(
-        &ordering,
-        &customer,
-        "{ restaurant(slug: \"trattoria-roma\") { id menu { items { id available } } } }",
-        json!({}),
-    )
-    .await
-    .expect("the menu");
-    let restaurant = menu["data"]["restaurant"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let item = menu["data"]["restaurant"]["menu"]["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|item| item["available"] == true)
-        .unwrap()["id"]
-        .clone();
+    let (restaurant, item) = crate::cli::roma_and_an_available_item(&ordering).await;
 
     let mut request = format!("ws://{kitchen}/graphql")
         .into_client_request()

@@ -236,7 +236,7 @@ impl OrderSubscription {
                 return Step::Skip;
             }
             latest = at;
-            Step::Send(Delivery(Arc::new(moved.delivery.clone())))
+            Step::Send(Delivery(moved.delivery.clone()))
         }))
     }
 }

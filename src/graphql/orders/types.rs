@@ -98,10 +98,7 @@ impl Order {
 
     /// The order as `change` left it, with the change's event.
     pub fn of_change(change: &crate::events::OrderChange) -> Self {
-        Self(
-            Arc::new(change.order.clone()),
-            Some(Arc::new(change.event.clone())),
-        )
+        Self(change.order.clone(), Some(change.event.clone()))
     }
 }
 
