@@ -100,6 +100,7 @@ impl Application {
         // One HTTP worker per core (actix-web's default, made explicit): the admission budgets
         // (requests and cost executing at once) are shared out between exactly these.
         let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let documents = Arc::new(graphql::documents::Documents::default());
         let schema = graphql::build_schema(
             db.clone(),
             EventBus::start(db.clone(), settings.database_url.expose()).await?,
@@ -110,6 +111,7 @@ impl Application {
                 suggestions: settings.environment != Environment::Production,
                 persisted: Some(persisted.clone()),
                 workers,
+                documents: documents.clone(),
             },
         );
         let state = web::Data::new(http::AppState::new(
@@ -117,6 +119,7 @@ impl Application {
             db.clone(),
             authenticator,
             persisted,
+            documents,
             &settings,
             workers,
         ));

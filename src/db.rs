@@ -155,3 +155,117 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
         Migrator::up(db, None).await
     }
 }
+
+/// `column` is one of `ids`, with all of them bound as one parameter: a loader sends one
+/// statement text whatever the size of its batch, so each connection prepares it once and
+/// the statement caches hold one copy, where an `IN (?, ?, …)` list is a new text for every
+/// length. PostgreSQL reads a `bigint[]` (`= ANY`, through the column's index), SQLite a JSON
+/// array (`json_each`).
+pub fn one_of(
+    column: impl sea_orm::ColumnTrait,
+    ids: &[i64],
+    backend: DbBackend,
+) -> sea_orm::sea_query::Expr {
+    use sea_orm::sea_query::Expr;
+    let (list, template) = match backend {
+        DbBackend::Postgres => (id_list(ids, '{', '}'), "$1 = ANY(CAST($2 AS bigint[]))"),
+        // sea-query numbers `$n` for PostgreSQL only; SQLite's custom expressions take `?`.
+        _ => (
+            id_list(ids, '[', ']'),
+            "? IN (SELECT value FROM json_each(?))",
+        ),
+    };
+    Expr::cust_with_exprs(template, [column.into_expr(), Expr::val(list)])
+}
+
+/// The values bound to a hand-written statement, each with its placeholder.
+pub struct Params {
+    pub values: Vec<sea_orm::Value>,
+    postgres: bool,
+}
+
+impl Params {
+    pub fn new(backend: DbBackend) -> Self {
+        Self {
+            values: Vec::new(),
+            postgres: backend == DbBackend::Postgres,
+        }
+    }
+
+    /// Binds `ids` as one value (`id_list`: a `bigint[]` literal on PostgreSQL, a JSON array
+    /// on SQLite); returns its placeholder.
+    pub fn push_ids(&mut self, ids: &[i64]) -> String {
+        let list = if self.postgres {
+            id_list(ids, '{', '}')
+        } else {
+            id_list(ids, '[', ']')
+        };
+        self.push(list)
+    }
+
+    /// Binds `value`; returns its placeholder (`$n` on PostgreSQL, `?` on SQLite, where
+    /// placeholders are numbered by their place in the text, so push in text order).
+    pub fn push(&mut self, value: impl Into<sea_orm::Value>) -> String {
+        self.values.push(value.into());
+        if self.postgres {
+            format!("${}", self.values.len())
+        } else {
+            "?".to_owned()
+        }
+    }
+}
+
+/// `ids` as text between `open` and `close`, comma-separated: a PostgreSQL array literal
+/// (`{1,2}`) or a JSON array (`[1,2]`).
+pub fn id_list(ids: &[i64], open: char, close: char) -> String {
+    let mut list = String::with_capacity(2 + ids.len() * 8);
+    list.push(open);
+    let mut digits = itoa::Buffer::new();
+    for (index, id) in ids.iter().enumerate() {
+        if index > 0 {
+            list.push(',');
+        }
+        list.push_str(digits.format(*id));
+    }
+    list.push(close);
+    list
+}
+
+#[cfg(test)]
+mod one_of_tests {
+    use entities::restaurant;
+    use sea_orm::{DbBackend, EntityTrait, QueryFilter, QueryTrait};
+
+    use super::one_of;
+
+    fn sql(backend: DbBackend, ids: &[i64]) -> (String, Vec<sea_orm::Value>) {
+        let statement = restaurant::Entity::find()
+            .filter(one_of(restaurant::Column::Id, ids, backend))
+            .build(backend);
+        let values = statement.values.map(|values| values.0).unwrap_or_default();
+        (statement.sql, values)
+    }
+
+    #[test]
+    fn one_statement_text_for_any_number_of_ids() {
+        for backend in [DbBackend::Postgres, DbBackend::Sqlite] {
+            let (one, one_values) = sql(backend, &[7]);
+            let (three, three_values) = sql(backend, &[1, 2, -3]);
+            assert_eq!(one, three, "{backend:?}");
+            assert_eq!(one_values.len(), 1, "{one} {one_values:?}");
+            assert_eq!(three_values.len(), 1);
+        }
+        let (text, values) = sql(DbBackend::Postgres, &[1, 2, -3]);
+        assert!(
+            text.ends_with(r#"WHERE "restaurants"."id" = ANY(CAST($1 AS bigint[]))"#),
+            "{text}"
+        );
+        assert_eq!(values, vec![sea_orm::Value::from("{1,2,-3}")]);
+        let (text, values) = sql(DbBackend::Sqlite, &[]);
+        assert!(
+            text.ends_with(r#"WHERE "restaurants"."id" IN (SELECT value FROM json_each(?))"#),
+            "{text}"
+        );
+        assert_eq!(values, vec![sea_orm::Value::from("[]")]);
+    }
+}

@@ -62,6 +62,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub authenticator: std::sync::Arc<Authenticator>,
     pub persisted: Arc<PersistedQueries>,
+    /// Documents already parsed and validated (the schema's limits keep them).
+    pub documents: Arc<crate::graphql::documents::Documents>,
     pub graphiql: bool,
     pub max_body_bytes: usize,
     pub max_batch_size: usize,
@@ -87,6 +89,7 @@ impl AppState {
         db: DatabaseConnection,
         authenticator: std::sync::Arc<Authenticator>,
         persisted: Arc<PersistedQueries>,
+        documents: Arc<crate::graphql::documents::Documents>,
         settings: &Settings,
         workers: usize,
     ) -> Self {
@@ -95,6 +98,7 @@ impl AppState {
             db,
             authenticator,
             persisted,
+            documents,
             graphiql: settings.graphiql_enabled(),
             max_body_bytes: settings.max_body_bytes,
             max_batch_size: settings.max_batch_size,
@@ -502,7 +506,7 @@ async fn prepare_all(
             response.insert_header((header::CONTENT_TYPE, media.content_type()));
             return Err(response.json(json!({ "errors": [error] })));
         }
-        prepared.mutates |= is_mutation(request);
+        prepared.mutates |= is_mutation(&state.documents, request);
     }
     Ok(prepared)
 }
@@ -782,8 +786,14 @@ fn parse_query_string(query_string: &str) -> Result<Request, String> {
 }
 
 /// Whether the operation `request` would run is a mutation. A document that does not parse
-/// is left to execution, which reports it with its proper code.
-fn is_mutation(request: &mut Request) -> bool {
+/// is left to execution, which reports it with its proper code. A document seen before is not
+/// parsed again: the schema's limits take it from `documents`.
+fn is_mutation(documents: &crate::graphql::documents::Documents, request: &mut Request) -> bool {
+    if let Some(operation) = crate::graphql::documents::DocumentKey::of(request)
+        .and_then(|key| documents.operation(&key))
+    {
+        return operation == Some(OperationType::Mutation);
+    }
     let name = request.operation_name.clone();
     request.parsed_query().is_ok_and(|document| {
         operation_of(document, name.as_deref()).is_some_and(|(_, ty)| ty == OperationType::Mutation)

@@ -35,7 +35,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, broadcast, mpsc};
 
-use crate::{auth::Viewer, services::orders::may_see};
+use crate::{auth::Viewer, db::one_of, services::orders::may_see};
 
 /// The PostgreSQL channel doorbells travel on.
 const CHANNEL: &str = "dishpatch_events";
@@ -315,16 +315,22 @@ impl LogReader {
     /// The orders as `events` left them, with who may see them: three statements for the
     /// whole batch.
     async fn snapshots(&self, events: Vec<order_event::Model>) -> Result<Vec<OrderChange>, DbErr> {
-        let order_ids: HashSet<i64> = events.iter().map(|event| event.order_id).collect();
+        let order_ids: Vec<i64> = events
+            .iter()
+            .map(|event| event.order_id)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let backend = self.db.get_database_backend();
         let orders: HashMap<i64, order::Model> = order::Entity::find()
-            .filter(order::Column::Id.is_in(order_ids.iter().copied()))
+            .filter(one_of(order::Column::Id, &order_ids, backend))
             .all(&self.db)
             .await?
             .into_iter()
             .map(|order| (order.id, order))
             .collect();
         let couriers: HashMap<i64, i64> = delivery::Entity::find()
-            .filter(delivery::Column::OrderId.is_in(order_ids.iter().copied()))
+            .filter(one_of(delivery::Column::OrderId, &order_ids, backend))
             .all(&self.db)
             .await?
             .into_iter()
@@ -355,10 +361,14 @@ async fn staff_of(
     db: &DatabaseConnection,
     restaurants: impl Iterator<Item = i64>,
 ) -> Result<HashMap<i64, Arc<HashSet<i64>>>, DbErr> {
-    let restaurants: HashSet<i64> = restaurants.collect();
+    let restaurants: Vec<i64> = restaurants.collect::<HashSet<_>>().into_iter().collect();
     let mut staff: HashMap<i64, HashSet<i64>> = HashMap::new();
     for member in restaurant_staff::Entity::find()
-        .filter(restaurant_staff::Column::RestaurantId.is_in(restaurants))
+        .filter(one_of(
+            restaurant_staff::Column::RestaurantId,
+            &restaurants,
+            db.get_database_backend(),
+        ))
         .all(db)
         .await?
     {

@@ -29,7 +29,10 @@ use async_graphql::{
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::extensions::{coded_error, ensure_code, operation_of};
+use super::{
+    documents::{DocumentKey, Documents, Parsed, ValidationKey},
+    extensions::{coded_error, ensure_code, operation_of},
+};
 use crate::{
     config::QueryLimits,
     error::code,
@@ -43,6 +46,7 @@ pub struct Limits {
     limiter: Option<Arc<RateLimiter>>,
     persisted: Option<Arc<PersistedQueries>>,
     admission: Option<Arc<Admission>>,
+    documents: Arc<Documents>,
 }
 
 /// Admits operations by cost: the queries and mutations executing at once may cost at most the
@@ -161,12 +165,14 @@ impl Limits {
         limiter: Option<Arc<RateLimiter>>,
         persisted: Option<Arc<PersistedQueries>>,
         workers: usize,
+        documents: Arc<Documents>,
     ) -> Self {
         Self {
             admission: Admission::new(limits.max_concurrent_cost, workers).map(Arc::new),
             limits: Arc::new(limits),
             limiter,
             persisted,
+            documents,
         }
     }
 }
@@ -181,6 +187,8 @@ impl ExtensionFactory for Limits {
             admission: self.admission.clone(),
             subscription: AtomicBool::new(false),
             admitted: Mutex::new(None),
+            documents: self.documents.clone(),
+            validation_key: Mutex::new(None),
         })
     }
 }
@@ -201,6 +209,10 @@ struct RequestLimits {
     subscription: AtomicBool,
     /// The room this operation holds while it executes.
     admitted: Mutex<Option<Admitted>>,
+    /// Documents already parsed, checked and validated.
+    documents: Arc<Documents>,
+    /// Where this request's validation result is kept, when it may be.
+    validation_key: Mutex<Option<ValidationKey>>,
 }
 
 /// A `QUERY_TOO_COMPLEX` refusal naming the limit it hit.
@@ -438,7 +450,20 @@ impl Extension for RequestLimits {
             let error = PersistedQueryError::NotInList;
             return Err(coded_error(error.message(), error.code()));
         }
+        let key = DocumentKey::of(&request);
+        if let Some(key) = &key
+            && let Some(parsed) = self.documents.parsed(key)
+        {
+            // The same text and operation passed every check below before.
+            if parsed.operation == Some(OperationType::Subscription) {
+                self.subscription.store(true, Ordering::Relaxed);
+            }
+            *self.validation_key.lock().expect("unpoisoned") = key.with_variables(&request);
+            request.set_parsed_query(parsed.document);
+            return next.run(ctx, request).await;
+        }
         let operation_name = request.operation_name.clone();
+        let mut operation = None;
         let checked = check_operation_name(operation_name.as_deref())
             .and_then(|()| check_text(limits, &request.query))
             .and_then(|()| {
@@ -447,9 +472,8 @@ impl Extension for RequestLimits {
                     error
                 })?;
                 select_operation(document, operation_name.as_deref())?;
-                if let Some((_, OperationType::Subscription)) =
-                    operation_of(document, operation_name.as_deref())
-                {
+                operation = operation_of(document, operation_name.as_deref()).map(|(_, kind)| kind);
+                if operation == Some(OperationType::Subscription) {
                     self.subscription.store(true, Ordering::Relaxed);
                 }
                 check_document(limits, document)
@@ -464,6 +488,16 @@ impl Extension for RequestLimits {
             .await?;
             return Err(error);
         }
+        if let Some(key) = key
+            && let Ok(document) = request.parsed_query()
+        {
+            let parsed = Parsed {
+                document: document.clone(),
+                operation,
+            };
+            *self.validation_key.lock().expect("unpoisoned") = key.with_variables(&request);
+            self.documents.keep_parsed(key, parsed);
+        }
         next.run(ctx, request).await
     }
 
@@ -475,8 +509,19 @@ impl Extension for RequestLimits {
         let limits = &self.limits;
         let subject = ctx.data_opt::<RateSubject>();
         let ledger = ctx.data_opt::<CostLedger>();
-        let result = match next.run(ctx).await {
-            Ok(result) => result,
+        let key = self.validation_key.lock().expect("unpoisoned").take();
+        let kept = key.as_ref().and_then(|key| self.documents.validated(key));
+        let validated = match kept {
+            Some(result) => Ok(result),
+            None => next.run(ctx).await,
+        };
+        let result = match validated {
+            Ok(result) => {
+                if let Some(key) = key {
+                    self.documents.keep_validated(key, result);
+                }
+                result
+            }
             Err(errors) => {
                 self.charge(subject, ledger, 1)
                     .await

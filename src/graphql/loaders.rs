@@ -18,14 +18,14 @@ use entities::{
     order_item, restaurant, review, user,
 };
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, Iterable, ModelTrait,
-    PrimaryKeyToColumn, QueryFilter, QueryTrait, Value,
+    ConnectionTrait, DatabaseConnection, EntityTrait, Iterable, ModelTrait, PrimaryKeyToColumn,
+    QueryFilter, QueryTrait, Value,
 };
 use tracing::Instrument;
 
 use super::{
     menu::loaders::{CategoriesByRestaurant, ItemsByRestaurant},
-    orders::loaders::{ManyByOrder, OneByOrder},
+    orders::loaders::{ManyByOrder, OneByOrder, OrderCounts, OrderPages},
     restaurants::loaders::{CuisinesByRestaurant, OpeningHoursByRestaurant},
     reviews::loaders::ReviewPages,
 };
@@ -63,7 +63,11 @@ where
             .expect("every entity has a primary key")
             .into_column();
         let statement = E::find()
-            .filter(column.is_in(keys.iter().copied()))
+            .filter(crate::db::one_of(
+                column,
+                keys,
+                self.db.get_database_backend(),
+            ))
             .build(self.db.get_database_backend());
         let rows = self
             .db
@@ -178,6 +182,8 @@ pub struct Loaders {
     pub categories_by_restaurant: Batched<CategoriesByRestaurant>,
     pub items_by_restaurant: Batched<ItemsByRestaurant>,
     pub review_pages: Batched<ReviewPages>,
+    pub order_pages: Batched<OrderPages>,
+    pub order_counts: Batched<OrderCounts>,
 }
 
 impl Loaders {
@@ -273,6 +279,8 @@ impl Loaders {
                 &requested,
             ),
             review_pages: loader("review_pages", ReviewPages(db.clone()), counter, &requested),
+            order_pages: loader("order_pages", OrderPages(db.clone()), counter, &requested),
+            order_counts: loader("order_counts", OrderCounts(db.clone()), counter, &requested),
         }
     }
 }

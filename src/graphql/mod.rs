@@ -1,6 +1,7 @@
 //! The GraphQL API: schema construction and per-request data.
 
 pub mod common;
+pub mod documents;
 pub mod extensions;
 pub mod integrations;
 pub mod limits;
@@ -53,6 +54,8 @@ pub struct SchemaOptions {
     pub persisted: Option<Arc<crate::persisted::PersistedQueries>>,
     /// HTTP workers (threads) executing operations: the cost budget is shared out between them.
     pub workers: usize,
+    /// Documents already parsed and validated, shared with the HTTP layer.
+    pub documents: Arc<documents::Documents>,
 }
 
 /// The schema ready to execute against `db`, publishing and following events on `bus`.
@@ -70,6 +73,7 @@ pub fn build_schema(
             options.limiter,
             options.persisted,
             options.workers,
+            options.documents,
         ))
         .extension(extensions::Observe)
         .data(db)

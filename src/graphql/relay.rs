@@ -117,22 +117,6 @@ impl GlobalId {
     }
 }
 
-/// What complexity adds for a connection read with statements of its own for each parent
-/// (a restaurant's orders, a user's orders: not batched across the parents of a list), so
-/// that one request cannot send hundreds of them: a list of 900 restaurants' orders costs
-/// what its 1,800 statements cost the database, not only what its rows cost.
-pub const PER_PARENT_STATEMENTS_COST: usize = 100;
-
-/// `connection_cost` for a connection loaded by statements of its own for each parent.
-pub fn per_parent_connection_cost(
-    first: Option<i32>,
-    last: Option<i32>,
-    default: usize,
-    child: usize,
-) -> usize {
-    connection_cost(first, last, default, child).saturating_add(PER_PARENT_STATEMENTS_COST)
-}
-
 /// Encodes a cursor (any serializable position) as an opaque string.
 pub fn encode_cursor<T: Serialize>(position: &T) -> String {
     let json = serde_json::to_vec(position).expect("cursor positions serialize");
@@ -242,6 +226,16 @@ pub struct PageInfo {
 pub struct Page<T> {
     pub items: Vec<T>,
     pub has_more: bool,
+}
+
+impl<T> Default for Page<T> {
+    /// No items.
+    fn default() -> Self {
+        Self {
+            items: Vec::new(),
+            has_more: false,
+        }
+    }
 }
 
 impl<T> Page<T> {

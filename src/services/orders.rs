@@ -246,7 +246,15 @@ async fn insert_order(
         )));
     }
     let items: HashMap<i64, menu_item::Model> = menu_item::Entity::find()
-        .filter(menu_item::Column::Id.is_in(input.lines.iter().map(|l| l.menu_item_id)))
+        .filter(crate::db::one_of(
+            menu_item::Column::Id,
+            &input
+                .lines
+                .iter()
+                .map(|l| l.menu_item_id)
+                .collect::<Vec<_>>(),
+            txn.get_database_backend(),
+        ))
         .filter(menu_item::Column::RestaurantId.eq(restaurant.id))
         .filter(menu_item::Column::DeletedAt.is_null())
         .all(txn)
@@ -843,66 +851,6 @@ pub async fn create_review(
         .await?;
     txn.commit().await?;
     Ok(Ok(review))
-}
-
-/// Whose orders a list shows.
-#[derive(Debug, Clone, Copy)]
-pub enum Owner {
-    Customer(i64),
-    Restaurant(i64),
-}
-
-fn owned(owner: Owner, status: Option<OrderStatus>) -> sea_orm::Condition {
-    let mut condition = sea_orm::Condition::all().add(match owner {
-        Owner::Customer(id) => order::Column::CustomerId.eq(id),
-        Owner::Restaurant(id) => order::Column::RestaurantId.eq(id),
-    });
-    if let Some(status) = status {
-        condition = condition.add(order::Column::Status.eq(status));
-    }
-    condition
-}
-
-/// A page of `owner`'s orders, newest first.
-pub async fn list(
-    db: &DatabaseConnection,
-    owner: Owner,
-    status: Option<OrderStatus>,
-    page: &crate::graphql::relay::PageArgs,
-) -> AppResult<crate::graphql::relay::Page<order::Model>> {
-    use sea_orm::{QueryOrder, QuerySelect};
-
-    use crate::graphql::relay::{Direction, Page, decode_cursor};
-    let forward = page.direction == Direction::Forward;
-    let mut select = order::Entity::find().filter(owned(owner, status));
-    if let Some(cursor) = &page.cursor {
-        let id: i64 = decode_cursor(cursor)?;
-        select = select.filter(if forward {
-            order::Column::Id.lt(id)
-        } else {
-            order::Column::Id.gt(id)
-        });
-    }
-    let select = if forward {
-        select.order_by_desc(order::Column::Id)
-    } else {
-        select.order_by_asc(order::Column::Id)
-    };
-    let rows = select.limit(page.limit + 1).all(db).await?;
-    Ok(Page::from_rows(rows, page))
-}
-
-/// How many orders `owner` has (with `status`).
-pub async fn count(
-    db: &DatabaseConnection,
-    owner: Owner,
-    status: Option<OrderStatus>,
-) -> AppResult<u64> {
-    use sea_orm::PaginatorTrait;
-    Ok(order::Entity::find()
-        .filter(owned(owner, status))
-        .count(db)
-        .await?)
 }
 
 /// Ready orders nobody has claimed, nearest first from `near` (oldest first without it).

@@ -3,7 +3,7 @@
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, db_test};
+use crate::helpers::{TestApp, db_test, decode_id, node_ids, node_with_id};
 
 const PAGE: &str = "query($first: Int, $after: String, $last: Int, $before: String, $filter: RestaurantFilter, $orderBy: RestaurantOrder) {
   restaurants(first: $first, after: $after, last: $last, before: $before, filter: $filter, orderBy: $orderBy) {
@@ -374,11 +374,7 @@ db_test! {
                 json!({}),
             )
             .await;
-        let decode = |id: &Value| {
-            dishpatch::graphql::relay::GlobalId::decode(&async_graphql::ID(id.as_str().unwrap().to_owned()))
-                .unwrap()
-                .id
-        };
+        let (decode, ids) = (decode_id, node_ids);
         let mut checked = 0;
         for edge in page.data()["restaurants"]["edges"].as_array().unwrap() {
             let restaurant = &edge["node"];
@@ -408,16 +404,7 @@ db_test! {
             let around = app
                 .graphql(query, json!({ "before": edges[2]["cursor"], "after": edges[0]["cursor"] }))
                 .await;
-            let mine = around.data()["restaurants"]["edges"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|e| e["node"]["id"] == restaurant["id"])
-                .unwrap()["node"]
-                .clone();
-            let ids = |connection: &Value| -> Vec<i64> {
-                connection["edges"].as_array().unwrap().iter().map(|e| decode(&e["node"]["id"])).collect()
-            };
+            let mine = node_with_id(&around.data()["restaurants"], &restaurant["id"]);
             assert_eq!(ids(&mine["back"]), stored[..2]);
             assert_eq!(mine["back"]["pageInfo"]["hasPreviousPage"], false);
             assert_eq!(ids(&mine["on"]), stored[1..3]);

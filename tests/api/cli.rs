@@ -681,7 +681,12 @@ async fn sigterm_under_load_answers_every_request_it_took_and_closes_sockets_wit
 
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("term.db").display());
-    let serving = Serving::start(&["--demo", "--database-url", &url], &[]);
+    // The load is one customer's as fast as the server answers: without a rate limit, so that
+    // every request it sends is one the server must answer (a 429 would count as a failure).
+    let serving = Serving::start(
+        &["--demo", "--database-url", &url],
+        &[("DISHPATCH_RATE_LIMIT__ENABLED", "false")],
+    );
     let (owner, customer) = (
         serving.demo_authorization("restaurant owner"),
         serving.demo_authorization("customer"),

@@ -417,3 +417,32 @@ macro_rules! db_test {
     };
 }
 pub(crate) use db_test;
+
+/// The database id in a global ID (`"UmVzdGF1cmFudDox"` -> 1).
+pub fn decode_id(id: &Value) -> i64 {
+    let id = id.as_str().unwrap_or_else(|| panic!("a global ID: {id}"));
+    dishpatch::graphql::relay::GlobalId::decode(&async_graphql::ID(id.to_owned()))
+        .unwrap_or_else(|error| panic!("`{id}` is no global ID: {error:?}"))
+        .id
+}
+
+/// The database ids of the nodes of a connection, in order.
+pub fn node_ids(connection: &Value) -> Vec<i64> {
+    connection["edges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a connection: {connection}"))
+        .iter()
+        .map(|edge| decode_id(&edge["node"]["id"]))
+        .collect()
+}
+
+/// The node of the edge of `connection` whose node has the ID `id`.
+pub fn node_with_id(connection: &Value, id: &Value) -> Value {
+    connection["edges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a connection: {connection}"))
+        .iter()
+        .find(|edge| &edge["node"]["id"] == id)
+        .unwrap_or_else(|| panic!("no node {id} in {connection}"))["node"]
+        .clone()
+}

@@ -6,6 +6,7 @@ mod helpers;
 mod auth;
 mod browse;
 mod cli;
+mod documents;
 mod errors;
 mod field_errors;
 mod first_hour;

@@ -7,7 +7,7 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{TestApp, db_test},
+    helpers::{TestApp, db_test, decode_id, node_ids, node_with_id},
     websocket::{connect, receive, send},
 };
 
@@ -792,5 +792,144 @@ db_test! {
             before = page["pageInfo"]["startCursor"].clone();
         }
         assert_eq!(backward, forward);
+    }
+}
+
+db_test! {
+    /// Order pages of many restaurants and many customers in one request (one statement for
+    /// all the pages of one shape, one for all the counts): each owner gets its own newest
+    /// orders, forwards and backwards from a cursor, with a status filter, and the count the
+    /// orders table has, in as many statements for 2 restaurants as for 20.
+    scale = 3,
+    async fn order_pages_under_a_list_are_each_owners_own(app) {
+        use entities::{OrderStatus, order};
+        use sea_orm::QueryOrder;
+        let admin = app.bearer(seed::DEMO_ADMIN).await;
+        let (decode, ids) = (decode_id, node_ids);
+        let stored = |column: order::Column, owner: i64, status: Option<OrderStatus>| {
+            let mut select = order::Entity::find().filter(column.eq(owner));
+            if let Some(status) = status {
+                select = select.filter(order::Column::Status.eq(status));
+            }
+            let db = app.db.clone();
+            async move {
+                select
+                    .order_by_desc(order::Column::Id)
+                    .all(&db)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|order| order.id)
+                    .collect::<Vec<i64>>()
+            }
+        };
+        let query = "query($n: Int!, $before: String, $after: String) { restaurants(first: $n) { edges { node { id
+            orders(first: 3) { totalCount edges { cursor node { id } } pageInfo { hasNextPage hasPreviousPage } }
+            delivered: orders(first: 2, status: DELIVERED) { totalCount edges { node { id status } } }
+            back: orders(last: 2, before: $before) { edges { node { id } } pageInfo { hasPreviousPage hasNextPage } }
+            on: orders(first: 2, after: $after) { edges { node { id } } }
+        } } } }";
+        let first = app.graphql_as(Some(&admin), query, json!({ "n": 20 })).await;
+        let small = app.graphql_as(Some(&admin), query, json!({ "n": 2 })).await;
+        small.data();
+        assert_eq!(
+            first.sql_statements(),
+            small.sql_statements(),
+            "statements for 20 restaurants and for 2"
+        );
+        let mut checked = 0;
+        for edge in first.data()["restaurants"]["edges"].as_array().unwrap().clone() {
+            let restaurant = &edge["node"];
+            let id = decode(&restaurant["id"]);
+            let all = stored(order::Column::RestaurantId, id, None).await;
+            let delivered = stored(order::Column::RestaurantId, id, Some(OrderStatus::Delivered)).await;
+            let orders = &restaurant["orders"];
+            assert_eq!(ids(orders), all.iter().take(3).copied().collect::<Vec<_>>());
+            assert_eq!(orders["totalCount"], all.len());
+            assert_eq!(orders["pageInfo"]["hasNextPage"], all.len() > 3);
+            assert_eq!(orders["pageInfo"]["hasPreviousPage"], false);
+            assert_eq!(ids(&restaurant["delivered"]), delivered.iter().take(2).copied().collect::<Vec<_>>());
+            assert_eq!(restaurant["delivered"]["totalCount"], delivered.len());
+            for order in restaurant["delivered"]["edges"].as_array().unwrap() {
+                assert_eq!(order["node"]["status"], "DELIVERED");
+            }
+            if all.len() < 3 {
+                continue;
+            }
+            checked += 1;
+            // Backwards from the third: the two before it; forwards after the first: the second
+            // and third. Under the list again, so every restaurant's page shares the statement.
+            let edges = orders["edges"].as_array().unwrap();
+            let around = app
+                .graphql_as(
+                    Some(&admin),
+                    query,
+                    json!({ "n": 20, "before": edges[2]["cursor"], "after": edges[0]["cursor"] }),
+                )
+                .await;
+            let mine = node_with_id(&around.data()["restaurants"], &restaurant["id"]);
+            assert_eq!(ids(&mine["back"]), all[..2]);
+            assert_eq!(mine["back"]["pageInfo"]["hasPreviousPage"], false);
+            assert_eq!(mine["back"]["pageInfo"]["hasNextPage"], true);
+            assert_eq!(ids(&mine["on"]), all[1..3]);
+        }
+        assert!(checked >= 2, "enough restaurants with three orders or more: {checked}");
+
+        // Customers' orders under a list: the authors of a restaurant's reviews.
+        let authors = app
+            .graphql_as(
+                Some(&admin),
+                "{ restaurants(first: 20) { edges { node { reviews(first: 5) { edges { node { author { id orders(first: 2) { totalCount edges { node { id } } } } } } } } } } }",
+                json!({}),
+            )
+            .await;
+        let mut customers = 0;
+        for restaurant in authors.data()["restaurants"]["edges"].as_array().unwrap() {
+            for review in restaurant["node"]["reviews"]["edges"].as_array().unwrap() {
+                let author = &review["node"]["author"];
+                let all = stored(order::Column::CustomerId, decode(&author["id"]), None).await;
+                assert_eq!(ids(&author["orders"]), all.iter().take(2).copied().collect::<Vec<_>>());
+                assert_eq!(author["orders"]["totalCount"], all.len());
+                customers += 1;
+            }
+        }
+        assert!(customers > 0, "the demo data has reviews");
+    }
+}
+
+db_test! {
+    /// Orders are private under a list too: a customer asking for restaurants' orders gets
+    /// `FORBIDDEN` for each and no order, and another customer's orders stay hidden.
+    async fn order_pages_under_a_list_stay_private(app) {
+        let customer = app.bearer(seed::DEMO_CUSTOMER).await;
+        let response = app
+            .graphql_as(
+                Some(&customer),
+                "{ restaurants(first: 5) { edges { node { name orders(first: 5) { totalCount edges { node { id } } } } } } }",
+                json!({}),
+            )
+            .await;
+        // `orders` is non-null, so each refusal nulls its way up (GraphQL §6.4.4): no order
+        // of any restaurant is in the answer, only FORBIDDEN errors.
+        assert!(!response.body["data"].to_string().contains("totalCount"), "{}", response.body);
+        let errors = response.body["errors"].as_array().expect("errors");
+        assert!(!errors.is_empty());
+        assert!(errors.iter().all(|e| e["extensions"]["code"] == "FORBIDDEN"), "{errors:?}");
+        let others = app
+            .graphql_as(
+                Some(&customer),
+                "{ restaurants(first: 5) { edges { node { reviews(first: 5) { edges { node { author { email orders(first: 1) { totalCount } } } } } } } } }",
+                json!({}),
+            )
+            .await;
+        let errors = others.body["errors"].as_array().expect("other customers' orders are refused");
+        assert!(errors.iter().all(|e| e["extensions"]["code"] == "FORBIDDEN"), "{errors:?}");
+        // `author` and `orders` are non-null, so the refusal nulls the whole answer (§6.4.4):
+        // no other customer's order count gets out.
+        assert!(!others.body["data"].to_string().contains("totalCount"), "{}", others.body);
+        assert!(
+            errors.iter().any(|e| e["path"].as_array().and_then(|p| p.last()) == Some(&json!("orders"))),
+            "{errors:?}"
+        );
     }
 }

@@ -84,18 +84,17 @@ impl Db {
     }
 }
 
-/// The inside of an `IN (...)` list of `count` placeholders: `$1, $2, …`.
-pub fn placeholders(count: usize) -> String {
-    (1..=count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Integer parameters for an `IN` list, without duplicates, in ascending order.
-pub fn id_params(ids: impl IntoIterator<Item = i64>) -> Vec<Param<'static>> {
+/// `ids` bound as one parameter, as dishpatch's loaders bind them (`db::one_of`), so each
+/// statement has one text whatever the number of ids: the condition to put after the column
+/// (reading `$1`), and the parameter's text (a PostgreSQL `bigint[]` literal or a JSON array),
+/// without duplicates, in ascending order.
+pub fn one_of(db: &Db, ids: impl IntoIterator<Item = i64>) -> (&'static str, String) {
     let mut ids: Vec<i64> = ids.into_iter().collect();
     ids.sort_unstable();
     ids.dedup();
-    ids.into_iter().map(Param::Int).collect()
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    match db {
+        Db::Postgres(_) => ("= ANY(CAST($1 AS bigint[]))", format!("{{{list}}}")),
+        Db::Sqlite(_) => ("IN (SELECT value FROM json_each($1))", format!("[{list}]")),
+    }
 }

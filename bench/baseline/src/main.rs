@@ -3,8 +3,9 @@
 //!
 //! It answers the three read queries of `bench/queries` (`Restaurants`, `Nested`, `Restaurant`)
 //! from the same database with the same data as dishpatch: the same SQL per level (one
-//! statement per relation level, `IN (...)` lists over the whole level, each restaurant's newest
-//! reviews read through its index, so no N+1), the same values (global IDs, cursors, money, averages), and
+//! statement per relation level, the level's ids bound as one array as dishpatch's loaders bind
+//! them, each restaurant's newest reviews read through its index, so no N+1), the same values
+//! (global IDs, cursors, money, averages), and
 //! JSON bodies that are byte-identical to dishpatch's once its top-level `extensions` entry is
 //! removed (`bench/compare.py` checks). Keys follow each document's selection set.
 //!
@@ -47,6 +48,84 @@ struct Cli {
     /// PostgreSQL.
     #[arg(long, value_name = "N", default_value_t = 16)]
     max_connections: u32,
+    /// Instead of serving: run each benchmark case in-process for this many seconds (the
+    /// baseline's statements, rows and JSON, no HTTP and no GraphQL) and print what that
+    /// sustains, the floor under both servers.
+    #[arg(long, value_name = "SECONDS")]
+    floor: Option<u64>,
+    /// Cases running at once in `--floor`, as the benchmark's connections.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    floor_tasks: usize,
+}
+
+/// `--floor`: each case in a loop on `tasks` tasks for `seconds`, one Markdown row each.
+async fn floor(db: Db, seconds: u64, tasks: usize) -> std::io::Result<()> {
+    use std::{
+        sync::{
+            Arc,
+            atomic::{AtomicBool, AtomicU64, Ordering},
+        },
+        time::{Duration, Instant},
+    };
+    let db = Arc::new(db);
+    println!("| case | tasks | runs/s | CPU ms/run (this process) |");
+    println!("|---|---:|---:|---:|");
+    for case in ["Q1", "Q2 first 10", "Q2 first 100", "Q3"] {
+        let (runs, stop) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let cpu_before = cpu_seconds()?;
+        let started = Instant::now();
+        let workers: Vec<_> = (0..tasks)
+            .map(|_| {
+                let (db, runs, stop) = (db.clone(), runs.clone(), stop.clone());
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        let answer = match case {
+                            "Q1" => operations::restaurants(&db).await,
+                            "Q2 first 10" => operations::nested(&db, 10).await,
+                            "Q2 first 100" => operations::nested(&db, 100).await,
+                            _ => operations::restaurant(&db, "trattoria-roma").await,
+                        };
+                        answer.map_err(|error| std::io::Error::other(error.to_string()))?;
+                        runs.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok::<(), std::io::Error>(())
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        stop.store(true, Ordering::Relaxed);
+        for worker in workers {
+            worker.await.map_err(std::io::Error::other)??;
+        }
+        let (elapsed, cpu) = (started.elapsed().as_secs_f64(), cpu_seconds()? - cpu_before);
+        let runs = runs.load(Ordering::Relaxed) as f64;
+        println!(
+            "| {case} | {tasks} | {:.0} | {:.3} |",
+            runs / elapsed,
+            cpu * 1000.0 / runs
+        );
+    }
+    Ok(())
+}
+
+/// This process's user and system CPU time so far, from `/proc/self/stat`.
+fn cpu_seconds() -> std::io::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |index: usize| -> f64 {
+        fields
+            .get(index)
+            .and_then(|f| f.parse().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime, in clock ticks (100 per second on Linux).
+    Ok((ticks(11) + ticks(12)) / 100.0)
 }
 
 /// The parts of a GraphQL-over-HTTP request body the baseline reads.
@@ -110,6 +189,9 @@ async fn main() -> std::io::Result<()> {
     let db = Db::connect(&cli.database_url, cli.max_connections)
         .await
         .map_err(std::io::Error::other)?;
+    if let Some(seconds) = cli.floor {
+        return floor(db, seconds, cli.floor_tasks).await;
+    }
     let db = web::Data::new(db);
     let server = HttpServer::new(move || {
         App::new()

@@ -9,7 +9,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::Serialize;
 use sqlx::AssertSqlSafe;
 
-use crate::db::{Db, Param, id_params, placeholders};
+use crate::db::{Db, Param, one_of};
 
 /// Anything that can fail while answering: a database error, mostly.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -250,29 +250,27 @@ pub async fn nested(db: &Db, first: i64) -> Result<Answer, Error> {
         let restaurants: Edges<Node<Q2Restaurant>> = Edges { edges: Vec::new() };
         return Answer::new(&Restaurants { restaurants }, 1);
     }
-    let ids = id_params(page.iter().map(|row| row.0));
-    let list = placeholders(ids.len());
+    let (any, restaurant_ids) = one_of(db, page.iter().map(|row| row.0));
+    let ids = [Param::Text(&restaurant_ids)];
     // Menu order as `menu::loaders` reads it: categories by position; the items of a category
     // by position (dishpatch sorts a restaurant's items by category position first, then keeps
     // each category's own, which leaves them in this order).
     let categories = format!(
-        "SELECT restaurant_id, id, name FROM menu_categories WHERE restaurant_id IN ({list}) \
+        "SELECT restaurant_id, id, name FROM menu_categories WHERE restaurant_id {any} \
          ORDER BY restaurant_id, position, id"
     );
     let items = format!(
         "SELECT restaurant_id, category_id, id, name, price_amount, currency FROM menu_items \
-         WHERE restaurant_id IN ({list}) AND deleted_at IS NULL ORDER BY category_id, position, id"
+         WHERE restaurant_id {any} AND deleted_at IS NULL ORDER BY category_id, position, id"
     );
     // The 5 newest reviews of each restaurant (`created_at`, then `id`, both descending), each
     // restaurant's read through its index as `reviews::loaders::ReviewPages` does: `LATERAL` on
-    // PostgreSQL, a per-restaurant `LIMIT` subquery on SQLite, the ids as one JSON array.
-    let restaurant_ids: Vec<i64> = page.iter().map(|row| row.0).collect();
-    let restaurant_ids = serde_json::to_string(&restaurant_ids).map_err(|e| e.to_string())?;
+    // PostgreSQL, a per-restaurant `LIMIT` subquery on SQLite.
     let reviews = if matches!(db, Db::Postgres(_)) {
         "SELECT r.restaurant_id, r.author_id, r.rating, r.body \
-         FROM json_array_elements_text($1::json) AS p(id) CROSS JOIN LATERAL (\
+         FROM unnest(CAST($1 AS bigint[])) AS p(id) CROSS JOIN LATERAL (\
            SELECT restaurant_id, author_id, rating, body, created_at, id FROM reviews \
-           WHERE restaurant_id = p.id::bigint ORDER BY created_at DESC, id DESC LIMIT 5\
+           WHERE restaurant_id = p.id ORDER BY created_at DESC, id DESC LIMIT 5\
          ) AS r ORDER BY r.restaurant_id, r.created_at DESC, r.id DESC"
     } else {
         "SELECT r.restaurant_id, r.author_id, r.rating, r.body \
@@ -281,19 +279,18 @@ pub async fn nested(db: &Db, first: i64) -> Result<Answer, Error> {
            ORDER BY created_at DESC, id DESC LIMIT 5\
          ) ORDER BY r.restaurant_id, r.created_at DESC, r.id DESC"
     };
-    let review_params = [Param::Text(&restaurant_ids)];
     let (categories, items, reviews) = tokio::try_join!(
         db.fetch::<(i64, i64, String)>(AssertSqlSafe(categories), &ids),
         db.fetch::<(i64, i64, i64, String, i64, String)>(AssertSqlSafe(items), &ids),
-        db.fetch::<(i64, i64, i32, String)>(AssertSqlSafe(reviews), &review_params),
+        db.fetch::<(i64, i64, i32, String)>(AssertSqlSafe(reviews), &ids),
     )?;
-    let author_ids = id_params(reviews.iter().map(|row| row.1));
-    let users: Vec<(i64, String)> = if author_ids.is_empty() {
+    let users: Vec<(i64, String)> = if reviews.is_empty() {
         Vec::new()
     } else {
-        let list = placeholders(author_ids.len());
-        let sql = format!("SELECT id, display_name FROM users WHERE id IN ({list})");
-        db.fetch(AssertSqlSafe(sql), &author_ids).await?
+        let (any, author_ids) = one_of(db, reviews.iter().map(|row| row.1));
+        let sql = format!("SELECT id, display_name FROM users WHERE id {any}");
+        db.fetch(AssertSqlSafe(sql), &[Param::Text(&author_ids)])
+            .await?
     };
 
     let mut items_of: HashMap<(i64, i64), Vec<Q2Item>> = HashMap::new();

@@ -11,6 +11,7 @@ use sea_orm::{
 };
 
 use crate::{
+    db::one_of,
     error::{AppError, AppResult},
     graphql::loaders::{LoadError, group_by},
 };
@@ -24,7 +25,11 @@ impl Loader<i64> for CategoriesByRestaurant {
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
         let statement = menu_category::Entity::find()
-            .filter(menu_category::Column::RestaurantId.is_in(keys.iter().copied()))
+            .filter(one_of(
+                menu_category::Column::RestaurantId,
+                keys,
+                self.0.get_database_backend(),
+            ))
             .order_by_asc(menu_category::Column::Position)
             .order_by_asc(menu_category::Column::Id)
             .build(self.0.get_database_backend());
@@ -158,7 +163,11 @@ impl ItemsByRestaurant {
             query = query.columns([Column::Description, Column::DietaryTags, Column::ImageUrl]);
         }
         let statement = query
-            .filter(Column::RestaurantId.is_in(restaurants.iter().copied()))
+            .filter(one_of(
+                Column::RestaurantId,
+                restaurants,
+                self.0.get_database_backend(),
+            ))
             .filter(Column::DeletedAt.is_null())
             .order_by_asc(Column::CategoryId)
             .order_by_asc(Column::Position)

@@ -1,15 +1,22 @@
 //! What hangs off an order: its lines and events (many per order, oldest first), its delivery
-//! and its review (at most one each).
+//! and its review (at most one each); and pages of orders of many restaurants or customers.
 
 use std::{collections::HashMap, marker::PhantomData, sync::Arc};
 
 use async_graphql::dataloader::Loader;
-use entities::{delivery, order_event, order_item, review};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use entities::{FromRowByPosition, OrderStatus, delivery, order, order_event, order_item, review};
+use sea_orm::{
+    ActiveEnum, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    IdenStatic, Iterable, QueryFilter, QueryOrder, QuerySelect, Statement, sea_query::Expr,
+};
 
 use crate::{
-    error::AppError,
-    graphql::loaders::{LoadError, group_by},
+    db::{Params, one_of},
+    error::{AppError, AppResult},
+    graphql::{
+        loaders::{LoadError, group_by},
+        relay::{Direction, Page, PageArgs, decode_cursor},
+    },
 };
 
 /// A table whose rows belong to an order.
@@ -41,7 +48,11 @@ async fn rows_of<E: OfOrder>(
     keys: &[i64],
 ) -> Result<Vec<E::Model>, LoadError> {
     Ok(E::find()
-        .filter(E::ORDER_ID.is_in(keys.iter().copied()))
+        .filter(crate::db::one_of(
+            E::ORDER_ID,
+            keys,
+            db.get_database_backend(),
+        ))
         .order_by_asc(E::ORDER_BY)
         .all(db)
         .await
@@ -85,5 +96,206 @@ impl<E: OfOrder> Loader<i64> for OneByOrder<E> {
             .into_iter()
             .map(|row| (E::order_id(&row), Arc::new(row)))
             .collect())
+    }
+}
+
+/// Whose orders a page lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OrderOwner {
+    Customer(i64),
+    Restaurant(i64),
+}
+
+impl OrderOwner {
+    fn id(self) -> i64 {
+        match self {
+            Self::Customer(id) | Self::Restaurant(id) => id,
+        }
+    }
+
+    /// The same kind of owner with another id.
+    fn with_id(self, id: i64) -> Self {
+        match self {
+            Self::Customer(_) => Self::Customer(id),
+            Self::Restaurant(_) => Self::Restaurant(id),
+        }
+    }
+
+    fn column(self) -> order::Column {
+        match self {
+            Self::Customer(_) => order::Column::CustomerId,
+            Self::Restaurant(_) => order::Column::RestaurantId,
+        }
+    }
+
+    fn of(self, order: &order::Model) -> i64 {
+        match self {
+            Self::Customer(_) => order.customer_id,
+            Self::Restaurant(_) => order.restaurant_id,
+        }
+    }
+}
+
+/// One owner's page of orders, newest first, with `status` when given.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OrderPageKey {
+    pub owner: OrderOwner,
+    pub status: Option<OrderStatus>,
+    pub args: PageArgs,
+}
+
+/// Pages of orders of many owners (restaurants or customers) in one statement per page shape,
+/// each owner's page read through its `(owner, id)` or `(owner, status, id)` index: at most
+/// `limit + 1` rows per owner.
+pub struct OrderPages(pub DatabaseConnection);
+
+impl Loader<OrderPageKey> for OrderPages {
+    type Value = Arc<Page<Arc<order::Model>>>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[OrderPageKey],
+    ) -> Result<HashMap<OrderPageKey, Self::Value>, Self::Error> {
+        // Owners of one kind asking for the same page share one statement; the key's owner
+        // id stands for all of them.
+        let mut shapes: HashMap<OrderPageKey, Vec<i64>> = HashMap::new();
+        for key in keys {
+            let shape = OrderPageKey {
+                owner: key.owner.with_id(0),
+                ..key.clone()
+            };
+            shapes.entry(shape).or_default().push(key.owner.id());
+        }
+        let mut pages = HashMap::with_capacity(keys.len());
+        for (shape, owners) in shapes {
+            let mut rows = self.read(&shape, &owners).await?;
+            for owner in owners {
+                let mine = rows.remove(&owner).unwrap_or_default();
+                pages.insert(
+                    OrderPageKey {
+                        owner: shape.owner.with_id(owner),
+                        ..shape.clone()
+                    },
+                    Arc::new(Page::from_rows(mine, &shape.args)),
+                );
+            }
+        }
+        Ok(pages)
+    }
+}
+
+impl OrderPages {
+    /// Each owner's rows of the page `shape` asks for, in page direction.
+    async fn read(
+        &self,
+        shape: &OrderPageKey,
+        owners: &[i64],
+    ) -> AppResult<HashMap<i64, Vec<Arc<order::Model>>>> {
+        // Newest first is id descending; reading backwards walks it from the oldest.
+        let forward = shape.args.direction == Direction::Forward;
+        let (direction, beyond) = if forward { ("DESC", "<") } else { ("ASC", ">") };
+        let backend = self.0.get_database_backend();
+        let postgres = backend == DbBackend::Postgres;
+        let mut params = Params::new(backend);
+        let owners_param = params.push_ids(owners);
+        let status = shape
+            .status
+            .map(|status| format!(" AND status = {}", params.push(status.to_value())))
+            .unwrap_or_default();
+        let after = match &shape.args.cursor {
+            Some(cursor) => {
+                let id: i64 = decode_cursor(cursor)?;
+                format!(" AND id {beyond} {}", params.push(id))
+            }
+            None => String::new(),
+        };
+        let limit = params.push(shape.args.limit + 1);
+        let owner = shape.owner.column().as_str();
+        let columns = order::Column::iter()
+            .map(|column| format!("o.{}", column.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let page = |select: &str, owner_id: &str| {
+            format!(
+                "SELECT {select} FROM orders WHERE {owner} = {owner_id}{status}{after} \
+                 ORDER BY id {direction} LIMIT {limit}"
+            )
+        };
+        let sql = if postgres {
+            format!(
+                "SELECT {columns} FROM unnest(CAST({owners_param} AS bigint[])) AS p(id) \
+                 CROSS JOIN LATERAL ({}) AS o ORDER BY o.{owner}, o.id {direction}",
+                page("*", "p.id")
+            )
+        } else {
+            format!(
+                "SELECT {columns} FROM json_each({owners_param}) AS p JOIN orders AS o \
+                 ON o.id IN ({}) ORDER BY o.{owner}, o.id {direction}",
+                page("id", "p.value")
+            )
+        };
+        let rows = self
+            .0
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, params.values))
+            .await?;
+        // The select lists `Column::iter()`, in order.
+        let orders = order::Model::from_rows(&rows)?;
+        let mut grouped: HashMap<i64, Vec<Arc<order::Model>>> = HashMap::new();
+        for order in orders {
+            grouped
+                .entry(shape.owner.of(&order))
+                .or_default()
+                .push(Arc::new(order));
+        }
+        Ok(grouped)
+    }
+}
+
+/// How many orders each owner has (with the status when given), one statement per kind of
+/// owner and status.
+pub struct OrderCounts(pub DatabaseConnection);
+
+impl Loader<(OrderOwner, Option<OrderStatus>)> for OrderCounts {
+    type Value = u64;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[(OrderOwner, Option<OrderStatus>)],
+    ) -> Result<HashMap<(OrderOwner, Option<OrderStatus>), u64>, Self::Error> {
+        let mut shapes: HashMap<(OrderOwner, Option<OrderStatus>), Vec<i64>> = HashMap::new();
+        for (owner, status) in keys {
+            shapes
+                .entry((owner.with_id(0), *status))
+                .or_default()
+                .push(owner.id());
+        }
+        let backend = self.0.get_database_backend();
+        let mut counts = HashMap::with_capacity(keys.len());
+        for ((kind, status), owners) in shapes {
+            let column = kind.column();
+            let mut query = order::Entity::find()
+                .select_only()
+                .column(column)
+                .expr(Expr::cust("COUNT(*)"))
+                .filter(one_of(column, &owners, backend))
+                .group_by(column);
+            if let Some(status) = status {
+                query = query.filter(order::Column::Status.eq(status));
+            }
+            let found: HashMap<i64, i64> = query
+                .into_tuple::<(i64, i64)>()
+                .all(&self.0)
+                .await
+                .map_err(AppError::from)?
+                .into_iter()
+                .collect();
+            for owner in owners {
+                let n = found.get(&owner).copied().unwrap_or(0);
+                counts.insert((kind.with_id(owner), status), u64::try_from(n).unwrap_or(0));
+            }
+        }
+        Ok(counts)
     }
 }

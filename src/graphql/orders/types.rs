@@ -5,8 +5,8 @@ use std::sync::Arc;
 use async_graphql::{Context, Enum, ID, Object, Result};
 use entities::{delivery, order, order_event, order_item};
 use futures_util::future::BoxFuture;
-use sea_orm::DatabaseConnection;
 
+pub use super::loaders::OrderOwner;
 use crate::{
     auth::{Scope, Viewer, guards::viewer},
     error::AppError,
@@ -14,12 +14,13 @@ use crate::{
         common::{GeoPoint, Money, Timestamp},
         loaders::Loaders,
         menu::types::{MenuItem, load_restaurant},
+        orders::loaders::OrderPageKey,
         relay::{GlobalId, NodeKind, Page, PageArgs, PageInfo, encode_cursor},
         restaurants::types::{Edge, Restaurant},
         reviews::types::Review,
         users::types::User,
     },
-    services::orders::{self as service, can_see},
+    services::orders::can_see,
 };
 
 /// Where an order is in its lifecycle.
@@ -407,28 +408,22 @@ impl Delivery {
     }
 }
 
-/// Whose orders to list.
-#[derive(Debug, Clone, Copy)]
-pub enum OrderOwner {
-    Customer(i64),
-    Restaurant(i64),
-}
-
 /// A page of orders, newest first.
 pub struct OrderConnection {
-    page: Page<order::Model>,
+    page: Arc<Page<Arc<order::Model>>>,
     args: PageArgs,
     owner: OrderOwner,
     status: Option<entities::OrderStatus>,
 }
 
 impl OrderConnection {
-    /// The page `args` of `owner`'s orders, with `status` when given.
+    /// The page `args` of `owner`'s orders, with `status` when given: batched with the pages
+    /// of every other owner in the request (a list of restaurants with their orders is one
+    /// statement).
     ///
     /// Boxed: async-graphql gives every field of an object a future the size of the type's
-    /// largest resolver, and this one (a statement) is the largest of a restaurant's and of a
-    /// user's (one per review author in a menu page); boxed, only the fields that load orders
-    /// pay for it.
+    /// largest resolver, and a DataLoader's is some hundreds of bytes; boxed, only the fields
+    /// that load orders pay for it.
     pub fn load<'a>(
         ctx: &'a Context<'_>,
         owner: OrderOwner,
@@ -436,9 +431,17 @@ impl OrderConnection {
         args: PageArgs,
     ) -> BoxFuture<'a, Result<Self>> {
         Box::pin(async move {
-            let db = ctx.data::<DatabaseConnection>()?;
             let status = status.map(Into::into);
-            let page = service::list(db, owner_filter(owner), status, &args).await?;
+            let page = ctx
+                .data::<Loaders>()?
+                .order_pages
+                .load_one(OrderPageKey {
+                    owner,
+                    status,
+                    args: args.clone(),
+                })
+                .await?
+                .unwrap_or_default();
             Ok(Self {
                 page,
                 args,
@@ -449,15 +452,8 @@ impl OrderConnection {
     }
 }
 
-fn owner_filter(owner: OrderOwner) -> service::Owner {
-    match owner {
-        OrderOwner::Customer(id) => service::Owner::Customer(id),
-        OrderOwner::Restaurant(id) => service::Owner::Restaurant(id),
-    }
-}
-
 /// Where an order is in a page of orders: the one definition edges and `pageInfo` share.
-fn order_position(order: &order::Model) -> i64 {
+fn order_position(order: &Arc<order::Model>) -> i64 {
     order.id
 }
 
@@ -470,7 +466,7 @@ impl OrderConnection {
             .items
             .iter()
             .map(|order| Edge {
-                node: Order::from(order.clone()),
+                node: Order::new(order.clone()),
                 position: order_position(order),
             })
             .collect()
@@ -481,7 +477,7 @@ impl OrderConnection {
         self.page
             .items
             .iter()
-            .map(|order| Order::from(order.clone()))
+            .map(|order| Order::new(order.clone()))
             .collect()
     }
 
@@ -493,8 +489,12 @@ impl OrderConnection {
 
     /// Number of orders over all pages.
     async fn total_count(&self, ctx: &Context<'_>) -> Result<i64> {
-        let db = ctx.data::<DatabaseConnection>()?;
-        let count = service::count(db, owner_filter(self.owner), self.status).await?;
+        let count = ctx
+            .data::<Loaders>()?
+            .order_counts
+            .load_one((self.owner, self.status))
+            .await?
+            .unwrap_or(0);
         Ok(i64::try_from(count).unwrap_or(i64::MAX))
     }
 }

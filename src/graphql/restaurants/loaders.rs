@@ -4,9 +4,10 @@ use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::dataloader::Loader;
 use entities::{opening_hours, restaurant_cuisine};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::{
+    db::one_of,
     error::AppError,
     graphql::loaders::{LoadError, group_by},
 };
@@ -20,7 +21,11 @@ impl Loader<i64> for CuisinesByRestaurant {
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
         let rows = restaurant_cuisine::Entity::find()
-            .filter(restaurant_cuisine::Column::RestaurantId.is_in(keys.iter().copied()))
+            .filter(one_of(
+                restaurant_cuisine::Column::RestaurantId,
+                keys,
+                self.0.get_database_backend(),
+            ))
             .order_by_asc(restaurant_cuisine::Column::Cuisine)
             .all(&self.0)
             .await
@@ -41,7 +46,11 @@ impl Loader<i64> for OpeningHoursByRestaurant {
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
         let rows = opening_hours::Entity::find()
-            .filter(opening_hours::Column::RestaurantId.is_in(keys.iter().copied()))
+            .filter(one_of(
+                opening_hours::Column::RestaurantId,
+                keys,
+                self.0.get_database_backend(),
+            ))
             .order_by_asc(opening_hours::Column::OpensAt)
             .all(&self.0)
             .await

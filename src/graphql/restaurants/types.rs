@@ -133,7 +133,7 @@ impl Restaurant {
     /// The restaurant's orders, newest first. For its staff and admins; tokens need
     /// `orders:read`.
     #[graphql(
-        complexity = "crate::graphql::relay::per_parent_connection_cost(first, last, 20, child_complexity)"
+        complexity = "crate::graphql::relay::connection_cost(first, last, 20, child_complexity)"
     )]
     async fn orders(
         &self,

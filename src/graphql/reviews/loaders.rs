@@ -6,12 +6,11 @@ use std::{collections::HashMap, sync::Arc};
 use async_graphql::dataloader::Loader;
 use chrono::{DateTime, Utc};
 use entities::{FromRowByPosition, review};
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, IdenStatic, Iterable, Statement, Value,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, IdenStatic, Iterable, Statement};
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    db::Params,
     error::{AppError, AppResult},
     graphql::{
         loaders::LoadError,
@@ -94,19 +93,8 @@ impl ReviewPages {
         let (direction, beyond) = if forward { ("DESC", "<") } else { ("ASC", ">") };
         let backend = self.0.get_database_backend();
         let postgres = backend == DbBackend::Postgres;
-        let mut values: Vec<Value> = vec![
-            serde_json::to_string(restaurant_ids)
-                .map_err(|error| AppError::Internal(error.into()))?
-                .into(),
-        ];
-        let mut param = |value: Value| {
-            values.push(value);
-            if postgres {
-                format!("${}", values.len())
-            } else {
-                "?".to_owned()
-            }
-        };
+        let mut params = Params::new(backend);
+        let restaurants = params.push_ids(restaurant_ids);
         let after = match &args.cursor {
             None => String::new(),
             Some(cursor) => {
@@ -120,16 +108,16 @@ impl ReviewPages {
                     ));
                 }
                 let (at, same_at, id) = (
-                    param(position.created_at.into()),
-                    param(position.created_at.into()),
-                    param(position.id.into()),
+                    params.push(position.created_at),
+                    params.push(position.created_at),
+                    params.push(position.id),
                 );
                 format!(
                     " AND (created_at {beyond} {at} OR (created_at = {same_at} AND id {beyond} {id}))"
                 )
             }
         };
-        let limit = param((args.limit + 1).into());
+        let limit = params.push(args.limit + 1);
         let columns = review::Column::iter()
             .map(|column| format!("r.{}", column.as_str()))
             .collect::<Vec<_>>()
@@ -137,20 +125,20 @@ impl ReviewPages {
         let order = format!("ORDER BY created_at {direction}, id {direction} LIMIT {limit}");
         let sql = if postgres {
             format!(
-                "SELECT {columns} FROM json_array_elements_text($1::json) AS p(id) \
-                 CROSS JOIN LATERAL (SELECT * FROM reviews WHERE restaurant_id = p.id::bigint{after} {order}) AS r \
+                "SELECT {columns} FROM unnest(CAST({restaurants} AS bigint[])) AS p(id) \
+                 CROSS JOIN LATERAL (SELECT * FROM reviews WHERE restaurant_id = p.id{after} {order}) AS r \
                  ORDER BY r.restaurant_id, r.created_at {direction}, r.id {direction}"
             )
         } else {
             format!(
-                "SELECT {columns} FROM json_each(?) AS p JOIN reviews AS r ON r.id IN \
+                "SELECT {columns} FROM json_each({restaurants}) AS p JOIN reviews AS r ON r.id IN \
                  (SELECT id FROM reviews WHERE restaurant_id = p.value{after} {order}) \
                  ORDER BY r.restaurant_id, r.created_at {direction}, r.id {direction}"
             )
         };
         let rows = self
             .0
-            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, params.values))
             .await?;
         // The select lists `Column::iter()`, in order.
         let reviews = review::Model::from_rows(&rows).map_err(AppError::from)?;

@@ -90,12 +90,7 @@ impl ReviewConnection {
                     args: args.clone(),
                 })
                 .await?
-                .unwrap_or_else(|| {
-                    Arc::new(Page {
-                        items: Vec::new(),
-                        has_more: false,
-                    })
-                });
+                .unwrap_or_default();
             Ok(Self {
                 page,
                 args,

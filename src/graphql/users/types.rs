@@ -66,7 +66,7 @@ impl User {
     /// The user's orders, newest first. Private: the user and admins only; tokens need
     /// `orders:read`.
     #[graphql(
-        complexity = "crate::graphql::relay::per_parent_connection_cost(first, last, 20, child_complexity)"
+        complexity = "crate::graphql::relay::connection_cost(first, last, 20, child_complexity)"
     )]
     async fn orders(
         &self,
