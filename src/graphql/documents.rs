@@ -22,9 +22,10 @@ use async_graphql::{
 use lru::LruCache;
 
 /// Documents kept, and validation results kept.
-const ENTRIES: usize = 512;
-/// Longer documents are not kept (an app's operations are a few hundred bytes to a few KB).
-const MAX_TEXT: usize = 16 * 1024;
+const ENTRIES: usize = 256;
+/// Longer documents are not kept: an app's operations are a few hundred bytes to a few KB, and
+/// the bound limits what hostile documents can make the cache hold.
+const MAX_TEXT: usize = 4 * 1024;
 /// Validation results are not kept for longer variables (they would be one-offs anyway).
 const MAX_VARIABLES: usize = 1024;
 

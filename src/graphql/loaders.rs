@@ -26,7 +26,7 @@ use tracing::Instrument;
 use super::{
     menu::loaders::{CategoriesByRestaurant, ItemsByRestaurant},
     orders::loaders::{ManyByOrder, OneByOrder, OrderCounts, OrderPages},
-    restaurants::loaders::{CuisinesByRestaurant, OpeningHoursByRestaurant},
+    restaurants::loaders::{CuisinesByRestaurant, OpeningHoursByRestaurant, WorkplacesByUser},
     reviews::loaders::ReviewPages,
 };
 use crate::{db::StatementCounter, error::AppError, metrics::METRICS};
@@ -184,6 +184,7 @@ pub struct Loaders {
     pub review_pages: Batched<ReviewPages>,
     pub order_pages: Batched<OrderPages>,
     pub order_counts: Batched<OrderCounts>,
+    pub workplaces: Batched<WorkplacesByUser>,
 }
 
 impl Loaders {
@@ -281,6 +282,12 @@ impl Loaders {
             review_pages: loader("review_pages", ReviewPages(db.clone()), counter, &requested),
             order_pages: loader("order_pages", OrderPages(db.clone()), counter, &requested),
             order_counts: loader("order_counts", OrderCounts(db.clone()), counter, &requested),
+            workplaces: loader(
+                "workplaces",
+                WorkplacesByUser(db.clone()),
+                counter,
+                &requested,
+            ),
         }
     }
 }

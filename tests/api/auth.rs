@@ -316,3 +316,92 @@ db_test! {
         assert_eq!(live, 0);
     }
 }
+
+db_test! {
+    /// `viewer.restaurants`: where a dashboard starts after signing in. The owner sees the
+    /// restaurants they own as OWNER, staff added by an admin see theirs as STAFF (and lose
+    /// it when removed), others see none, and nobody but the user and admins reads the list.
+    async fn viewer_restaurants_lists_where_the_user_works_with_the_role(app) {
+        use entities::restaurant;
+        use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+        const MINE: &str = "{ viewer { id restaurants { role restaurant { id slug } } } }";
+        let (owner, customer, courier, admin) = (
+            app.bearer(seed::DEMO_OWNER).await,
+            app.bearer(seed::DEMO_CUSTOMER).await,
+            app.bearer(seed::DEMO_COURIER).await,
+            app.bearer(seed::DEMO_ADMIN).await,
+        );
+        let owner_id = app.user_id(seed::DEMO_OWNER).await;
+        let slugs_owned: Vec<String> = restaurant::Entity::find()
+            .filter(restaurant::Column::OwnerId.eq(owner_id))
+            .order_by_asc(restaurant::Column::Name)
+            .order_by_asc(restaurant::Column::Id)
+            .all(&app.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|restaurant| restaurant.slug)
+            .collect();
+        assert!(!slugs_owned.is_empty(), "the demo owner owns a restaurant");
+        let response = app.graphql_as(Some(&owner), MINE, json!({})).await;
+        let places = response.data()["viewer"]["restaurants"].as_array().unwrap().clone();
+        let slugs: Vec<&str> = places.iter().map(|p| p["restaurant"]["slug"].as_str().unwrap()).collect();
+        assert_eq!(slugs, slugs_owned);
+        assert!(places.iter().all(|p| p["role"] == "OWNER"), "{places:?}");
+
+        // Nobody works anywhere until an admin adds them to a staff.
+        let none = app.graphql_as(Some(&customer), MINE, json!({})).await;
+        assert_eq!(none.data()["viewer"]["restaurants"], json!([]));
+        let none = app.graphql_as(Some(&courier), MINE, json!({})).await;
+        assert_eq!(none.data()["viewer"]["restaurants"], json!([]));
+        let roma = places[0]["restaurant"]["id"].clone();
+        let customer_id = app.graphql_as(Some(&customer), MINE, json!({})).await.data()["viewer"]["id"].clone();
+        let staff = "mutation($input: StaffInput!) { addRestaurantStaff(input: $input) { userErrors { code } } }";
+        let added = app
+            .graphql_as(Some(&admin), staff, json!({ "input": { "restaurantId": roma, "userId": customer_id } }))
+            .await;
+        assert_eq!(added.data()["addRestaurantStaff"]["userErrors"], json!([]));
+        let staffed = app.graphql_as(Some(&customer), MINE, json!({})).await;
+        assert_eq!(
+            staffed.data()["viewer"]["restaurants"],
+            json!([{ "role": "STAFF", "restaurant": { "id": roma, "slug": slugs_owned[0] } }])
+        );
+
+        // Someone else's list: FORBIDDEN for a stranger, readable by an admin.
+        let of_owner = "query($id: ID!) { node(id: $id) { ... on User { restaurants { role } } } }";
+        let owner_global = app.graphql_as(Some(&owner), MINE, json!({})).await.data()["viewer"]["id"].clone();
+        let stranger = app.graphql_as(Some(&courier), of_owner, json!({ "id": owner_global })).await;
+        assert_eq!(stranger.error_code(), "FORBIDDEN", "{}", stranger.body);
+        assert!(!stranger.body.to_string().contains("OWNER"), "{}", stranger.body);
+        let anonymous = app.graphql(of_owner, json!({ "id": owner_global })).await;
+        assert!(!anonymous.body.to_string().contains("OWNER"), "{}", anonymous.body);
+        let admins = app.graphql_as(Some(&admin), of_owner, json!({ "id": owner_global })).await;
+        assert_eq!(admins.data()["node"]["restaurants"].as_array().unwrap().len(), slugs_owned.len());
+
+        // Removed from the staff: gone from the list.
+        let removed = app
+            .graphql_as(
+                Some(&admin),
+                "mutation($input: StaffInput!) { removeRestaurantStaff(input: $input) { userErrors { code } } }",
+                json!({ "input": { "restaurantId": roma, "userId": customer_id } }),
+            )
+            .await;
+        assert_eq!(removed.data()["removeRestaurantStaff"]["userErrors"], json!([]));
+        let gone = app.graphql_as(Some(&customer), MINE, json!({})).await;
+        assert_eq!(gone.data()["viewer"]["restaurants"], json!([]));
+    }
+}
+
+db_test! {
+    /// Many users' workplaces in one request are one statement, however many users.
+    scale = 3,
+    async fn workplaces_under_a_list_are_one_statement(app) {
+        let admin = app.bearer(seed::DEMO_ADMIN).await;
+        let query = "query($n: Int!) { restaurants(first: $n) { edges { node { reviews(first: 3) { edges { node { author { restaurants { role } } } } } } } } }";
+        let small = app.graphql_as(Some(&admin), query, json!({ "n": 2 })).await;
+        let large = app.graphql_as(Some(&admin), query, json!({ "n": 20 })).await;
+        small.data();
+        large.data();
+        assert_eq!(small.sql_statements(), large.sql_statements());
+    }
+}

@@ -1,13 +1,17 @@
-//! Loaders of what hangs off a restaurant: its cuisines and its opening hours.
+//! Loaders of what hangs off a restaurant (its cuisines and its opening hours), and of the
+//! restaurants a user works at.
 
 use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::dataloader::Loader;
-use entities::{opening_hours, restaurant_cuisine};
-use sea_orm::{DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use entities::{FromRowByPosition, ReadColumn as _, opening_hours, restaurant, restaurant_cuisine};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, IdenStatic, Iterable, QueryFilter,
+    QueryOrder, Statement,
+};
 
 use crate::{
-    db::one_of,
+    db::{Params, one_of},
     error::AppError,
     graphql::loaders::{LoadError, group_by},
 };
@@ -56,5 +60,60 @@ impl Loader<i64> for OpeningHoursByRestaurant {
             .await
             .map_err(AppError::from)?;
         Ok(group_by(rows, |row| row.restaurant_id))
+    }
+}
+
+/// The restaurants each user works at, with whether they own it: those they own, and those
+/// whose staff they are, by name. One statement for any number of users.
+pub struct WorkplacesByUser(pub DatabaseConnection);
+
+impl Loader<i64> for WorkplacesByUser {
+    type Value = Arc<[(Arc<restaurant::Model>, bool)]>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        let backend = self.0.get_database_backend();
+        let mut params = Params::new(backend);
+        // SQLite's `?` are bound in order, so each use binds the ids again.
+        let mut any = || {
+            let users = params.push_ids(keys);
+            if backend == DbBackend::Postgres {
+                format!("= ANY(CAST({users} AS bigint[]))")
+            } else {
+                format!("IN (SELECT value FROM json_each({users}))")
+            }
+        };
+        let (owned, staffed) = (any(), any());
+        let columns = restaurant::Column::iter()
+            .map(|column| format!("r.{}", column.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // The member's id after the restaurant's columns (read by position), one row per
+        // membership: ownership or a staff row (an owner is usually on the staff as well).
+        let sql = format!(
+            "SELECT {columns}, m.user_id FROM restaurants AS r JOIN (\
+               SELECT id AS restaurant_id, owner_id AS user_id FROM restaurants WHERE owner_id {owned} \
+               UNION SELECT restaurant_id, user_id FROM restaurant_staff WHERE user_id {staffed}\
+             ) AS m ON m.restaurant_id = r.id ORDER BY m.user_id, r.name, r.id"
+        );
+        let rows = self
+            .0
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, params.values))
+            .await
+            .map_err(AppError::from)?;
+        let member_column = restaurant::Model::COLUMNS.len();
+        let mut workplaces: HashMap<i64, Vec<(Arc<restaurant::Model>, bool)>> = HashMap::new();
+        for (index, row) in rows.iter().enumerate() {
+            let restaurant = restaurant::Model::read(row, index == 0).map_err(AppError::from)?;
+            let member = i64::read(row, member_column, index == 0).map_err(AppError::from)?;
+            let owns = restaurant.owner_id == member;
+            let mine = workplaces.entry(member).or_default();
+            // The UNION keeps one row per (restaurant, member) already.
+            mine.push((Arc::new(restaurant), owns));
+        }
+        Ok(workplaces
+            .into_iter()
+            .map(|(user, places)| (user, Arc::from(places)))
+            .collect())
     }
 }

@@ -313,3 +313,21 @@ impl RestaurantConnection {
         Ok(i64::try_from(count).unwrap_or(i64::MAX))
     }
 }
+
+/// What a user is at a restaurant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum StaffRole {
+    /// Owns the restaurant.
+    Owner,
+    /// Works on its staff: sees and moves its orders.
+    Staff,
+}
+
+/// A restaurant a user works at, and as what.
+#[derive(SimpleObject)]
+pub struct RestaurantMembership {
+    /// The restaurant.
+    pub restaurant: Restaurant,
+    /// The user's role there.
+    pub role: StaffRole,
+}

@@ -10,8 +10,10 @@ use crate::{
     error::{AppError, AppResult},
     graphql::{
         integrations::types::ApiToken,
+        loaders::Loaders,
         orders::types::{OrderConnection, OrderOwner, OrderStatus},
         relay::{GlobalId, NodeKind, PageArgs},
+        restaurants::types::{Restaurant, RestaurantMembership, StaffRole},
     },
     services,
 };
@@ -81,6 +83,30 @@ impl User {
         viewer(ctx)?.require_scope(crate::auth::Scope::OrdersRead)?;
         let args = PageArgs::new(first, after, last, before, 20)?;
         OrderConnection::load(ctx, OrderOwner::Customer(self.0.id), status, args).await
+    }
+
+    /// The restaurants the user works at, by name: those they own and those whose staff they
+    /// are, each with the role. Where a restaurant dashboard starts after signing in. Private:
+    /// the user and admins only.
+    async fn restaurants(&self, ctx: &Context<'_>) -> Result<Vec<RestaurantMembership>> {
+        self.require_owner(ctx)?;
+        let places = ctx
+            .data::<Loaders>()?
+            .workplaces
+            .load_one(self.0.id)
+            .await?
+            .unwrap_or_default();
+        Ok(places
+            .iter()
+            .map(|(restaurant, owner)| RestaurantMembership {
+                restaurant: Restaurant(restaurant.clone()),
+                role: if *owner {
+                    StaffRole::Owner
+                } else {
+                    StaffRole::Staff
+                },
+            })
+            .collect())
     }
 
     /// The user's API tokens, newest first, revoked ones included. Private: the user and
