@@ -119,3 +119,10 @@ impl ReadColumn for crate::OrderStatus {
         row.try_get_by_index(index)
     }
 }
+
+/// Stored as text, like the order status.
+impl ReadColumn for crate::DeliveryStatus {
+    fn read(row: &QueryResult, index: usize, _check: bool) -> Result<Self, DbErr> {
+        row.try_get_by_index(index)
+    }
+}

@@ -21,6 +21,19 @@ pub struct Model {
     pub delivered_at: Option<DateTimeUtc>,
 }
 
+crate::by_position::by_position!(
+    id,
+    order_id,
+    courier_id,
+    status,
+    last_latitude,
+    last_longitude,
+    location_updated_at,
+    claimed_at,
+    picked_up_at,
+    delivered_at
+);
+
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {
     #[sea_orm(

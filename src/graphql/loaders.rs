@@ -173,6 +173,7 @@ pub struct Loaders {
     pub users: Batched<ById<user::Entity>>,
     pub api_tokens: Batched<ById<api_token::Entity>>,
     pub orders: Batched<ById<order::Entity>>,
+    pub deliveries: Batched<ById<delivery::Entity>>,
     pub items_by_order: Batched<ManyByOrder<order_item::Entity>>,
     pub events_by_order: Batched<ManyByOrder<order_event::Entity>>,
     pub delivery_by_order: Batched<OneByOrder<delivery::Entity>>,
@@ -231,6 +232,7 @@ impl Loaders {
             users: loader("users", ById::new(db.clone()), counter, &requested),
             api_tokens: loader("api_tokens", ById::new(db.clone()), counter, &requested),
             orders: loader("orders", ById::new(db.clone()), counter, &requested),
+            deliveries: loader("deliveries", ById::new(db.clone()), counter, &requested),
             items_by_order: loader(
                 "items_by_order",
                 ManyByOrder::new(db.clone()),

@@ -8,7 +8,7 @@ use super::{
     integrations::types::ApiToken,
     loaders::Loaders,
     menu::types::{MenuCategory, MenuItem},
-    orders::types::{Order, visible},
+    orders::types::{Delivery, Order, visible},
     relay::{GlobalId, MAX_PAGE_SIZE, NodeKind},
     restaurants::types::Restaurant,
     reviews::types::Review,
@@ -27,6 +27,7 @@ pub enum Node {
     User(User),
     ApiToken(ApiToken),
     Order(Order),
+    Delivery(Delivery),
 }
 
 /// Loads the object a global ID names; `None` when it does not exist.
@@ -73,6 +74,16 @@ async fn load_node(ctx: &Context<'_>, id: GlobalId) -> Result<Option<Node>> {
         NodeKind::Order => match loaders.orders.load_one(id.id).await? {
             Some(order) if visible(ctx, &order).await? => Some(Node::Order(Order::new(order))),
             _ => None,
+        },
+        // Private like its order: a delivery is seen by whoever may see the order.
+        NodeKind::Delivery => match loaders.deliveries.load_one(id.id).await? {
+            Some(delivery) => match loaders.orders.load_one(delivery.order_id).await? {
+                Some(order) if visible(ctx, &order).await? => {
+                    Some(Node::Delivery(Delivery(delivery)))
+                }
+                _ => None,
+            },
+            None => None,
         },
     })
 }

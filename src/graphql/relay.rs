@@ -33,10 +33,11 @@ pub enum NodeKind {
     User,
     ApiToken,
     Order,
+    Delivery,
 }
 
 impl NodeKind {
-    const ALL: [Self; 7] = [
+    const ALL: [Self; 8] = [
         Self::Restaurant,
         Self::MenuCategory,
         Self::MenuItem,
@@ -44,6 +45,7 @@ impl NodeKind {
         Self::User,
         Self::ApiToken,
         Self::Order,
+        Self::Delivery,
     ];
 
     /// The GraphQL type name, which is also the prefix inside the ID.
@@ -56,6 +58,7 @@ impl NodeKind {
             Self::User => "User",
             Self::ApiToken => "ApiToken",
             Self::Order => "Order",
+            Self::Delivery => "Delivery",
         }
     }
 }

@@ -933,3 +933,60 @@ db_test! {
         );
     }
 }
+
+db_test! {
+    /// `Delivery` is a `Node`: its ID reaches it through `node(id)`, and it links back to its
+    /// order, for exactly those who may see the order (its customer, the restaurant's staff,
+    /// its courier, admins); anyone else, another courier included, gets null.
+    async fn a_delivery_is_a_node_for_those_who_may_see_its_order(app) {
+        let id = ready_order(&app, "delivery-node").await;
+        let courier = app.bearer(seed::DEMO_COURIER).await;
+        let claimed = act(&app, &courier, "claimDelivery", json!({ "orderId": id })).await;
+        assert_eq!(claimed["userErrors"], json!([]));
+        let delivery = app
+            .graphql_as(
+                Some(&courier),
+                "query($id: ID!) { order(id: $id) { delivery { id status order { id } } } }",
+                json!({ "id": id }),
+            )
+            .await;
+        let delivery = delivery.data()["order"]["delivery"].clone();
+        assert_eq!(delivery["order"]["id"], json!(id));
+        assert_eq!(delivery["status"], "CLAIMED");
+        let delivery_id = delivery["id"].clone();
+        let node = "query($id: ID!) { node(id: $id) { id ... on Delivery { status courier { displayName } order { id status } } } }";
+        for who in [seed::DEMO_COURIER, seed::DEMO_CUSTOMER, seed::DEMO_OWNER, seed::DEMO_ADMIN] {
+            let bearer = app.bearer(who).await;
+            let seen = app.graphql_as(Some(&bearer), node, json!({ "id": delivery_id })).await;
+            assert_eq!(seen.data()["node"]["id"], delivery_id, "{who}");
+            assert_eq!(seen.data()["node"]["order"]["id"], json!(id), "{who}");
+            assert_eq!(seen.data()["node"]["order"]["status"], "READY_FOR_PICKUP", "{who}");
+        }
+        // Another courier, another customer and nobody: null, and nothing of the order.
+        let emails = courier_emails(&app).await;
+        let other_courier = app.bearer(&emails[0]).await;
+        let someone = entities::user::Entity::find()
+            .filter(entities::user::Column::Email.like("user%@example.test"))
+            .one(&app.db)
+            .await
+            .unwrap()
+            .and_then(|user| user.email)
+            .expect("a customer of the demo data");
+        let stranger = app.bearer(&someone).await;
+        for bearer in [Some(&other_courier), Some(&stranger), None] {
+            let hidden = app.graphql_as(bearer.map(String::as_str), node, json!({ "id": delivery_id })).await;
+            assert!(hidden.body["data"]["node"].is_null(), "{}", hidden.body);
+            assert!(!hidden.body.to_string().contains(id.as_str()), "{}", hidden.body);
+        }
+        // `nodes` loads deliveries with the others, in order.
+        let both = app
+            .graphql_as(
+                Some(&courier),
+                "query($ids: [ID!]!) { nodes(ids: $ids) { id __typename } }",
+                json!({ "ids": [delivery_id, id] }),
+            )
+            .await;
+        assert_eq!(both.data()["nodes"][0]["__typename"], "Delivery");
+        assert_eq!(both.data()["nodes"][1]["__typename"], "Order");
+    }
+}

@@ -4,8 +4,8 @@
 use std::fmt::Debug;
 
 use entities::{
-    FromRowByPosition, api_token, menu_category, menu_item, order, read_rows, restaurant, review,
-    user,
+    FromRowByPosition, api_token, delivery, menu_category, menu_item, order, read_rows, restaurant,
+    review, user,
 };
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, Iterable, PrimaryKeyToColumn,
@@ -60,6 +60,7 @@ db_test! {
         assert_same::<review::Entity>(db, 1).await;
         assert_same::<user::Entity>(db, 1).await;
         assert_same::<order::Entity>(db, 1).await;
+        assert_same::<delivery::Entity>(db, 1).await;
         // The demo data has no API tokens; make one so the comparison has a row to read.
         let customer = app.user_id("customer@dishpatch.test").await;
         dishpatch::services::api_tokens::create(

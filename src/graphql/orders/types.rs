@@ -360,9 +360,31 @@ impl OrderEvent {
 #[derive(Clone)]
 pub struct Delivery(pub Arc<delivery::Model>);
 
-/// A courier's delivery of an order.
+/// A courier's delivery of an order. Visible to whoever may see the order: its customer, the
+/// restaurant's staff, the courier and admins.
 #[Object]
 impl Delivery {
+    /// Global ID of the delivery.
+    pub async fn id(&self) -> ID {
+        GlobalId::encode(NodeKind::Delivery, self.0.id)
+    }
+
+    /// The order delivered.
+    async fn order(&self, ctx: &Context<'_>) -> Result<Order> {
+        let order = ctx
+            .data::<Loaders>()?
+            .orders
+            .load_one(self.0.order_id)
+            .await?
+            .ok_or_else(|| AppError::NotFound("order".into()))?;
+        // A delivery is only reached through what may see its order; checked again here, so a
+        // new path to a delivery cannot hand out an order its viewer may not see.
+        if !visible(ctx, &order).await? {
+            return Err(AppError::Forbidden.into());
+        }
+        Ok(Order::new(order))
+    }
+
     /// Who delivers.
     async fn courier(&self, ctx: &Context<'_>) -> Result<User> {
         let user = ctx
