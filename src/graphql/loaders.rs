@@ -25,7 +25,7 @@ use tracing::Instrument;
 
 use super::{
     menu::loaders::{CategoriesByRestaurant, ItemsByRestaurant},
-    orders::loaders::{ManyByOrder, OneByOrder, OrderCounts, OrderPages},
+    orders::loaders::{DeliveryPages, ManyByOrder, OneByOrder, OrderCounts, OrderPages},
     restaurants::loaders::{CuisinesByRestaurant, OpeningHoursByRestaurant, WorkplacesByUser},
     reviews::loaders::ReviewPages,
 };
@@ -185,6 +185,7 @@ pub struct Loaders {
     pub review_pages: Batched<ReviewPages>,
     pub order_pages: Batched<OrderPages>,
     pub order_counts: Batched<OrderCounts>,
+    pub delivery_pages: Batched<DeliveryPages>,
     pub workplaces: Batched<WorkplacesByUser>,
 }
 
@@ -284,6 +285,12 @@ impl Loaders {
             review_pages: loader("review_pages", ReviewPages(db.clone()), counter, &requested),
             order_pages: loader("order_pages", OrderPages(db.clone()), counter, &requested),
             order_counts: loader("order_counts", OrderCounts(db.clone()), counter, &requested),
+            delivery_pages: loader(
+                "delivery_pages",
+                DeliveryPages(db.clone()),
+                counter,
+                &requested,
+            ),
             workplaces: loader(
                 "workplaces",
                 WorkplacesByUser(db.clone()),

@@ -393,11 +393,13 @@ db_test! {
 }
 
 db_test! {
-    /// Many users' workplaces in one request are one statement, however many users.
+    /// Many users' workplaces and deliveries in one request are a statement each, however
+    /// many users.
     scale = 3,
     async fn workplaces_under_a_list_are_one_statement(app) {
         let admin = app.bearer(seed::DEMO_ADMIN).await;
-        let query = "query($n: Int!) { restaurants(first: $n) { edges { node { reviews(first: 3) { edges { node { author { restaurants { role } } } } } } } } }";
+        let query = "query($n: Int!) { restaurants(first: $n) { edges { node { reviews(first: 3) { edges { node { author {
+            restaurants { role } deliveries(first: 2) { edges { node { id } } } } } } } } } } }";
         let small = app.graphql_as(Some(&admin), query, json!({ "n": 2 })).await;
         let large = app.graphql_as(Some(&admin), query, json!({ "n": 20 })).await;
         small.data();

@@ -990,3 +990,106 @@ db_test! {
         assert_eq!(both.data()["nodes"][1]["__typename"], "Order");
     }
 }
+
+db_test! {
+    /// `viewer.deliveries`: a courier app that restarts finds its current delivery first, then
+    /// its history (delivered, and cancelled after the claim), as a connection that pages the
+    /// same forwards and backwards as the deliveries table says. Private to the courier (and
+    /// admins).
+    async fn a_courier_lists_its_deliveries_active_first(app) {
+        use entities::{DeliveryStatus, delivery};
+        let courier = app.bearer(seed::DEMO_COURIER).await;
+        let customer = app.bearer(seed::DEMO_CUSTOMER).await;
+        let (delivered, active, cancelled) = (
+            ready_order(&app, "deliveries-1").await,
+            ready_order(&app, "deliveries-2").await,
+            ready_order(&app, "deliveries-3").await,
+        );
+        for id in [&delivered, &active, &cancelled] {
+            let claimed = act(&app, &courier, "claimDelivery", json!({ "orderId": id })).await;
+            assert_eq!(claimed["userErrors"], json!([]));
+        }
+        for mutation in ["confirmPickup", "confirmDelivery"] {
+            let moved = act(&app, &courier, mutation, json!({ "orderId": delivered })).await;
+            assert_eq!(moved["userErrors"], json!([]), "{mutation}");
+        }
+        // The restaurant cancels it after the claim (customers may only until it is accepted).
+        let owner = app.bearer(seed::DEMO_OWNER).await;
+        let cancel = act(&app, &owner, "cancelOrder", json!({ "orderId": cancelled })).await;
+        assert_eq!(cancel["userErrors"], json!([]));
+
+        // The table's order: active first, then the rest, each newest first.
+        let courier_id = app.user_id(seed::DEMO_COURIER).await;
+        let mut stored = delivery::Entity::find()
+            .filter(delivery::Column::CourierId.eq(courier_id))
+            .all(&app.db)
+            .await
+            .unwrap();
+        stored.sort_by_key(|d| {
+            let over = !matches!(d.status, DeliveryStatus::Claimed | DeliveryStatus::PickedUp);
+            (over, std::cmp::Reverse(d.id))
+        });
+        let stored: Vec<i64> = stored.iter().map(|d| d.id).collect();
+        assert!(stored.len() >= 3);
+
+        let page = "query($first: Int, $after: String, $last: Int, $before: String) { viewer { deliveries(first: $first, after: $after, last: $last, before: $before) {
+            edges { cursor node { id status order { id } } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } } }";
+        let first = app.graphql_as(Some(&courier), page, json!({ "first": 1 })).await;
+        let top = &first.data()["viewer"]["deliveries"]["edges"][0]["node"];
+        assert_eq!(top["status"], "CLAIMED");
+        assert_eq!(top["order"]["id"], json!(active));
+        // Forwards two at a time, then backwards two at a time: the whole list both ways.
+        let (mut forwards, mut after) = (Vec::new(), Value::Null);
+        loop {
+            let response = app.graphql_as(Some(&courier), page, json!({ "first": 2, "after": after })).await;
+            let connection = response.data()["viewer"]["deliveries"].clone();
+            forwards.extend(node_ids(&connection));
+            if connection["pageInfo"]["hasNextPage"] != true {
+                break;
+            }
+            after = connection["pageInfo"]["endCursor"].clone();
+        }
+        assert_eq!(forwards, stored);
+        let (mut backwards, mut before) = (Vec::new(), Value::Null);
+        loop {
+            let response = app.graphql_as(Some(&courier), page, json!({ "last": 2, "before": before })).await;
+            let connection = response.data()["viewer"]["deliveries"].clone();
+            let mut ids = node_ids(&connection);
+            ids.extend(backwards);
+            backwards = ids;
+            if connection["pageInfo"]["hasPreviousPage"] != true {
+                break;
+            }
+            before = connection["pageInfo"]["startCursor"].clone();
+        }
+        assert_eq!(backwards, stored);
+        let statuses: Vec<Value> = app
+            .graphql_as(Some(&courier), page, json!({ "first": 100 }))
+            .await
+            .data()["viewer"]["deliveries"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|edge| edge["node"]["status"].clone())
+            .collect();
+        assert!(statuses.contains(&json!("CANCELLED")) && statuses.contains(&json!("DELIVERED")));
+
+        // Someone else's deliveries: FORBIDDEN, and nothing of them.
+        let courier_global = app.graphql_as(Some(&courier), "{ viewer { id } }", json!({})).await.data()["viewer"]["id"].clone();
+        let theirs = "query($id: ID!) { node(id: $id) { ... on User { deliveries(first: 5) { edges { node { id } } } } } }";
+        let other = app.bearer(&courier_emails(&app).await[0]).await;
+        for bearer in [Some(&other), Some(&customer)] {
+            let refused = app.graphql_as(bearer.map(String::as_str), theirs, json!({ "id": courier_global })).await;
+            assert_eq!(refused.error_code(), "FORBIDDEN", "{}", refused.body);
+            assert!(!refused.body.to_string().contains("edges"), "{}", refused.body);
+        }
+        let admin = app.bearer(seed::DEMO_ADMIN).await;
+        let admins = app.graphql_as(Some(&admin), theirs, json!({ "id": courier_global })).await;
+        assert_eq!(node_ids(&admins.data()["node"]["deliveries"]), stored[..stored.len().min(5)]);
+        // A cursor of another list is a user error, not a page.
+        let foreign = app
+            .graphql_as(Some(&courier), page, json!({ "first": 2, "after": "eyJ0IjoxfQ" }))
+            .await;
+        assert_eq!(foreign.error_code(), "BAD_USER_INPUT", "{}", foreign.body);
+    }
+}

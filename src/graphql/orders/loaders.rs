@@ -4,11 +4,15 @@
 use std::{collections::HashMap, marker::PhantomData, sync::Arc};
 
 use async_graphql::dataloader::Loader;
-use entities::{FromRowByPosition, OrderStatus, delivery, order, order_event, order_item, review};
+use entities::{
+    DeliveryStatus, FromRowByPosition, OrderStatus, delivery, order, order_event, order_item,
+    review,
+};
 use sea_orm::{
     ActiveEnum, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
     IdenStatic, Iterable, QueryFilter, QueryOrder, QuerySelect, Statement, sea_query::Expr,
 };
+use serde::{Deserialize, Serialize};
 
 use crate::{
     db::{Params, one_of},
@@ -297,5 +301,146 @@ impl Loader<(OrderOwner, Option<OrderStatus>)> for OrderCounts {
             }
         }
         Ok(counts)
+    }
+}
+
+/// Where a delivery is in a courier's list: active ones (claimed, picked up) first, then the
+/// rest, each newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryCursor {
+    /// 0 for an active delivery, 1 for one that is over.
+    #[serde(rename = "a")]
+    pub rank: u8,
+    pub id: i64,
+}
+
+impl From<&delivery::Model> for DeliveryCursor {
+    fn from(delivery: &delivery::Model) -> Self {
+        let active = matches!(
+            delivery.status,
+            DeliveryStatus::Claimed | DeliveryStatus::PickedUp
+        );
+        Self {
+            rank: u8::from(!active),
+            id: delivery.id,
+        }
+    }
+}
+
+/// The rank of `DeliveryCursor` in SQL.
+const DELIVERY_RANK: &str = "(CASE WHEN status IN ('CLAIMED', 'PICKED_UP') THEN 0 ELSE 1 END)";
+
+/// One courier's page of deliveries.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DeliveryPageKey {
+    pub courier_id: i64,
+    pub args: PageArgs,
+}
+
+/// Pages of deliveries of many couriers, one statement per page shape, at most `limit + 1`
+/// rows per courier.
+pub struct DeliveryPages(pub DatabaseConnection);
+
+impl Loader<DeliveryPageKey> for DeliveryPages {
+    type Value = Arc<Page<Arc<delivery::Model>>>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[DeliveryPageKey],
+    ) -> Result<HashMap<DeliveryPageKey, Self::Value>, Self::Error> {
+        let mut shapes: HashMap<&PageArgs, Vec<i64>> = HashMap::new();
+        for key in keys {
+            shapes.entry(&key.args).or_default().push(key.courier_id);
+        }
+        let mut pages = HashMap::with_capacity(keys.len());
+        for (args, couriers) in shapes {
+            let mut rows = self.read(args, &couriers).await?;
+            for courier_id in couriers {
+                let mine = rows.remove(&courier_id).unwrap_or_default();
+                pages.insert(
+                    DeliveryPageKey {
+                        courier_id,
+                        args: args.clone(),
+                    },
+                    Arc::new(Page::from_rows(mine, args)),
+                );
+            }
+        }
+        Ok(pages)
+    }
+}
+
+impl DeliveryPages {
+    /// Each courier's rows of the page `args` asks for, in page direction.
+    async fn read(
+        &self,
+        args: &PageArgs,
+        couriers: &[i64],
+    ) -> AppResult<HashMap<i64, Vec<Arc<delivery::Model>>>> {
+        // The list is rank ascending, then id descending; backwards walks it from its end.
+        let forward = args.direction == Direction::Forward;
+        let (rank_order, id_order, rank_beyond, id_beyond) = if forward {
+            ("ASC", "DESC", ">", "<")
+        } else {
+            ("DESC", "ASC", "<", ">")
+        };
+        let backend = self.0.get_database_backend();
+        let mut params = Params::new(backend);
+        let couriers_param = params.push_ids(couriers);
+        let after = match &args.cursor {
+            Some(cursor) => {
+                let position: DeliveryCursor = decode_cursor(cursor)?;
+                let (rank, same_rank, id) = (
+                    params.push(i32::from(position.rank)),
+                    params.push(i32::from(position.rank)),
+                    params.push(position.id),
+                );
+                format!(
+                    " AND ({DELIVERY_RANK} {rank_beyond} {rank} \
+                     OR ({DELIVERY_RANK} = {same_rank} AND id {id_beyond} {id}))"
+                )
+            }
+            None => String::new(),
+        };
+        let limit = params.push(args.limit + 1);
+        let columns = delivery::Column::iter()
+            .map(|column| format!("d.{}", column.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let order = format!("ORDER BY {DELIVERY_RANK} {rank_order}, id {id_order}");
+        let sql = if backend == DbBackend::Postgres {
+            format!(
+                "SELECT {columns} FROM unnest(CAST({couriers_param} AS bigint[])) AS p(id) \
+                 CROSS JOIN LATERAL (SELECT * FROM deliveries WHERE courier_id = p.id{after} \
+                 {order} LIMIT {limit}) AS d"
+            )
+        } else {
+            format!(
+                "SELECT {columns} FROM json_each({couriers_param}) AS p JOIN deliveries AS d \
+                 ON d.id IN (SELECT id FROM deliveries WHERE courier_id = p.value{after} \
+                 {order} LIMIT {limit})"
+            )
+        };
+        let rows = self
+            .0
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, params.values))
+            .await?;
+        let mut grouped: HashMap<i64, Vec<Arc<delivery::Model>>> = HashMap::new();
+        for delivery in delivery::Model::from_rows(&rows)? {
+            grouped
+                .entry(delivery.courier_id)
+                .or_default()
+                .push(Arc::new(delivery));
+        }
+        // Each courier's rows in page direction (the statement's outer order is not kept).
+        for rows in grouped.values_mut() {
+            rows.sort_by(|a, b| {
+                let (a, b) = (DeliveryCursor::from(&**a), DeliveryCursor::from(&**b));
+                let listed = a.rank.cmp(&b.rank).then(b.id.cmp(&a.id));
+                if forward { listed } else { listed.reverse() }
+            });
+        }
+        Ok(grouped)
     }
 }

@@ -14,7 +14,7 @@ use crate::{
         common::{GeoPoint, Money, Timestamp},
         loaders::Loaders,
         menu::types::{MenuItem, load_restaurant},
-        orders::loaders::OrderPageKey,
+        orders::loaders::{DeliveryCursor, DeliveryPageKey, OrderPageKey},
         relay::{GlobalId, NodeKind, Page, PageArgs, PageInfo, encode_cursor},
         restaurants::types::{Edge, Restaurant},
         reviews::types::Review,
@@ -528,5 +528,58 @@ pub fn require_restaurant_orders(viewer: &Viewer, restaurant_id: i64) -> Result<
         Ok(())
     } else {
         Err(AppError::Forbidden)
+    }
+}
+
+/// A page of a courier's deliveries: active ones first (claimed, picked up), then the rest,
+/// each newest first.
+pub struct DeliveryConnection {
+    page: Arc<Page<Arc<delivery::Model>>>,
+    args: PageArgs,
+}
+
+impl DeliveryConnection {
+    /// The page `args` of `courier_id`'s deliveries, batched with every other courier's in the
+    /// request. Boxed, like `OrderConnection::load`.
+    pub fn load<'a>(
+        ctx: &'a Context<'_>,
+        courier_id: i64,
+        args: PageArgs,
+    ) -> BoxFuture<'a, Result<Self>> {
+        Box::pin(async move {
+            let page = ctx
+                .data::<Loaders>()?
+                .delivery_pages
+                .load_one(DeliveryPageKey {
+                    courier_id,
+                    args: args.clone(),
+                })
+                .await?
+                .unwrap_or_default();
+            Ok(Self { page, args })
+        })
+    }
+}
+
+/// A page of a courier's deliveries: active ones first, then the rest, each newest first.
+#[Object]
+impl DeliveryConnection {
+    /// The deliveries of this page with their cursors.
+    async fn edges(&self) -> Vec<Edge<Delivery, DeliveryCursor>> {
+        self.page
+            .items
+            .iter()
+            .map(|delivery| Edge {
+                node: Delivery(delivery.clone()),
+                position: DeliveryCursor::from(&**delivery),
+            })
+            .collect()
+    }
+
+    /// Where this page is in the list.
+    async fn page_info(&self) -> PageInfo {
+        self.page.page_info(&self.args, |delivery| {
+            encode_cursor(&DeliveryCursor::from(&**delivery))
+        })
     }
 }

@@ -251,7 +251,14 @@ pub struct Edge<N, P> {
         name = "ReviewEdge",
         params(crate::graphql::reviews::types::Review, ReviewCursor)
     ),
-    concrete(name = "OrderEdge", params(crate::graphql::orders::types::Order, i64))
+    concrete(name = "OrderEdge", params(crate::graphql::orders::types::Order, i64)),
+    concrete(
+        name = "DeliveryEdge",
+        params(
+            crate::graphql::orders::types::Delivery,
+            crate::graphql::orders::loaders::DeliveryCursor
+        )
+    )
 )]
 impl<N, P> Edge<N, P>
 where

@@ -11,7 +11,7 @@ use crate::{
     graphql::{
         integrations::types::ApiToken,
         loaders::Loaders,
-        orders::types::{OrderConnection, OrderOwner, OrderStatus},
+        orders::types::{DeliveryConnection, OrderConnection, OrderOwner, OrderStatus},
         relay::{GlobalId, NodeKind, PageArgs},
         restaurants::types::{Restaurant, RestaurantMembership, StaffRole},
     },
@@ -83,6 +83,27 @@ impl User {
         viewer(ctx)?.require_scope(crate::auth::Scope::OrdersRead)?;
         let args = PageArgs::new(first, after, last, before, 20)?;
         OrderConnection::load(ctx, OrderOwner::Customer(self.0.id), status, args).await
+    }
+
+    /// The deliveries the user took as a courier: active ones (claimed, picked up) first, then
+    /// the rest (delivered, or cancelled after the claim), each newest first, so a courier app
+    /// that restarts finds its current delivery first. Private: the user and admins only;
+    /// tokens need `orders:read`.
+    #[graphql(
+        complexity = "crate::graphql::relay::connection_cost(first, last, 20, child_complexity)"
+    )]
+    async fn deliveries(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Deliveries after this cursor, with `first`.")] after: Option<String>,
+        #[graphql(desc = "Deliveries before this cursor, with `last`.")] before: Option<String>,
+        #[graphql(desc = "How many from the start, at most 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "How many from the end, at most 100.")] last: Option<i32>,
+    ) -> Result<DeliveryConnection> {
+        self.require_owner(ctx)?;
+        viewer(ctx)?.require_scope(crate::auth::Scope::OrdersRead)?;
+        let args = PageArgs::new(first, after, last, before, 20)?;
+        DeliveryConnection::load(ctx, self.0.id, args).await
     }
 
     /// The restaurants the user works at, by name: those they own and those whose staff they
