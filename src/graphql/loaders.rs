@@ -23,13 +23,18 @@ use sea_orm::{
 };
 use tracing::Instrument;
 
+use super::relay::{Page, PageArgs};
 use super::{
     menu::loaders::{CategoriesByRestaurant, ItemsByRestaurant},
     orders::loaders::{DeliveryPages, ManyByOrder, OneByOrder, OrderCounts, OrderPages},
     restaurants::loaders::{CuisinesByRestaurant, OpeningHoursByRestaurant, WorkplacesByUser},
     reviews::loaders::ReviewPages,
 };
-use crate::{db::StatementCounter, error::AppError, metrics::METRICS};
+use crate::{
+    db::StatementCounter,
+    error::{AppError, AppResult},
+    metrics::METRICS,
+};
 
 /// Errors of loaders: already converted, so resolvers can `?` them.
 pub type LoadError = async_graphql::Error;
@@ -98,6 +103,54 @@ pub fn group_by<K: Hash + Eq, V>(
         .into_iter()
         .map(|(key, rows)| (key, Arc::from(rows)))
         .collect()
+}
+
+/// Pages of many parents (a restaurant's reviews or orders, a courier's deliveries), for the
+/// loaders of pages under a list: keys are split into a page shape (the page arguments, and
+/// whatever else selects the rows) and a parent id, the parents of one shape are read together,
+/// and each parent's rows become its page.
+pub trait ParentPages: Send + Sync {
+    type Key: Hash + Eq + Send + Sync;
+    type Shape: Hash + Eq + Send + Sync;
+    type Row: Send + Sync;
+
+    /// The shape and the parent of `key`.
+    fn parts(key: &Self::Key) -> (Self::Shape, i64);
+
+    /// The key of `parent`'s page of `shape`.
+    fn key(shape: &Self::Shape, parent: i64) -> Self::Key;
+
+    /// The page arguments of `shape`.
+    fn args(shape: &Self::Shape) -> &PageArgs;
+
+    /// The rows of `parents` (read in page direction, `limit + 1` at most each), by parent.
+    fn read(
+        &self,
+        shape: &Self::Shape,
+        parents: &[i64],
+    ) -> impl Future<Output = AppResult<HashMap<i64, Vec<Self::Row>>>> + Send;
+}
+
+/// The pages `keys` ask for, one `read` per shape.
+pub async fn pages_of_parents<P: ParentPages>(
+    loader: &P,
+    keys: &[P::Key],
+) -> Result<HashMap<P::Key, Arc<Page<P::Row>>>, LoadError> {
+    let mut shapes: HashMap<P::Shape, Vec<i64>> = HashMap::new();
+    for key in keys {
+        let (shape, parent) = P::parts(key);
+        shapes.entry(shape).or_default().push(parent);
+    }
+    let mut pages = HashMap::with_capacity(keys.len());
+    for (shape, parents) in shapes {
+        let mut rows = loader.read(&shape, &parents).await?;
+        for parent in parents {
+            let mine = rows.remove(&parent).unwrap_or_default();
+            let page = Page::from_rows(mine, P::args(&shape));
+            pages.insert(P::key(&shape, parent), Arc::new(page));
+        }
+    }
+    Ok(pages)
 }
 
 /// A loader that reports the size of each batch to the `dataloader_batch_size` metric.

@@ -18,7 +18,7 @@ use crate::{
     db::{Params, one_of},
     error::{AppError, AppResult},
     graphql::{
-        loaders::{LoadError, group_by},
+        loaders::{LoadError, ParentPages, group_by, pages_of_parents},
         relay::{Direction, Page, PageArgs, decode_cursor},
     },
 };
@@ -161,35 +161,36 @@ impl Loader<OrderPageKey> for OrderPages {
         &self,
         keys: &[OrderPageKey],
     ) -> Result<HashMap<OrderPageKey, Self::Value>, Self::Error> {
-        // Owners of one kind asking for the same page share one statement; the key's owner
-        // id stands for all of them.
-        let mut shapes: HashMap<OrderPageKey, Vec<i64>> = HashMap::new();
-        for key in keys {
-            let shape = OrderPageKey {
-                owner: key.owner.with_id(0),
-                ..key.clone()
-            };
-            shapes.entry(shape).or_default().push(key.owner.id());
-        }
-        let mut pages = HashMap::with_capacity(keys.len());
-        for (shape, owners) in shapes {
-            let mut rows = self.read(&shape, &owners).await?;
-            for owner in owners {
-                let mine = rows.remove(&owner).unwrap_or_default();
-                pages.insert(
-                    OrderPageKey {
-                        owner: shape.owner.with_id(owner),
-                        ..shape.clone()
-                    },
-                    Arc::new(Page::from_rows(mine, &shape.args)),
-                );
-            }
-        }
-        Ok(pages)
+        // Owners of one kind asking for the same page share one statement.
+        pages_of_parents(self, keys).await
     }
 }
 
-impl OrderPages {
+impl ParentPages for OrderPages {
+    type Key = OrderPageKey;
+    /// The key with owner id 0, standing for all owners of its kind.
+    type Shape = OrderPageKey;
+    type Row = Arc<order::Model>;
+
+    fn parts(key: &OrderPageKey) -> (OrderPageKey, i64) {
+        let shape = OrderPageKey {
+            owner: key.owner.with_id(0),
+            ..key.clone()
+        };
+        (shape, key.owner.id())
+    }
+
+    fn key(shape: &OrderPageKey, owner: i64) -> OrderPageKey {
+        OrderPageKey {
+            owner: shape.owner.with_id(owner),
+            ..shape.clone()
+        }
+    }
+
+    fn args(shape: &OrderPageKey) -> &PageArgs {
+        &shape.args
+    }
+
     /// Each owner's rows of the page `shape` asks for, in page direction.
     async fn read(
         &self,
@@ -349,29 +350,30 @@ impl Loader<DeliveryPageKey> for DeliveryPages {
         &self,
         keys: &[DeliveryPageKey],
     ) -> Result<HashMap<DeliveryPageKey, Self::Value>, Self::Error> {
-        let mut shapes: HashMap<&PageArgs, Vec<i64>> = HashMap::new();
-        for key in keys {
-            shapes.entry(&key.args).or_default().push(key.courier_id);
-        }
-        let mut pages = HashMap::with_capacity(keys.len());
-        for (args, couriers) in shapes {
-            let mut rows = self.read(args, &couriers).await?;
-            for courier_id in couriers {
-                let mine = rows.remove(&courier_id).unwrap_or_default();
-                pages.insert(
-                    DeliveryPageKey {
-                        courier_id,
-                        args: args.clone(),
-                    },
-                    Arc::new(Page::from_rows(mine, args)),
-                );
-            }
-        }
-        Ok(pages)
+        pages_of_parents(self, keys).await
     }
 }
 
-impl DeliveryPages {
+impl ParentPages for DeliveryPages {
+    type Key = DeliveryPageKey;
+    type Shape = PageArgs;
+    type Row = Arc<delivery::Model>;
+
+    fn parts(key: &DeliveryPageKey) -> (PageArgs, i64) {
+        (key.args.clone(), key.courier_id)
+    }
+
+    fn key(args: &PageArgs, courier_id: i64) -> DeliveryPageKey {
+        DeliveryPageKey {
+            courier_id,
+            args: args.clone(),
+        }
+    }
+
+    fn args(args: &PageArgs) -> &PageArgs {
+        args
+    }
+
     /// Each courier's rows of the page `args` asks for, in page direction.
     async fn read(
         &self,

@@ -13,7 +13,7 @@ use crate::{
     db::Params,
     error::{AppError, AppResult},
     graphql::{
-        loaders::LoadError,
+        loaders::{LoadError, ParentPages, pages_of_parents},
         relay::{Direction, Page, PageArgs, decode_cursor},
     },
 };
@@ -54,28 +54,36 @@ impl Loader<ReviewPageKey> for ReviewPages {
         keys: &[ReviewPageKey],
     ) -> Result<HashMap<ReviewPageKey, Self::Value>, Self::Error> {
         // Restaurants asking for the same page share one statement.
-        let mut by_args: HashMap<&PageArgs, Vec<i64>> = HashMap::new();
-        for key in keys {
-            by_args
-                .entry(&key.args)
-                .or_default()
-                .push(key.restaurant_id);
+        pages_of_parents(self, keys).await
+    }
+}
+
+impl ParentPages for ReviewPages {
+    type Key = ReviewPageKey;
+    type Shape = PageArgs;
+    type Row = review::Model;
+
+    fn parts(key: &ReviewPageKey) -> (PageArgs, i64) {
+        (key.args.clone(), key.restaurant_id)
+    }
+
+    fn key(args: &PageArgs, restaurant_id: i64) -> ReviewPageKey {
+        ReviewPageKey {
+            restaurant_id,
+            args: args.clone(),
         }
-        let mut pages = HashMap::with_capacity(keys.len());
-        for (args, restaurant_ids) in by_args {
-            let mut rows = self.load_pages(args, &restaurant_ids).await?;
-            for restaurant_id in restaurant_ids {
-                let mine = rows.remove(&restaurant_id).unwrap_or_default();
-                pages.insert(
-                    ReviewPageKey {
-                        restaurant_id,
-                        args: args.clone(),
-                    },
-                    Arc::new(Page::from_rows(mine, args)),
-                );
-            }
-        }
-        Ok(pages)
+    }
+
+    fn args(args: &PageArgs) -> &PageArgs {
+        args
+    }
+
+    async fn read(
+        &self,
+        args: &PageArgs,
+        restaurant_ids: &[i64],
+    ) -> AppResult<HashMap<i64, Vec<review::Model>>> {
+        self.load_pages(args, restaurant_ids).await
     }
 }
 
