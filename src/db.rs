@@ -203,6 +203,17 @@ impl Params {
         self.push(list)
     }
 
+    /// Binds `ids` as one value; returns the condition that a column (written before it) is one
+    /// of them, as `one_of` writes it.
+    pub fn push_any(&mut self, ids: &[i64]) -> String {
+        let ids = self.push_ids(ids);
+        if self.postgres {
+            format!("= ANY(CAST({ids} AS bigint[]))")
+        } else {
+            format!("IN (SELECT value FROM json_each({ids}))")
+        }
+    }
+
     /// Binds `value`; returns its placeholder (`$n` on PostgreSQL, `?` on SQLite, where
     /// placeholders are numbered by their place in the text, so push in text order).
     pub fn push(&mut self, value: impl Into<sea_orm::Value>) -> String {

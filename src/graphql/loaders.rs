@@ -109,10 +109,10 @@ pub fn group_by<K: Hash + Eq, V>(
 /// loaders of pages under a list: keys are split into a page shape (the page arguments, and
 /// whatever else selects the rows) and a parent id, the parents of one shape are read together,
 /// and each parent's rows become its page.
-pub trait ParentPages: Send + Sync {
-    type Key: Hash + Eq + Send + Sync;
+pub trait ParentPages: Send + Sync + 'static {
+    type Key: Hash + Eq + Clone + Send + Sync + 'static;
     type Shape: Hash + Eq + Send + Sync;
-    type Row: Send + Sync;
+    type Row: Send + Sync + 'static;
 
     /// The shape and the parent of `key`.
     fn parts(key: &Self::Key) -> (Self::Shape, i64);
@@ -131,26 +131,30 @@ pub trait ParentPages: Send + Sync {
     ) -> impl Future<Output = AppResult<HashMap<i64, Vec<Self::Row>>>> + Send;
 }
 
-/// The pages `keys` ask for, one `read` per shape.
-pub async fn pages_of_parents<P: ParentPages>(
-    loader: &P,
-    keys: &[P::Key],
-) -> Result<HashMap<P::Key, Arc<Page<P::Row>>>, LoadError> {
-    let mut shapes: HashMap<P::Shape, Vec<i64>> = HashMap::new();
-    for key in keys {
-        let (shape, parent) = P::parts(key);
-        shapes.entry(shape).or_default().push(parent);
-    }
-    let mut pages = HashMap::with_capacity(keys.len());
-    for (shape, parents) in shapes {
-        let mut rows = loader.read(&shape, &parents).await?;
-        for parent in parents {
-            let mine = rows.remove(&parent).unwrap_or_default();
-            let page = Page::from_rows(mine, P::args(&shape));
-            pages.insert(P::key(&shape, parent), Arc::new(page));
+/// The DataLoader of a `ParentPages`: one `read` per shape in a batch.
+pub struct Pages<P>(pub P);
+
+impl<P: ParentPages> Loader<P::Key> for Pages<P> {
+    type Value = Arc<Page<P::Row>>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[P::Key]) -> Result<HashMap<P::Key, Self::Value>, Self::Error> {
+        let mut shapes: HashMap<P::Shape, Vec<i64>> = HashMap::new();
+        for key in keys {
+            let (shape, parent) = P::parts(key);
+            shapes.entry(shape).or_default().push(parent);
         }
+        let mut pages = HashMap::with_capacity(keys.len());
+        for (shape, parents) in shapes {
+            let mut rows = self.0.read(&shape, &parents).await?;
+            for parent in parents {
+                let mine = rows.remove(&parent).unwrap_or_default();
+                let page = Page::from_rows(mine, P::args(&shape));
+                pages.insert(P::key(&shape, parent), Arc::new(page));
+            }
+        }
+        Ok(pages)
     }
-    Ok(pages)
 }
 
 /// A loader that reports the size of each batch to the `dataloader_batch_size` metric.
@@ -235,10 +239,10 @@ pub struct Loaders {
     pub opening_hours: Batched<OpeningHoursByRestaurant>,
     pub categories_by_restaurant: Batched<CategoriesByRestaurant>,
     pub items_by_restaurant: Batched<ItemsByRestaurant>,
-    pub review_pages: Batched<ReviewPages>,
-    pub order_pages: Batched<OrderPages>,
+    pub review_pages: Batched<Pages<ReviewPages>>,
+    pub order_pages: Batched<Pages<OrderPages>>,
     pub order_counts: Batched<OrderCounts>,
-    pub delivery_pages: Batched<DeliveryPages>,
+    pub delivery_pages: Batched<Pages<DeliveryPages>>,
     pub workplaces: Batched<WorkplacesByUser>,
 }
 
@@ -335,12 +339,22 @@ impl Loaders {
                 counter,
                 &requested,
             ),
-            review_pages: loader("review_pages", ReviewPages(db.clone()), counter, &requested),
-            order_pages: loader("order_pages", OrderPages(db.clone()), counter, &requested),
+            review_pages: loader(
+                "review_pages",
+                Pages(ReviewPages(db.clone())),
+                counter,
+                &requested,
+            ),
+            order_pages: loader(
+                "order_pages",
+                Pages(OrderPages(db.clone())),
+                counter,
+                &requested,
+            ),
             order_counts: loader("order_counts", OrderCounts(db.clone()), counter, &requested),
             delivery_pages: loader(
                 "delivery_pages",
-                DeliveryPages(db.clone()),
+                Pages(DeliveryPages(db.clone())),
                 counter,
                 &requested,
             ),

@@ -18,8 +18,8 @@ use crate::{
     db::{Params, one_of},
     error::{AppError, AppResult},
     graphql::{
-        loaders::{LoadError, ParentPages, group_by, pages_of_parents},
-        relay::{Direction, Page, PageArgs, decode_cursor},
+        loaders::{LoadError, ParentPages, group_by},
+        relay::{Direction, PageArgs, decode_cursor},
     },
 };
 
@@ -152,19 +152,6 @@ pub struct OrderPageKey {
 /// each owner's page read through its `(owner, id)` or `(owner, status, id)` index: at most
 /// `limit + 1` rows per owner.
 pub struct OrderPages(pub DatabaseConnection);
-
-impl Loader<OrderPageKey> for OrderPages {
-    type Value = Arc<Page<Arc<order::Model>>>;
-    type Error = LoadError;
-
-    async fn load(
-        &self,
-        keys: &[OrderPageKey],
-    ) -> Result<HashMap<OrderPageKey, Self::Value>, Self::Error> {
-        // Owners of one kind asking for the same page share one statement.
-        pages_of_parents(self, keys).await
-    }
-}
 
 impl ParentPages for OrderPages {
     type Key = OrderPageKey;
@@ -341,18 +328,6 @@ pub struct DeliveryPageKey {
 /// Pages of deliveries of many couriers, one statement per page shape, at most `limit + 1`
 /// rows per courier.
 pub struct DeliveryPages(pub DatabaseConnection);
-
-impl Loader<DeliveryPageKey> for DeliveryPages {
-    type Value = Arc<Page<Arc<delivery::Model>>>;
-    type Error = LoadError;
-
-    async fn load(
-        &self,
-        keys: &[DeliveryPageKey],
-    ) -> Result<HashMap<DeliveryPageKey, Self::Value>, Self::Error> {
-        pages_of_parents(self, keys).await
-    }
-}
 
 impl ParentPages for DeliveryPages {
     type Key = DeliveryPageKey;

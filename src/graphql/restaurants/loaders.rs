@@ -6,7 +6,7 @@ use std::{collections::HashMap, sync::Arc};
 use async_graphql::dataloader::Loader;
 use entities::{FromRowByPosition, ReadColumn as _, opening_hours, restaurant, restaurant_cuisine};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, IdenStatic, Iterable, QueryFilter,
+    ConnectionTrait, DatabaseConnection, EntityTrait, IdenStatic, Iterable, QueryFilter,
     QueryOrder, Statement,
 };
 
@@ -75,15 +75,7 @@ impl Loader<i64> for WorkplacesByUser {
         let backend = self.0.get_database_backend();
         let mut params = Params::new(backend);
         // SQLite's `?` are bound in order, so each use binds the ids again.
-        let mut any = || {
-            let users = params.push_ids(keys);
-            if backend == DbBackend::Postgres {
-                format!("= ANY(CAST({users} AS bigint[]))")
-            } else {
-                format!("IN (SELECT value FROM json_each({users}))")
-            }
-        };
-        let (owned, staffed) = (any(), any());
+        let (owned, staffed) = (params.push_any(keys), params.push_any(keys));
         let columns = restaurant::Column::iter()
             .map(|column| format!("r.{}", column.as_str()))
             .collect::<Vec<_>>()

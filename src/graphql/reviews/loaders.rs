@@ -1,9 +1,8 @@
 //! Pages of reviews for many restaurants in one statement that reads each restaurant's page
 //! through its index (`LATERAL` on PostgreSQL, a per-restaurant `LIMIT` subquery on SQLite).
 
-use std::{collections::HashMap, sync::Arc};
+use std::collections::HashMap;
 
-use async_graphql::dataloader::Loader;
 use chrono::{DateTime, Utc};
 use entities::{FromRowByPosition, review};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, IdenStatic, Iterable, Statement};
@@ -13,8 +12,8 @@ use crate::{
     db::Params,
     error::{AppError, AppResult},
     graphql::{
-        loaders::{LoadError, ParentPages, pages_of_parents},
-        relay::{Direction, Page, PageArgs, decode_cursor},
+        loaders::ParentPages,
+        relay::{Direction, PageArgs, decode_cursor},
     },
 };
 
@@ -44,19 +43,6 @@ pub struct ReviewPageKey {
 
 /// Review pages, newest first, keyed by restaurant and page arguments.
 pub struct ReviewPages(pub DatabaseConnection);
-
-impl Loader<ReviewPageKey> for ReviewPages {
-    type Value = Arc<Page<review::Model>>;
-    type Error = LoadError;
-
-    async fn load(
-        &self,
-        keys: &[ReviewPageKey],
-    ) -> Result<HashMap<ReviewPageKey, Self::Value>, Self::Error> {
-        // Restaurants asking for the same page share one statement.
-        pages_of_parents(self, keys).await
-    }
-}
 
 impl ParentPages for ReviewPages {
     type Key = ReviewPageKey;
