@@ -101,6 +101,15 @@ impl Application {
         // (requests and cost executing at once) are shared out between exactly these.
         let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let documents = Arc::new(graphql::documents::Documents::default());
+        let webhooks = webhook_policy(&settings, &auth.signing_keys);
+        if settings.webhooks.send {
+            let sender = crate::webhooks::sender::Sender::new(
+                db.clone(),
+                settings.webhooks.clone(),
+                webhooks.secrets.clone(),
+            )?;
+            tokio::spawn(sender.run());
+        }
         let schema = graphql::build_schema(
             db.clone(),
             EventBus::start(db.clone(), settings.database_url.expose()).await?,
@@ -112,6 +121,7 @@ impl Application {
                 persisted: Some(persisted.clone()),
                 workers,
                 documents: documents.clone(),
+                webhooks,
             },
         );
         let state = web::Data::new(http::AppState::new(
@@ -230,6 +240,30 @@ impl Application {
         let served = self.server.await;
         signals.abort();
         served
+    }
+}
+
+/// The key that seals webhook secrets: `webhooks.encryption_key`, else the first signing
+/// key; without either, one for this process only (secrets made now are unreadable after a
+/// restart, which is said once here).
+fn webhook_policy(
+    settings: &Settings,
+    signing_keys: &[crate::config::SigningKey],
+) -> crate::services::webhooks::Policy {
+    let material = match (&settings.webhooks.encryption_key, signing_keys.first()) {
+        (Some(key), _) => key.expose().to_owned(),
+        (None, Some(key)) => key.secret.expose().to_owned(),
+        (None, None) => {
+            tracing::warn!(
+                "no webhooks.encryption_key and no auth.signing_keys: webhook signing secrets \
+                 created now cannot be read after a restart"
+            );
+            crate::auth::secrets::random_secret()
+        }
+    };
+    crate::services::webhooks::Policy {
+        secrets: crate::webhooks::signing::SecretBox::new(&material),
+        allow_private: settings.webhooks.allow_private_targets,
     }
 }
 

@@ -66,6 +66,8 @@ pub struct Settings {
     pub shutdown_drain_secs: u64,
     /// Logins, sessions and tokens.
     pub auth: AuthSettings,
+    /// Signed event notifications to integrators' endpoints.
+    pub webhooks: WebhookSettings,
 }
 
 impl Default for Settings {
@@ -94,6 +96,7 @@ impl Default for Settings {
             shutdown_timeout_secs: 30,
             shutdown_drain_secs: 2,
             auth: AuthSettings::default(),
+            webhooks: WebhookSettings::default(),
         }
     }
 }
@@ -265,6 +268,59 @@ impl Default for PersistedQuerySettings {
             cache_size: 1_000,
             ttl_secs: 24 * 3600,
             allow_list: None,
+        }
+    }
+}
+
+/// Webhooks: who may be sent to, and how deliveries are sent and retried.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Send pending deliveries from this process. Events are recorded either way; a replica
+    /// that does not send leaves its share to the others.
+    pub send: bool,
+    /// Allow endpoints on loopback, private, link-local and other non-public addresses (and
+    /// plain `http`). Off in production: webhooks would otherwise reach into the servers'
+    /// own network. For tests and private deployments.
+    pub allow_private_targets: bool,
+    /// Encrypts the endpoints' signing secrets at rest (any string of 32 bytes or more).
+    /// Unset: derived from the first `auth.signing_keys` entry (or the key kept beside the
+    /// SQLite file), so rotating that key away makes stored secrets unreadable; set this on
+    /// deployments that rotate their signing keys.
+    pub encryption_key: Option<Secret>,
+    /// Deliveries sent at once by this process.
+    pub concurrency: usize,
+    /// Milliseconds to connect to an endpoint.
+    pub connect_timeout_ms: u64,
+    /// Milliseconds an attempt may take in all (connect, send, response head and body).
+    pub timeout_ms: u64,
+    /// Seconds to wait before each retry after a failed attempt; when they are used up the
+    /// delivery is failed. Each wait is jittered by up to a fifth either way.
+    pub retry_schedule_secs: Vec<u64>,
+    /// An endpoint whose attempts have all failed for this many seconds is disabled.
+    pub disable_after_secs: u64,
+    /// Seconds a process holds a delivery it took; if it dies, another takes the delivery
+    /// after this.
+    pub lease_secs: u64,
+    /// Milliseconds between looks for due deliveries when nothing rang.
+    pub poll_ms: u64,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            send: true,
+            allow_private_targets: false,
+            encryption_key: None,
+            concurrency: 16,
+            connect_timeout_ms: 5_000,
+            timeout_ms: 15_000,
+            // Standard Webhooks' and Svix's schedule, stretched to about three days:
+            // 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, 14 h, 24 h (66 h after the first try).
+            retry_schedule_secs: vec![5, 300, 1_800, 7_200, 18_000, 36_000, 36_000, 50_400, 86_400],
+            disable_after_secs: 5 * 24 * 3600,
+            lease_secs: 60,
+            poll_ms: 1_000,
         }
     }
 }

@@ -24,4 +24,5 @@ pub mod services;
 pub mod shared_state;
 pub mod shutdown;
 pub mod telemetry;
+pub mod webhooks;
 pub mod ws;

@@ -1,5 +1,6 @@
 //! Prometheus metrics, served on `/metrics`: HTTP requests, GraphQL operations and errors,
-//! SQL statements, DataLoader batches, the database pool, WebSockets and subscriptions.
+//! SQL statements, DataLoader batches, the database pool, WebSockets and subscriptions,
+//! webhook deliveries.
 //!
 //! One registry per process: every series describes the process, as Prometheus expects.
 
@@ -44,6 +45,10 @@ pub struct Metrics {
     pub db_pool_connections: IntGaugeVec,
     pub websocket_connections: IntGauge,
     pub active_subscriptions: IntGauge,
+    pub webhook_deliveries: IntCounterVec,
+    pub webhook_delivery_duration: Histogram,
+    pub webhook_queue_depth: IntGauge,
+    pub webhook_oldest_pending_seconds: IntGauge,
     operation_names: Mutex<HashSet<String>>,
 }
 
@@ -129,11 +134,38 @@ impl Metrics {
                 "GraphQL operations streaming over WebSockets right now.",
             )
             .expect("a valid gauge"),
+            webhook_deliveries: IntCounterVec::new(
+                Opts::new(
+                    "webhook_attempts_total",
+                    "Webhook delivery attempts by outcome: delivered, retrying (failed, will \
+                     retry), failed (failed for good).",
+                ),
+                &["outcome"],
+            )
+            .expect("a valid counter"),
+            webhook_delivery_duration: Histogram::with_opts(
+                HistogramOpts::new(
+                    "webhook_attempt_duration_seconds",
+                    "How long a webhook delivery attempt took, to the response or the failure.",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            )
+            .expect("a valid histogram"),
+            webhook_queue_depth: IntGauge::new(
+                "webhook_pending_deliveries",
+                "Webhook deliveries waiting to be sent (due or retrying), as last read.",
+            )
+            .expect("a valid gauge"),
+            webhook_oldest_pending_seconds: IntGauge::new(
+                "webhook_oldest_pending_seconds",
+                "Age of the oldest webhook delivery still waiting, as last read (0: none).",
+            )
+            .expect("a valid gauge"),
             operation_names: Mutex::new(HashSet::new()),
             registry,
             process: Registry::new(),
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 11] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 15] = [
             Box::new(metrics.http_requests.clone()),
             Box::new(metrics.http_duration.clone()),
             Box::new(metrics.graphql_operations.clone()),
@@ -145,6 +177,10 @@ impl Metrics {
             Box::new(metrics.db_pool_connections.clone()),
             Box::new(metrics.websocket_connections.clone()),
             Box::new(metrics.active_subscriptions.clone()),
+            Box::new(metrics.webhook_deliveries.clone()),
+            Box::new(metrics.webhook_delivery_duration.clone()),
+            Box::new(metrics.webhook_queue_depth.clone()),
+            Box::new(metrics.webhook_oldest_pending_seconds.clone()),
         ];
         for collector in collectors {
             metrics.registry.register(collector).expect("unique names");

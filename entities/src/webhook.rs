@@ -17,6 +17,15 @@ pub struct Model {
     pub secret_ciphertext: String,
     pub is_active: bool,
     pub created_at: DateTimeUtc,
+    pub description: String,
+    /// The secret before the last rotation, still signing alongside the new one until
+    /// `previous_secret_expires_at`.
+    pub previous_secret_ciphertext: Option<String>,
+    pub previous_secret_expires_at: Option<DateTimeUtc>,
+    /// Why the endpoint stopped receiving (set when deliveries failed for too long).
+    pub disabled_reason: Option<String>,
+    /// Since when every attempt failed; none after a success.
+    pub failing_since: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

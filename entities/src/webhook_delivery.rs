@@ -20,6 +20,12 @@ pub struct Model {
     pub last_error: Option<String>,
     pub created_at: DateTimeUtc,
     pub delivered_at: Option<DateTimeUtc>,
+    /// The `webhook-id` header: the same on every attempt, so receivers can de-duplicate.
+    pub message_id: String,
+    /// Until when the replica that took the delivery may send it; then another takes over.
+    pub lease_until: Option<DateTimeUtc>,
+    pub last_attempt_at: Option<DateTimeUtc>,
+    pub last_latency_ms: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_marketplace;
 mod m20261206_000001_event_log;
+mod m20261207_000001_webhooks;
 
 pub use m20261122_000001_create_marketplace::RATING_MILLI_SQL;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_create_marketplace::Migration),
             Box::new(m20261206_000001_event_log::Migration),
+            Box::new(m20261207_000001_webhooks::Migration),
         ]
     }
 }

@@ -169,8 +169,10 @@ impl EventBus {
     /// already in the log, so this only makes every replica look now rather than within a
     /// second. Never blocks on subscribers.
     pub async fn order_changed(&self) {
-        // This process looks at once, without waiting for its own notification.
+        // This process looks at once, without waiting for its own notification; so does its
+        // webhook sender (the change wrote its deliveries).
         self.inner.doorbell.notify_one();
+        crate::webhooks::wake();
         self.ring(Doorbell::OrderChanged).await;
     }
 
@@ -283,6 +285,8 @@ impl LogReader {
             if events.is_empty() {
                 return Ok(());
             }
+            // Another replica's change may have queued webhooks: this one helps send them.
+            crate::webhooks::wake();
             let ids: Vec<i64> = events.iter().map(|event| event.id).collect();
             let changes = self.snapshots(events).await?;
             // Every row read counts as handed out, also one whose order is gone (nobody to tell).

@@ -56,6 +56,8 @@ pub struct SchemaOptions {
     pub workers: usize,
     /// Documents already parsed and validated, shared with the HTTP layer.
     pub documents: Arc<documents::Documents>,
+    /// Keys and rules for webhook endpoints.
+    pub webhooks: crate::services::webhooks::Policy,
 }
 
 /// The schema ready to execute against `db`, publishing and following events on `bus`.
@@ -77,7 +79,8 @@ pub fn build_schema(
         ))
         .extension(extensions::Observe)
         .data(db)
-        .data(bus);
+        .data(bus)
+        .data(options.webhooks);
     if !options.introspection {
         builder = builder.disable_introspection();
     }

@@ -5,7 +5,10 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, Interface, Object, Result};
 
 use super::{
-    integrations::types::ApiToken,
+    integrations::{
+        types::ApiToken,
+        webhooks::{WebhookDelivery, WebhookEndpoint, load_delivery, load_endpoint},
+    },
     loaders::Loaders,
     menu::types::{MenuCategory, MenuItem},
     orders::types::{Delivery, Order, visible},
@@ -28,6 +31,8 @@ pub enum Node {
     ApiToken(ApiToken),
     Order(Order),
     Delivery(Delivery),
+    WebhookEndpoint(WebhookEndpoint),
+    WebhookDelivery(WebhookDelivery),
 }
 
 /// Loads the object a global ID names; `None` when it does not exist.
@@ -85,6 +90,9 @@ async fn load_node(ctx: &Context<'_>, id: GlobalId) -> Result<Option<Node>> {
             },
             None => None,
         },
+        // Private: their owner and admins only.
+        NodeKind::WebhookEndpoint => load_endpoint(ctx, id.id).await?.map(Node::WebhookEndpoint),
+        NodeKind::WebhookDelivery => load_delivery(ctx, id.id).await?.map(Node::WebhookDelivery),
     })
 }
 

@@ -34,10 +34,12 @@ pub enum NodeKind {
     ApiToken,
     Order,
     Delivery,
+    WebhookEndpoint,
+    WebhookDelivery,
 }
 
 impl NodeKind {
-    const ALL: [Self; 8] = [
+    const ALL: [Self; 10] = [
         Self::Restaurant,
         Self::MenuCategory,
         Self::MenuItem,
@@ -46,6 +48,8 @@ impl NodeKind {
         Self::ApiToken,
         Self::Order,
         Self::Delivery,
+        Self::WebhookEndpoint,
+        Self::WebhookDelivery,
     ];
 
     /// The GraphQL type name, which is also the prefix inside the ID.
@@ -59,6 +63,8 @@ impl NodeKind {
             Self::ApiToken => "ApiToken",
             Self::Order => "Order",
             Self::Delivery => "Delivery",
+            Self::WebhookEndpoint => "WebhookEndpoint",
+            Self::WebhookDelivery => "WebhookDelivery",
         }
     }
 }

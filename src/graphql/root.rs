@@ -3,7 +3,7 @@
 use async_graphql::{MergedObject, MergedSubscription};
 
 use super::{
-    integrations::mutation::ApiTokenMutation,
+    integrations::{mutation::ApiTokenMutation, webhooks::WebhookMutation},
     node::NodeQuery,
     orders::{mutation::OrderMutation, query::OrderQuery, subscription::OrderSubscription},
     restaurants::query::RestaurantQuery,
@@ -16,7 +16,12 @@ pub struct Query(ViewerQuery, NodeQuery, RestaurantQuery, OrderQuery);
 
 /// Everything that can be changed.
 #[derive(MergedObject, Default)]
-pub struct Mutation(OrderMutation, ApiTokenMutation, UserMutation);
+pub struct Mutation(
+    OrderMutation,
+    ApiTokenMutation,
+    WebhookMutation,
+    UserMutation,
+);
 
 /// Everything that can be followed live.
 #[derive(MergedSubscription, Default)]

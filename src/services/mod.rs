@@ -6,6 +6,7 @@ pub mod orders;
 pub mod restaurants;
 pub mod sessions;
 pub mod users;
+pub mod webhooks;
 
 /// A problem with the input that the user can fix; the service changed nothing. Mutations
 /// report these in their payload's `userErrors`.

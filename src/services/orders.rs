@@ -27,6 +27,7 @@ use crate::{
     auth::{Role, Viewer},
     db::begin_write,
     error::{AppError, AppResult},
+    webhooks,
 };
 
 /// Most lines in one order.
@@ -324,8 +325,23 @@ async fn insert_order(
     }))
     .exec_without_returning(txn)
     .await?;
+    let lines: Vec<webhooks::LineFacts<'_>> = input
+        .lines
+        .iter()
+        .map(|line| {
+            let item = &items[&line.menu_item_id];
+            webhooks::LineFacts {
+                menu_item_id: item.id,
+                name: &item.name,
+                unit_price: item.price_amount,
+                quantity: line.quantity,
+                note: line.note.as_deref().filter(|n| !n.trim().is_empty()),
+            }
+        })
+        .collect();
     record_event(
         txn,
+        &order,
         Change {
             order_id: order.id,
             actor_id: Some(customer_id),
@@ -336,6 +352,8 @@ async fn insert_order(
             version: order.version,
         },
         now,
+        Some(&lines),
+        None,
     )
     .await?;
     Ok(Ok(Placed {
@@ -356,14 +374,19 @@ struct Change {
     version: i32,
 }
 
-/// Writes the event of `change` in the change's own transaction: the log live updates are
-/// read from holds exactly the changes that committed.
+/// Writes the event of `change` to `order` in the change's own transaction, with the webhook
+/// deliveries it makes (`lines` of a placed order and the courier go into their payload): the
+/// log live updates are read from, and the webhooks' outbox, hold exactly the changes that
+/// committed.
 async fn record_event(
     txn: &DatabaseTransaction,
+    order: &order::Model,
     change: Change,
     now: DateTime<Utc>,
+    lines: Option<&[webhooks::LineFacts<'_>]>,
+    courier_id: Option<i64>,
 ) -> AppResult<order_event::Model> {
-    Ok(order_event::ActiveModel {
+    let event = order_event::ActiveModel {
         order_id: Set(change.order_id),
         actor_id: Set(change.actor_id),
         from_status: Set(change.from),
@@ -375,7 +398,9 @@ async fn record_event(
         ..Default::default()
     }
     .insert(txn)
-    .await?)
+    .await?;
+    webhooks::enqueue(txn, webhooks::order_event(order, &event, lines, courier_id)).await?;
+    Ok(event)
 }
 
 /// Whether `error` is a unique index refusing a duplicate.
@@ -575,6 +600,7 @@ pub async fn move_order(
     }
     record_event(
         &txn,
+        &order,
         Change {
             order_id: order.id,
             actor_id: Some(user.id),
@@ -585,6 +611,8 @@ pub async fn move_order(
             version: order.version + 1,
         },
         now,
+        None,
+        delivery.as_ref().map(|d| d.courier_id),
     )
     .await?;
     let updated = order::Entity::find_by_id(order.id)
@@ -699,6 +727,7 @@ pub async fn claim_delivery(
     };
     record_event(
         &txn,
+        &order,
         Change {
             order_id: order.id,
             actor_id: Some(courier_id),
@@ -709,6 +738,8 @@ pub async fn claim_delivery(
             version: order.version + 1,
         },
         now,
+        None,
+        Some(courier_id),
     )
     .await?;
     let order = order::Entity::find_by_id(order.id)
@@ -849,6 +880,7 @@ pub async fn create_review(
         .filter(restaurant::Column::Id.eq(order.restaurant_id))
         .exec(&txn)
         .await?;
+    webhooks::enqueue(&txn, webhooks::review_created(&review)).await?;
     txn.commit().await?;
     Ok(Ok(review))
 }

@@ -133,7 +133,21 @@ fn migrate_up_down_and_status_manage_the_schema() {
         status.contains("applied  m20261206_000001_event_log"),
         "{status}"
     );
+    assert!(
+        status.contains("applied  m20261207_000001_webhooks"),
+        "{status}"
+    );
     // Down undoes the newest migration only.
+    run(&["migrate", "down"]);
+    let status = run(&["migrate", "status"]);
+    assert!(
+        status.contains("applied  m20261206_000001_event_log"),
+        "{status}"
+    );
+    assert!(
+        status.contains("pending  m20261207_000001_webhooks"),
+        "{status}"
+    );
     run(&["migrate", "down"]);
     let status = run(&["migrate", "status"]);
     assert!(
@@ -832,4 +846,75 @@ async fn sigterm_under_load_answers_every_request_it_took_and_closes_sockets_wit
         closed_after < Duration::from_secs(2),
         "every socket was told to go away at once, not after the grace period: {closed_after:?}"
     );
+}
+
+mod a_webhook_committed_before_a_kill_9_is_sent_after_the_restart {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        kill_9_between_commit_and_delivery(crate::helpers::Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        kill_9_between_commit_and_delivery(crate::helpers::Backend::Postgres).await;
+    }
+}
+
+/// An order placed through a server that is then killed with SIGKILL before sending its
+/// webhook reaches the receiver from the next server over the same database.
+async fn kill_9_between_commit_and_delivery(backend: crate::helpers::Backend) {
+    use crate::orders::{available, order_input, roma_items};
+    // The test's own server only prepares (it never sends).
+    let Some(app) = crate::helpers::TestApp::spawn_with(backend, 1, |settings| {
+        settings.webhooks.send = false;
+        settings.webhooks.allow_private_targets = true;
+    })
+    .await
+    else {
+        return;
+    };
+    let hooks = crate::webhooks::Receiver::start().await;
+    let (_, secret) = crate::webhooks::roma_endpoint(&app, &hooks.url).await;
+    hooks.secrets(&[&secret]).await;
+    let keys = r#"[{"kid": "test", "secret": "a-signing-key-for-the-tests-only-0123456789"}]"#;
+    let env = |send: &'static str| {
+        [
+            ("DISHPATCH_WEBHOOKS__SEND", send),
+            ("DISHPATCH_WEBHOOKS__ALLOW_PRIVATE_TARGETS", "true"),
+            ("DISHPATCH_AUTH__SIGNING_KEYS", keys),
+        ]
+    };
+    let first = Serving::start(&["--database-url", &app.database_url], &env("false"));
+    let (restaurant, items) = roma_items(&app).await;
+    let customer = app.bearer(dishpatch::seed::DEMO_CUSTOMER).await;
+    let placed: Value = reqwest::Client::new()
+        .post(format!("{}/graphql", first.address))
+        .header("authorization", &customer)
+        .json(&json!({
+            "query": "mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { order { id } userErrors { code } } }",
+            "variables": { "input": order_input(&restaurant, &available(&items, 1), "before-the-kill") },
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let order = placed["data"]["placeOrder"]["order"]["id"].clone();
+    assert!(order.is_string(), "{placed}");
+    let Serving { mut server, .. } = first;
+    server.0.kill().unwrap(); // SIGKILL: no shutdown, nothing flushed.
+    server.0.wait().unwrap();
+    assert!(hooks.received().await.is_empty());
+
+    let _second = Serving::start(&["--database-url", &app.database_url], &env("true"));
+    let received = hooks
+        .until(Duration::from_secs(30), |received| !received.is_empty())
+        .await;
+    assert_eq!(received.len(), 1, "{received:#?}");
+    assert_eq!(received[0]["type"], "order.placed");
+    assert_eq!(received[0]["payload"]["data"]["order"]["id"], order);
+    assert_eq!(received[0]["verifiedWith"], json!([true]));
 }

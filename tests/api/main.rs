@@ -24,5 +24,6 @@ mod outage;
 mod rows;
 mod schema;
 mod statements;
+mod webhooks;
 mod websocket;
 mod ws_protocol;

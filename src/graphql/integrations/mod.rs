@@ -1,4 +1,5 @@
-//! What integrators use: API tokens.
+//! What integrators use: API tokens and webhooks.
 
 pub mod mutation;
 pub mod types;
+pub mod webhooks;

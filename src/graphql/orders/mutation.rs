@@ -345,6 +345,10 @@ impl OrderMutation {
             Utc::now(),
         )
         .await?;
+        if result.is_ok() {
+            // It queued its `review.created` deliveries.
+            crate::webhooks::wake();
+        }
         Ok(match result {
             Ok(review) => CreateReviewPayload {
                 review: Some(Review(Arc::new(review))),

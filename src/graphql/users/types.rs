@@ -130,6 +130,24 @@ impl User {
             .collect())
     }
 
+    /// The user's webhook endpoints, newest first. Private: the user and admins only; tokens
+    /// need `webhooks:write`.
+    async fn webhook_endpoints(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<crate::graphql::integrations::webhooks::WebhookEndpoint>> {
+        self.require_owner(ctx)?;
+        viewer(ctx)?.require_scope(crate::auth::Scope::WebhooksWrite)?;
+        let db = ctx.data::<sea_orm::DatabaseConnection>()?;
+        Ok(Box::pin(services::webhooks::list(db, self.0.id))
+            .await?
+            .into_iter()
+            .map(|endpoint| {
+                crate::graphql::integrations::webhooks::WebhookEndpoint(Arc::new(endpoint))
+            })
+            .collect())
+    }
+
     /// The user's API tokens, newest first, revoked ones included. Private: the user and
     /// admins only.
     async fn api_tokens(&self, ctx: &Context<'_>) -> Result<Vec<ApiToken>> {
