@@ -775,3 +775,48 @@ fn the_event_catalogue_documents_every_type() {
         );
     }
 }
+
+/// A server that records deliveries but does not send them.
+async fn silent_app(backend: Backend) -> Option<TestApp> {
+    TestApp::spawn_with(backend, 1, |settings| {
+        quick(settings);
+        settings.webhooks.send = false;
+    })
+    .await
+}
+
+db_test! {
+    /// A delivery leased by a replica that died is sent by another once the lease runs out,
+    /// not before.
+    setup = silent_app,
+    async fn a_dead_replicas_lease_runs_out_and_another_sends(app) {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+        let hooks = Receiver::start().await;
+        let (_, secret) = roma_endpoint(&app, &hooks.url).await;
+        hooks.secrets(&[&secret]).await;
+        let (restaurant, items) = roma_items(&app).await;
+        let customer = app.bearer(seed::DEMO_CUSTOMER).await;
+        place(&app, &customer, order_input(&restaurant, &available(&items, 1), "hook-lease")).await;
+        // As if a replica took the delivery and died: leased for three more seconds.
+        let leased = entities::webhook_delivery::Entity::update_many()
+            .col_expr(
+                entities::webhook_delivery::Column::LeaseUntil,
+                Expr::value(chrono::Utc::now() + chrono::Duration::seconds(3)),
+            )
+            .filter(entities::webhook_delivery::Column::Attempts.eq(0))
+            .exec(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(leased.rows_affected, 1);
+        let mut settings = crate::helpers::test_settings(&app.database_url);
+        quick(&mut settings);
+        let sender = dishpatch::app::Application::build(settings).await.unwrap();
+        tokio::spawn(sender.run_until_stopped());
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(hooks.received().await.is_empty(), "sent while another replica held it");
+        let received = hooks.until(Duration::from_secs(20), |r| !r.is_empty()).await;
+        assert_eq!(received.len(), 1);
+        assert_eq!(received[0]["type"], "order.placed");
+        assert_eq!(received[0]["verifiedWith"], json!([true]));
+    }
+}
