@@ -22,6 +22,8 @@ pub const DEMO_ADMIN: &str = "admin@dishpatch.test";
 pub const DEMO_CUSTOMER: &str = "customer@dishpatch.test";
 pub const DEMO_COURIER: &str = "courier@dishpatch.test";
 pub const DEMO_OWNER: &str = "owner@dishpatch.test";
+/// How far every demo restaurant delivers: across the demo city (about 25 by 18 km).
+pub const DELIVERY_RADIUS_M: i32 = 15_000;
 
 const RESTAURANTS_PER_SCALE: i64 = 20;
 const USERS_PER_SCALE: i64 = 200;
@@ -810,6 +812,7 @@ impl<'a> Seeder<'a> {
                     rating_count: 0,
                     created_at: created,
                     updated_at: created,
+                    delivery_radius_m: DELIVERY_RADIUS_M,
                 }
                 .into_active_model(),
             );

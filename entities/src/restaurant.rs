@@ -27,6 +27,8 @@ pub struct Model {
     pub rating_count: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// How far from the restaurant it delivers, in metres.
+    pub delivery_radius_m: i32,
 }
 
 crate::by_position::by_position!(
@@ -45,7 +47,8 @@ crate::by_position::by_position!(
     rating_sum,
     rating_count,
     created_at,
-    updated_at
+    updated_at,
+    delivery_radius_m
 );
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

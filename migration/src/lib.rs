@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_create_marketplace;
 mod m20261206_000001_event_log;
 mod m20261207_000001_webhooks;
+mod m20261207_000002_delivery_area;
 
 pub use m20261122_000001_create_marketplace::RATING_MILLI_SQL;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_create_marketplace::Migration),
             Box::new(m20261206_000001_event_log::Migration),
             Box::new(m20261207_000001_webhooks::Migration),
+            Box::new(m20261207_000002_delivery_area::Migration),
         ]
     }
 }

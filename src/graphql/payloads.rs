@@ -48,6 +48,8 @@ pub enum UserErrorCode {
     NotClaimed,
     /// The order has not been delivered yet.
     NotDelivered,
+    /// The restaurant does not deliver to this location (`Restaurant.deliveryRadiusMeters`).
+    OutsideDeliveryArea,
 }
 
 impl From<InputError> for UserError {

@@ -63,6 +63,7 @@ pub enum ErrorCode {
     RestaurantClosed,
     NotClaimed,
     NotDelivered,
+    OutsideDeliveryArea,
 }
 
 /// What a service returns: a result, a fixable input problem, or a failure (`AppError`).

@@ -80,6 +80,41 @@ impl PlaceOrder {
                 format!("an idempotency key of 1 to {MAX_KEY_CHARS} characters is needed"),
             ));
         }
+        self.cart().validate()?;
+        let address = self.delivery_address.trim();
+        if address.is_empty() || address.chars().count() > MAX_ADDRESS_CHARS {
+            return Err(InputError::new(
+                "deliveryAddress",
+                ErrorCode::Invalid,
+                format!("a delivery address of 1 to {MAX_ADDRESS_CHARS} characters is needed"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// What the order buys, where to.
+    fn cart(&self) -> Cart<'_> {
+        Cart {
+            restaurant_id: self.restaurant_id,
+            lines: &self.lines,
+            latitude: self.latitude,
+            longitude: self.longitude,
+        }
+    }
+}
+
+/// What an order buys and where it goes: what `quoteOrder` prices and `placeOrder` places.
+#[derive(Debug, Clone, Copy)]
+pub struct Cart<'a> {
+    pub restaurant_id: i64,
+    pub lines: &'a [LineInput],
+    pub latitude: f64,
+    pub longitude: f64,
+}
+
+impl Cart<'_> {
+    /// Checks the lines and the location.
+    pub fn validate(&self) -> Result<(), InputError> {
         if self.lines.is_empty() || self.lines.len() > MAX_LINES {
             return Err(InputError::new(
                 "lines",
@@ -111,14 +146,6 @@ impl PlaceOrder {
                 ));
             }
         }
-        let address = self.delivery_address.trim();
-        if address.is_empty() || address.chars().count() > MAX_ADDRESS_CHARS {
-            return Err(InputError::new(
-                "deliveryAddress",
-                ErrorCode::Invalid,
-                format!("a delivery address of 1 to {MAX_ADDRESS_CHARS} characters is needed"),
-            ));
-        }
         Point::new(self.latitude, self.longitude).map_err(|_| {
             InputError::new(
                 "deliveryLocation",
@@ -128,6 +155,150 @@ impl PlaceOrder {
         })?;
         Ok(())
     }
+}
+
+/// A cart priced from the menu, as it would be ordered now.
+#[derive(Debug, Clone)]
+pub struct Priced {
+    pub restaurant: restaurant::Model,
+    /// The lines in the cart's order, each with its menu item as it is now.
+    pub lines: Vec<(menu_item::Model, LineInput)>,
+    pub subtotal: i64,
+    pub delivery_fee: i64,
+    pub total: i64,
+}
+
+/// Prices `cart` as `placeOrder` would at `now`: the restaurant exists, takes orders, delivers
+/// to the location; every item is on its menu and available; prices from the menu. The one
+/// place these rules live, for quotes and orders alike.
+pub async fn price<C: ConnectionTrait>(
+    db: &C,
+    cart: Cart<'_>,
+    now: DateTime<Utc>,
+) -> ServiceResult<Priced> {
+    let Some(restaurant) = restaurant::Entity::find_by_id(cart.restaurant_id)
+        .one(db)
+        .await?
+    else {
+        return Ok(Err(InputError::new(
+            "restaurantId",
+            ErrorCode::NotFound,
+            "no such restaurant",
+        )));
+    };
+    if !is_open_now(db, &restaurant, now).await? {
+        return Ok(Err(InputError::new(
+            "restaurantId",
+            ErrorCode::RestaurantClosed,
+            "the restaurant is not taking orders right now",
+        )));
+    }
+    let location = Point {
+        latitude: cart.latitude,
+        longitude: cart.longitude,
+    };
+    if !delivers_to(&restaurant, location) {
+        return Ok(Err(InputError::new(
+            "deliveryLocation",
+            ErrorCode::OutsideDeliveryArea,
+            format!(
+                "{} delivers within {:.1} km; this address is {:.1} km away",
+                restaurant.name,
+                f64::from(restaurant.delivery_radius_m) / 1000.0,
+                delivery_distance_km(&restaurant, location),
+            ),
+        )));
+    }
+    let items: HashMap<i64, menu_item::Model> = menu_item::Entity::find()
+        .filter(crate::db::one_of(
+            menu_item::Column::Id,
+            &cart
+                .lines
+                .iter()
+                .map(|l| l.menu_item_id)
+                .collect::<Vec<_>>(),
+            db.get_database_backend(),
+        ))
+        .filter(menu_item::Column::RestaurantId.eq(restaurant.id))
+        .filter(menu_item::Column::DeletedAt.is_null())
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|item| (item.id, item))
+        .collect();
+    let mut subtotal: i64 = 0;
+    let mut lines = Vec::with_capacity(cart.lines.len());
+    for (index, line) in cart.lines.iter().enumerate() {
+        let Some(item) = items.get(&line.menu_item_id) else {
+            return Ok(Err(InputError::in_list(
+                "lines",
+                index,
+                "menuItemId",
+                ErrorCode::ItemNotFound,
+                "an item is not on this restaurant's menu",
+            )));
+        };
+        if !item.is_available {
+            return Ok(Err(InputError::in_list(
+                "lines",
+                index,
+                "menuItemId",
+                ErrorCode::ItemUnavailable,
+                format!("{} is sold out", item.name),
+            )));
+        }
+        if item.currency != restaurant.currency {
+            return Err(AppError::Internal(anyhow::anyhow!(
+                "menu item {} is priced in another currency than its restaurant",
+                item.id
+            )));
+        }
+        subtotal += item.price_amount * i64::from(line.quantity);
+        lines.push((
+            item.clone(),
+            LineInput {
+                note: line.note.clone().filter(|n| !n.trim().is_empty()),
+                ..line.clone()
+            },
+        ));
+    }
+    Ok(Ok(Priced {
+        delivery_fee: restaurant.delivery_fee,
+        total: subtotal + restaurant.delivery_fee,
+        subtotal,
+        lines,
+        restaurant,
+    }))
+}
+
+/// Prices `cart` for a checkout screen: the same checks and numbers as placing it, nothing
+/// written.
+pub async fn quote(
+    db: &DatabaseConnection,
+    cart: Cart<'_>,
+    now: DateTime<Utc>,
+) -> ServiceResult<Priced> {
+    if let Err(error) = cart.validate() {
+        return Ok(Err(error));
+    }
+    price(db, cart, now).await
+}
+
+/// The distance a delivery area is measured in, in kilometres: equirectangular from the
+/// delivery location, exactly as the `deliversTo` filter computes it in SQL, so browsing and
+/// ordering agree on every address.
+pub fn delivery_distance_km(restaurant: &restaurant::Model, to: Point) -> f64 {
+    let scale = to.latitude.to_radians().cos();
+    let (dlat, dlng) = (
+        restaurant.latitude - to.latitude,
+        (restaurant.longitude - to.longitude) * scale,
+    );
+    (dlat * dlat + dlng * dlng).sqrt() * super::restaurants::KM_PER_DEGREE
+}
+
+/// Whether `restaurant` delivers to `to`.
+pub fn delivers_to(restaurant: &restaurant::Model, to: Point) -> bool {
+    delivery_distance_km(restaurant, to) * 1000.0 <= f64::from(restaurant.delivery_radius_m)
 }
 
 /// A placed order and whether this call created it (false for a retry).
@@ -229,75 +400,22 @@ async fn insert_order(
     if let Some(existing) = find_by_key(txn, customer_id, &input.idempotency_key).await? {
         return Ok(replay(existing, fingerprint));
     }
-    let Some(restaurant) = restaurant::Entity::find_by_id(input.restaurant_id)
-        .one(txn)
-        .await?
-    else {
-        return Ok(Err(InputError::new(
-            "restaurantId",
-            ErrorCode::NotFound,
-            "no such restaurant",
-        )));
+    let priced = match price(txn, input.cart(), now).await? {
+        Ok(priced) => priced,
+        Err(error) => return Ok(Err(error)),
     };
-    if !is_open_now(txn, &restaurant, now).await? {
-        return Ok(Err(InputError::new(
-            "restaurantId",
-            ErrorCode::RestaurantClosed,
-            "the restaurant is not taking orders right now",
-        )));
-    }
-    let items: HashMap<i64, menu_item::Model> = menu_item::Entity::find()
-        .filter(crate::db::one_of(
-            menu_item::Column::Id,
-            &input
-                .lines
-                .iter()
-                .map(|l| l.menu_item_id)
-                .collect::<Vec<_>>(),
-            txn.get_database_backend(),
-        ))
-        .filter(menu_item::Column::RestaurantId.eq(restaurant.id))
-        .filter(menu_item::Column::DeletedAt.is_null())
-        .all(txn)
-        .await?
-        .into_iter()
-        .map(|item| (item.id, item))
-        .collect();
-    let mut subtotal: i64 = 0;
-    for (index, line) in input.lines.iter().enumerate() {
-        let Some(item) = items.get(&line.menu_item_id) else {
-            return Ok(Err(InputError::in_list(
-                "lines",
-                index,
-                "menuItemId",
-                ErrorCode::ItemNotFound,
-                "an item is not on this restaurant's menu",
-            )));
-        };
-        if !item.is_available {
-            return Ok(Err(InputError::in_list(
-                "lines",
-                index,
-                "menuItemId",
-                ErrorCode::ItemUnavailable,
-                format!("{} is sold out", item.name),
-            )));
-        }
-        if item.currency != restaurant.currency {
-            return Err(AppError::Internal(anyhow::anyhow!(
-                "menu item {} is priced in another currency than its restaurant",
-                item.id
-            )));
-        }
-        subtotal += item.price_amount * i64::from(line.quantity);
-    }
+    let Priced {
+        restaurant,
+        subtotal,
+        ..
+    } = &priced;
     let order = order::ActiveModel {
         customer_id: Set(customer_id),
         restaurant_id: Set(restaurant.id),
         status: Set(OrderStatus::Placed),
-        subtotal: Set(subtotal),
-        delivery_fee: Set(restaurant.delivery_fee),
-        total: Set(subtotal + restaurant.delivery_fee),
+        subtotal: Set(*subtotal),
+        delivery_fee: Set(priced.delivery_fee),
+        total: Set(priced.total),
         currency: Set(restaurant.currency.clone()),
         delivery_address: Set(input.delivery_address.trim().to_owned()),
         delivery_latitude: Set(input.latitude),
@@ -311,32 +429,28 @@ async fn insert_order(
     }
     .insert(txn)
     .await?;
-    order_item::Entity::insert_many(input.lines.iter().map(|line| {
-        let item = &items[&line.menu_item_id];
+    order_item::Entity::insert_many(priced.lines.iter().map(|(item, line)| {
         order_item::ActiveModel {
             order_id: Set(order.id),
             menu_item_id: Set(item.id),
             name: Set(item.name.clone()),
             unit_price: Set(item.price_amount),
             quantity: Set(line.quantity),
-            note: Set(line.note.clone().filter(|n| !n.trim().is_empty())),
+            note: Set(line.note.clone()),
             ..Default::default()
         }
     }))
     .exec_without_returning(txn)
     .await?;
-    let lines: Vec<webhooks::LineFacts<'_>> = input
+    let lines: Vec<webhooks::LineFacts<'_>> = priced
         .lines
         .iter()
-        .map(|line| {
-            let item = &items[&line.menu_item_id];
-            webhooks::LineFacts {
-                menu_item_id: item.id,
-                name: &item.name,
-                unit_price: item.price_amount,
-                quantity: line.quantity,
-                note: line.note.as_deref().filter(|n| !n.trim().is_empty()),
-            }
+        .map(|(item, line)| webhooks::LineFacts {
+            menu_item_id: item.id,
+            name: &item.name,
+            unit_price: item.price_amount,
+            quantity: line.quantity,
+            note: line.note.as_deref(),
         })
         .collect();
     record_event(

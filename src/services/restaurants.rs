@@ -69,6 +69,8 @@ pub struct RestaurantFilter {
     pub near: Option<Point>,
     /// Only restaurants within this many kilometres of `near`.
     pub within_km: Option<f64>,
+    /// Only restaurants whose delivery area holds this point.
+    pub delivers_to: Option<Point>,
 }
 
 impl RestaurantFilter {
@@ -258,6 +260,13 @@ fn condition(filter: &RestaurantFilter, now: DateTime<Utc>) -> sea_orm::Conditio
                     .between(point.latitude - degrees, point.latitude + degrees),
             )
             .add(distance_key(point).lte(degrees * degrees));
+    }
+    if let Some(point) = filter.delivers_to {
+        // The same equirectangular distance `orders::delivers_to` computes, radius in degrees.
+        let radius = || {
+            Expr::col((restaurant::Entity, R::DeliveryRadiusM)).mul(1.0 / (1000.0 * KM_PER_DEGREE))
+        };
+        condition = condition.add(distance_key(point).lte(radius().mul(radius())));
     }
     condition
 }

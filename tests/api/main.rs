@@ -5,6 +5,7 @@ mod helpers;
 
 mod auth;
 mod browse;
+mod checkout;
 mod cli;
 mod documents;
 mod errors;

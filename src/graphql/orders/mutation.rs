@@ -36,6 +36,20 @@ pub struct OrderLineInput {
     pub note: Option<String>,
 }
 
+/// The lines of an order as the services take them.
+pub fn decode_lines(lines: &[OrderLineInput]) -> Result<Vec<LineInput>> {
+    lines
+        .iter()
+        .map(|line| {
+            Ok(LineInput {
+                menu_item_id: GlobalId::decode_as(&line.menu_item_id, NodeKind::MenuItem)?,
+                quantity: line.quantity,
+                note: line.note.clone(),
+            })
+        })
+        .collect()
+}
+
 /// A new order. Prices come from the menu, never from here.
 #[derive(InputObject)]
 pub struct PlaceOrderInput {
@@ -190,17 +204,9 @@ impl OrderMutation {
         let viewer = viewer(ctx)?;
         viewer.require_role(Role::Customer)?;
         let customer_id = viewer.require_user()?.id;
-        let mut lines = Vec::with_capacity(input.lines.len());
-        for line in &input.lines {
-            lines.push(LineInput {
-                menu_item_id: GlobalId::decode_as(&line.menu_item_id, NodeKind::MenuItem)?,
-                quantity: line.quantity,
-                note: line.note.clone(),
-            });
-        }
         let request = PlaceOrder {
             restaurant_id: GlobalId::decode_as(&input.restaurant_id, NodeKind::Restaurant)?,
-            lines,
+            lines: decode_lines(&input.lines)?,
             delivery_address: input.delivery_address,
             latitude: input.delivery_location.latitude,
             longitude: input.delivery_location.longitude,

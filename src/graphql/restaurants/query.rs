@@ -33,6 +33,9 @@ pub struct RestaurantFilterInput {
     pub near: Option<GeoPointInput>,
     /// Only restaurants within this many kilometres of `near` (at most 500).
     pub within_km: Option<f64>,
+    /// Only restaurants that deliver to this point (it lies within their
+    /// `deliveryRadiusMeters`): the ones `placeOrder` would take an order to it from.
+    pub delivers_to: Option<GeoPointInput>,
 }
 
 impl RestaurantFilterInput {
@@ -43,6 +46,7 @@ impl RestaurantFilterInput {
             open_now: self.open_now,
             near: self.near.map(GeoPointInput::to_point).transpose()?,
             within_km: self.within_km,
+            delivers_to: self.delivers_to.map(GeoPointInput::to_point).transpose()?,
         })
     }
 }

@@ -115,6 +115,13 @@ impl Restaurant {
         Money::from_minor(self.0.delivery_fee, &self.0.currency)
     }
 
+    /// How far it delivers, in metres from the restaurant (straight line). Orders to places
+    /// farther away are refused with `OUTSIDE_DELIVERY_AREA`; `filter.deliversTo` lists only
+    /// the restaurants that deliver to a place.
+    async fn delivery_radius_meters(&self) -> i32 {
+        self.0.delivery_radius_m
+    }
+
     /// Average rating and number of ratings.
     async fn rating(&self) -> Rating {
         Rating {
