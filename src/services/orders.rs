@@ -552,6 +552,11 @@ pub fn may_see(
         || order.customer_id == user.id
         || is_staff(user.id)
         || courier == Some(user.id)
+        // Every courier sees a ready order nobody claimed (the work on offer, with its pickup
+        // and drop-off), until one claims it.
+        || (courier.is_none()
+            && order.status == OrderStatus::ReadyForPickup
+            && viewer.has_role(Role::Courier))
 }
 
 /// A move of an order's status.
@@ -999,13 +1004,34 @@ pub async fn create_review(
     Ok(Ok(review))
 }
 
-/// Ready orders nobody has claimed, nearest first from `near` (oldest first without it).
-pub async fn available_for_couriers(
-    db: &DatabaseConnection,
-    near: Option<Point>,
-    limit: u64,
-) -> AppResult<Vec<order::Model>> {
-    use sea_orm::{JoinType, Order as SortOrder, QueryOrder, QuerySelect, RelationTrait};
+/// Where an order stands in the couriers' list: its restaurant's distance key from the
+/// courier (`restaurants::distance_key`, none without a position) and its id.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AvailablePosition {
+    #[serde(rename = "d", skip_serializing_if = "Option::is_none", default)]
+    pub distance_key: Option<f64>,
+    pub id: i64,
+}
+
+/// A ready order in the couriers' list, with its restaurant (the pickup).
+#[derive(Debug, Clone)]
+pub struct Available {
+    pub order: order::Model,
+    pub restaurant: restaurant::Model,
+    pub position: AvailablePosition,
+}
+
+/// The distance key of `restaurant` from `point`, computed exactly as
+/// `restaurants::distance_key` does in SQL (the same operations in the same order), so a
+/// cursor holding it finds its place again.
+fn distance_key_of(restaurant: &restaurant::Model, point: Point) -> f64 {
+    let scale = point.latitude.to_radians().cos();
+    let dlat = restaurant.latitude - point.latitude;
+    let dlng = (restaurant.longitude - point.longitude) * scale;
+    dlat * dlat + dlng * dlng
+}
+
+fn unclaimed_and_ready() -> sea_orm::Condition {
     let unclaimed = Expr::exists(
         sea_orm::sea_query::Query::select()
             .expr(Expr::val(1))
@@ -1017,10 +1043,47 @@ pub async fn available_for_couriers(
             .take(),
     )
     .not();
+    sea_orm::Condition::all()
+        .add(order::Column::Status.eq(OrderStatus::ReadyForPickup))
+        .add(unclaimed)
+}
+
+/// Ready orders nobody has claimed, nearest first from `near` (oldest first without it),
+/// `limit` of them after `after`.
+pub async fn available_for_couriers(
+    db: &DatabaseConnection,
+    near: Option<Point>,
+    after: Option<AvailablePosition>,
+    limit: u64,
+) -> AppResult<Vec<Available>> {
+    use sea_orm::{Order as SortOrder, QueryOrder, QuerySelect};
     let mut select = order::Entity::find()
-        .join(JoinType::InnerJoin, order::Relation::Restaurant.def())
-        .filter(order::Column::Status.eq(OrderStatus::ReadyForPickup))
-        .filter(unclaimed);
+        .find_also_related(restaurant::Entity)
+        .filter(unclaimed_and_ready());
+    let id = || Expr::col((order::Entity, order::Column::Id));
+    match (near, after) {
+        (Some(point), Some(after)) => {
+            let key = after.distance_key.ok_or_else(|| {
+                AppError::bad_input("this cursor was made without `near`; pass the same `near`")
+            })?;
+            let distance = super::restaurants::distance_key(point);
+            select = select.filter(
+                distance
+                    .clone()
+                    .gt(key)
+                    .or(distance.eq(key).and(id().gt(after.id))),
+            );
+        }
+        (None, Some(after)) => {
+            if after.distance_key.is_some() {
+                return Err(AppError::bad_input(
+                    "this cursor was made with `near`; pass the same `near`",
+                ));
+            }
+            select = select.filter(id().gt(after.id));
+        }
+        (_, None) => {}
+    }
     if let Some(point) = near {
         select = select.order_by(super::restaurants::distance_key(point), SortOrder::Asc);
     }
@@ -1028,5 +1091,28 @@ pub async fn available_for_couriers(
         .order_by_asc(order::Column::Id)
         .limit(limit)
         .all(db)
+        .await?
+        .into_iter()
+        .filter_map(|(order, restaurant)| {
+            let restaurant = restaurant?;
+            let position = AvailablePosition {
+                distance_key: near.map(|point| distance_key_of(&restaurant, point)),
+                id: order.id,
+            };
+            Some(Available {
+                order,
+                restaurant,
+                position,
+            })
+        })
+        .collect())
+}
+
+/// How many ready orders nobody has claimed.
+pub async fn count_available(db: &DatabaseConnection) -> AppResult<u64> {
+    use sea_orm::PaginatorTrait;
+    Ok(order::Entity::find()
+        .filter(unclaimed_and_ready())
+        .count(db)
         .await?)
 }

@@ -422,19 +422,71 @@ db_test! {
 }
 
 db_test! {
+    /// Couriers page through the work on offer nearest first, with a count; any courier reads
+    /// a ready order's pickup and drop-off before claiming, until another one claims it.
     async fn couriers_see_unclaimed_ready_orders_nearest_first(app) {
-        let id = ready_order(&app, "available").await;
+        let mut ids = Vec::new();
+        for n in 0..5 {
+            ids.push(ready_order(&app, &format!("available-{n}")).await);
+        }
+        let couriers = courier_emails(&app).await;
         let courier = app.bearer(seed::DEMO_COURIER).await;
-        let query = "{ availableDeliveries(first: 100, near: { latitude: 52.52, longitude: 13.405 }) { id status delivery { status } } }";
-        let list = app.graphql_as(Some(&courier), query, json!({})).await;
-        let list = list.data()["availableDeliveries"].as_array().unwrap().clone();
-        assert!(list.iter().any(|o| o["id"] == json!(id)));
-        assert!(list.iter().all(|o| o["status"] == "READY_FOR_PICKUP" && o["delivery"].is_null()));
+        let other = app.bearer(&couriers[0]).await;
+        let page = "query($after: String) { availableDeliveries(first: 2, after: $after, near: { latitude: 52.52, longitude: 13.405 }) {
+            totalCount pageInfo { hasNextPage endCursor } edges { cursor pickupDistanceMeters node { id status delivery { status } } } } }";
+        let everything = app.graphql_as(Some(&courier), "{ availableDeliveries(first: 100, near: { latitude: 52.52, longitude: 13.405 }) { totalCount edges { pickupDistanceMeters node { id } } } }", json!({})).await;
+        let everything = everything.data()["availableDeliveries"].clone();
+        let all: Vec<Value> = everything["edges"].as_array().unwrap().iter().map(|e| e["node"]["id"].clone()).collect();
+        assert_eq!(everything["totalCount"], json!(all.len()));
+        assert!(ids.iter().all(|id| all.contains(&json!(id))));
+        let distances: Vec<i64> = everything["edges"].as_array().unwrap().iter().map(|e| e["pickupDistanceMeters"].as_i64().unwrap()).collect();
+        assert!(distances.windows(2).all(|w| w[0] <= w[1] + 1), "nearest first: {distances:?}");
+        // Two at a time, the same list.
+        let (mut paged, mut after) = (Vec::new(), Value::Null);
+        loop {
+            let response = app.graphql_as(Some(&courier), page, json!({ "after": after })).await;
+            let connection = response.data()["availableDeliveries"].clone();
+            for edge in connection["edges"].as_array().unwrap() {
+                assert_eq!(edge["node"]["status"], "READY_FOR_PICKUP");
+                assert!(edge["node"]["delivery"].is_null());
+                paged.push(edge["node"]["id"].clone());
+            }
+            if connection["pageInfo"]["hasNextPage"] != true {
+                break;
+            }
+            after = connection["pageInfo"]["endCursor"].clone();
+        }
+        assert_eq!(paged, all);
+        // A cursor belongs to its ordering.
+        let without_near = app.graphql_as(Some(&courier), "query($after: String) { availableDeliveries(first: 2, after: $after) { totalCount } }", json!({ "after": after })).await;
+        assert_eq!(without_near.error_code(), "BAD_USER_INPUT");
+
+        // Before claiming, every courier reads the pickup and the drop-off.
+        let read = "query($id: ID!) { order(id: $id) { id deliveryAddress restaurant { name address } } }";
+        for who in [&courier, &other] {
+            let seen = app.graphql_as(Some(who), read, json!({ "id": ids[0] })).await;
+            assert_eq!(seen.data()["order"]["id"], json!(ids[0]));
+            assert!(seen.data()["order"]["restaurant"]["address"].is_string());
+        }
+        // Nobody else does.
         let customer = app.bearer(seed::DEMO_CUSTOMER).await;
-        assert_eq!(app.graphql_as(Some(&customer), query, json!({})).await.error_code(), "FORBIDDEN");
-        act(&app, &courier, "claimDelivery", json!({ "orderId": id })).await;
-        let after = app.graphql_as(Some(&courier), query, json!({})).await;
-        assert!(after.data()["availableDeliveries"].as_array().unwrap().iter().all(|o| o["id"] != json!(id)));
+        assert_eq!(app.graphql_as(Some(&customer), page, json!({})).await.error_code(), "FORBIDDEN");
+        let stranger = entities::user::Entity::find()
+            .filter(entities::user::Column::Email.like("user%@example.test"))
+            .one(&app.db).await.unwrap().unwrap().email.unwrap();
+        let stranger = app.bearer(&stranger).await;
+        let hidden = app.graphql_as(Some(&stranger), read, json!({ "id": ids[0] })).await;
+        assert_eq!(hidden.data()["order"], Value::Null, "a customer who is not its customer");
+        act(&app, &courier, "claimDelivery", json!({ "orderId": ids[0] })).await;
+        let after_claim = app.graphql_as(Some(&courier), "{ availableDeliveries(first: 100) { totalCount edges { node { id } } } }", json!({})).await;
+        let after_claim = after_claim.data()["availableDeliveries"].clone();
+        assert!(after_claim["edges"].as_array().unwrap().iter().all(|e| e["node"]["id"] != json!(ids[0])));
+        assert_eq!(after_claim["totalCount"], json!(all.len() - 1));
+        // Claimed: the other courier cannot read it any more; the claimer still can.
+        let gone = app.graphql_as(Some(&other), read, json!({ "id": ids[0] })).await;
+        assert_eq!(gone.data()["order"], Value::Null);
+        let mine = app.graphql_as(Some(&courier), read, json!({ "id": ids[0] })).await;
+        assert_eq!(mine.data()["order"]["id"], json!(ids[0]));
     }
 }
 

@@ -793,12 +793,12 @@ async function loadCatalog() {
     for (const e of node.reviews?.edges ?? []) add('id:User', e?.node?.author?.id);
   }
   for (const actor of actors.slice(1)) {
-    const me = await read(actor, `{ availableDeliveries(first: 20) { id }
+    const me = await read(actor, `{ availableDeliveries(first: 20) { edges { node { id } } }
       viewer { id apiTokens { id } orders(last: 20) { edges { cursor node { id } } } } }`);
     add('id:User', me.viewer?.id);
     for (const t of me.viewer?.apiTokens ?? []) add('id:ApiToken', t?.id);
     edges(me.viewer?.orders, 'orders', 'Order');
-    for (const o of me.availableDeliveries ?? []) add('id:Order', o?.id);
+    for (const e of me.availableDeliveries?.edges ?? []) add('id:Order', e?.node?.id);
     // Orders of the restaurants the actor works for (the others are errors, ignored).
     const staff = await read(actor, `{ ${restaurants.slice(0, 25).map((id, i) => `r${i}: restaurant(id: `
       + `${JSON.stringify(id)}) { orders(last: 5) { edges { cursor node { id } } } }`).join(' ')} }`);

@@ -11,7 +11,7 @@ use crate::{
         loaders::Loaders,
         menu::types::MenuItem,
         payloads::UserError,
-        relay::{GlobalId, NodeKind, PageArgs},
+        relay::{GlobalId, NodeKind, Page, PageArgs, PageInfo, decode_cursor, encode_cursor},
     },
     services::orders,
 };
@@ -143,7 +143,8 @@ impl OrderQuery {
     }
 
     /// For couriers: orders ready for pickup that nobody has claimed, nearest first from
-    /// `near` (oldest first without it).
+    /// `near` (oldest first without it). Any courier may read these orders (pickup and
+    /// drop-off included) until one of them claims it.
     #[graphql(
         complexity = "crate::graphql::relay::connection_cost(Some(first), None, 20, child_complexity)"
     )]
@@ -151,18 +152,81 @@ impl OrderQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "How many, at most 100.", default = 20)] first: i32,
+        #[graphql(desc = "Cursor to start after; made with the same `near`.")] after: Option<
+            String,
+        >,
         #[graphql(desc = "The courier's position.")] near: Option<GeoPointInput>,
-    ) -> Result<Vec<Order>> {
+    ) -> Result<AvailableDeliveryConnection> {
         let viewer = viewer(ctx)?;
         viewer.require_role(Role::Courier)?;
         viewer.require_scope(Scope::OrdersRead)?;
-        let args = PageArgs::new(Some(first), None, None, None, 20)?;
+        let args = PageArgs::new(Some(first), after, None, None, 20)?;
+        let after = args
+            .cursor
+            .as_deref()
+            .map(decode_cursor::<orders::AvailablePosition>)
+            .transpose()?;
         let near = near.map(GeoPointInput::to_point).transpose()?;
         let db = ctx.data::<DatabaseConnection>()?;
-        Ok(orders::available_for_couriers(db, near, args.limit)
-            .await?
-            .into_iter()
-            .map(Order::from)
-            .collect())
+        let rows = orders::available_for_couriers(db, near, after, args.limit + 1).await?;
+        Ok(AvailableDeliveryConnection {
+            page: Page::from_rows(rows, &args),
+            args,
+            near,
+        })
+    }
+}
+
+/// A page of the orders couriers can claim.
+pub struct AvailableDeliveryConnection {
+    page: Page<orders::Available>,
+    args: PageArgs,
+    near: Option<crate::services::restaurants::Point>,
+}
+
+/// An order a courier can claim, with its cursor.
+#[derive(SimpleObject)]
+pub struct AvailableDeliveryEdge {
+    /// Opaque position of the order; pass it as `after`.
+    cursor: String,
+    /// The order.
+    node: Order,
+    /// How far its restaurant (the pickup) is from `near`, in metres (great circle); null
+    /// without `near`.
+    pickup_distance_meters: Option<i32>,
+}
+
+/// A page of the orders couriers can claim.
+#[Object]
+impl AvailableDeliveryConnection {
+    /// The orders of this page, nearest first.
+    async fn edges(&self) -> Vec<AvailableDeliveryEdge> {
+        self.page
+            .items
+            .iter()
+            .map(|available| AvailableDeliveryEdge {
+                cursor: encode_cursor(&available.position),
+                node: Order::from(available.order.clone()),
+                pickup_distance_meters: self.near.map(|near| {
+                    let pickup = crate::services::restaurants::Point {
+                        latitude: available.restaurant.latitude,
+                        longitude: available.restaurant.longitude,
+                    };
+                    (near.distance_km(pickup) * 1000.0).round() as i32
+                }),
+            })
+            .collect()
+    }
+
+    /// Where this page is in the list.
+    async fn page_info(&self) -> PageInfo {
+        self.page
+            .page_info(&self.args, |available| encode_cursor(&available.position))
+    }
+
+    /// How many orders are waiting for a courier now.
+    async fn total_count(&self, ctx: &Context<'_>) -> Result<i64> {
+        let db = ctx.data::<DatabaseConnection>()?;
+        Ok(orders::count_available(db).await? as i64)
     }
 }
