@@ -174,7 +174,7 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let db = db::open(&settings.database_url, 1).await?;
             let account = user::Entity::find()
-                .filter(user::Column::Email.eq(&user))
+                .filter(user::Column::Email.eq(crate::services::users::normalize_email(&user)))
                 .one(&db)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no user with email {user}"))?;

@@ -24,6 +24,8 @@ pub const DEMO_COURIER: &str = "courier@dishpatch.test";
 pub const DEMO_OWNER: &str = "owner@dishpatch.test";
 /// How far every demo restaurant delivers: across the demo city (about 25 by 18 km).
 pub const DELIVERY_RADIUS_M: i32 = 15_000;
+/// How long every demo kitchen takes for an order.
+pub const PREPARATION_MINUTES: i32 = 20;
 
 const RESTAURANTS_PER_SCALE: i64 = 20;
 const USERS_PER_SCALE: i64 = 200;
@@ -813,6 +815,7 @@ impl<'a> Seeder<'a> {
                     created_at: created,
                     updated_at: created,
                     delivery_radius_m: DELIVERY_RADIUS_M,
+                    preparation_minutes: PREPARATION_MINUTES,
                 }
                 .into_active_model(),
             );

@@ -29,6 +29,8 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     /// How far from the restaurant it delivers, in metres.
     pub delivery_radius_m: i32,
+    /// How long the kitchen usually takes for an order, in minutes.
+    pub preparation_minutes: i32,
 }
 
 crate::by_position::by_position!(
@@ -48,7 +50,8 @@ crate::by_position::by_position!(
     rating_count,
     created_at,
     updated_at,
-    delivery_radius_m
+    delivery_radius_m,
+    preparation_minutes
 );
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -7,6 +7,8 @@ mod m20261122_000001_create_marketplace;
 mod m20261206_000001_event_log;
 mod m20261207_000001_webhooks;
 mod m20261207_000002_delivery_area;
+mod m20261207_000003_lowercase_emails;
+mod m20261207_000004_preparation_time;
 
 pub use m20261122_000001_create_marketplace::RATING_MILLI_SQL;
 
@@ -22,6 +24,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000001_event_log::Migration),
             Box::new(m20261207_000001_webhooks::Migration),
             Box::new(m20261207_000002_delivery_area::Migration),
+            Box::new(m20261207_000003_lowercase_emails::Migration),
+            Box::new(m20261207_000004_preparation_time::Migration),
         ]
     }
 }

@@ -1004,6 +1004,93 @@ pub async fn create_review(
     Ok(Ok(review))
 }
 
+/// The speed couriers are assumed to ride at, in km/h (a bicycle in city traffic).
+pub const COURIER_SPEED_KMH: f64 = 15.0;
+/// How much longer the way by road is than the straight line.
+pub const ROAD_FACTOR: f64 = 1.3;
+
+/// When an order should be ready and arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Estimate {
+    pub ready_at: Option<DateTime<Utc>>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// How long a courier takes from `from` to `to`.
+fn ride(from: Point, to: Point) -> chrono::Duration {
+    let hours = from.distance_km(to) * ROAD_FACTOR / COURIER_SPEED_KMH;
+    chrono::Duration::seconds((hours * 3600.0).round() as i64)
+}
+
+/// When `order` should be ready and delivered, seen at `now`, from its restaurant's
+/// preparation time, its `events` (when it was accepted, started, made ready, picked up,
+/// delivered), the distance, and its courier's last reported position. Never earlier than
+/// `now` while still to come; the actual time once it happened; none for an order that was
+/// rejected or cancelled.
+pub fn estimate(
+    order: &order::Model,
+    restaurant: &restaurant::Model,
+    events: &[order_event::Model],
+    delivery: Option<&delivery::Model>,
+    now: DateTime<Utc>,
+) -> Estimate {
+    if matches!(order.status, OrderStatus::Rejected | OrderStatus::Cancelled) {
+        return Estimate {
+            ready_at: None,
+            delivered_at: None,
+        };
+    }
+    let reached = |status: OrderStatus| {
+        events
+            .iter()
+            .filter(|event| {
+                event.kind == OrderEventKind::StatusChanged && event.to_status == status
+            })
+            .map(|event| event.created_at)
+            .next_back()
+    };
+    let ready_at = reached(OrderStatus::ReadyForPickup).unwrap_or_else(|| {
+        let started = reached(OrderStatus::Preparing)
+            .or_else(|| reached(OrderStatus::Accepted))
+            .unwrap_or(order.created_at);
+        std::cmp::max(
+            started + chrono::Duration::minutes(i64::from(restaurant.preparation_minutes)),
+            now,
+        )
+    });
+    let pickup = Point {
+        latitude: restaurant.latitude,
+        longitude: restaurant.longitude,
+    };
+    let drop_off = Point {
+        latitude: order.delivery_latitude,
+        longitude: order.delivery_longitude,
+    };
+    let delivered_at = match order.status {
+        OrderStatus::Delivered => reached(OrderStatus::Delivered).unwrap_or(order.updated_at),
+        OrderStatus::PickedUp => {
+            let picked_up = reached(OrderStatus::PickedUp).unwrap_or(order.updated_at);
+            // From the courier's last position when they reported one since the pickup.
+            let last = delivery.and_then(|d| {
+                Some((
+                    Point {
+                        latitude: d.last_latitude?,
+                        longitude: d.last_longitude?,
+                    },
+                    d.location_updated_at.filter(|at| *at >= picked_up)?,
+                ))
+            });
+            let (from, since) = last.unwrap_or((pickup, picked_up));
+            std::cmp::max(since + ride(from, drop_off), now)
+        }
+        _ => std::cmp::max(ready_at, now) + ride(pickup, drop_off),
+    };
+    Estimate {
+        ready_at: Some(ready_at),
+        delivered_at: Some(delivered_at),
+    }
+}
+
 /// Where an order stands in the couriers' list: its restaurant's distance key from the
 /// courier (`restaurants::distance_key`, none without a position) and its id.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -28,6 +28,7 @@ pub async fn find_or_create(
     profile: &ExternalProfile,
     now: DateTime<Utc>,
 ) -> AppResult<user::Model> {
+    let email = profile.email.as_deref().map(normalize_email);
     for _ in 0..2 {
         if let Some((_, Some(user))) = identity::Entity::find()
             .filter(identity::Column::Provider.eq(&profile.provider))
@@ -39,7 +40,7 @@ pub async fn find_or_create(
             return Ok(user);
         }
         let txn = begin_write(db).await?;
-        let email_taken = match &profile.email {
+        let email_taken = match &email {
             Some(email) => user::Entity::find()
                 .filter(user::Column::Email.eq(email))
                 .one(&txn)
@@ -59,11 +60,7 @@ pub async fn find_or_create(
             .unwrap_or_else(|| "New user".into());
         let user = user::ActiveModel {
             display_name: Set(display_name),
-            email: Set(if email_taken {
-                None
-            } else {
-                profile.email.clone()
-            }),
+            email: Set(if email_taken { None } else { email.clone() }),
             roles: Set(serde_json::json!([Role::Customer.stored()])),
             created_at: Set(now),
             updated_at: Set(now),
@@ -91,6 +88,70 @@ pub async fn find_or_create(
         }
     }
     Err(anyhow::anyhow!("could not link identity {}", profile.provider).into())
+}
+
+/// An email as users are stored and found by: trimmed, lower case.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// Which users an admin lists.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// This email, compared case-insensitively.
+    pub email: Option<String>,
+    /// Users holding this role.
+    pub role: Option<Role>,
+}
+
+fn user_condition(filter: &UserFilter) -> sea_orm::Condition {
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    let mut condition = sea_orm::Condition::all();
+    if let Some(email) = &filter.email {
+        condition = condition.add(user::Column::Email.eq(normalize_email(email)));
+    }
+    if let Some(role) = filter.role {
+        // Roles are a JSON array of names; as text, `"courier"` appears with its quotes.
+        condition = condition.add(
+            Expr::col(user::Column::Roles)
+                .cast_as("TEXT")
+                .like(format!("%\"{}\"%", role.stored())),
+        );
+    }
+    condition
+}
+
+/// Up to `limit` users matching `filter` after (`forward`) or before the id `cursor`, in the
+/// direction read (ids ascending forward).
+pub async fn find(
+    db: &DatabaseConnection,
+    filter: &UserFilter,
+    cursor: Option<i64>,
+    forward: bool,
+    limit: u64,
+) -> AppResult<Vec<user::Model>> {
+    use sea_orm::{QueryOrder, QuerySelect};
+    let mut query = user::Entity::find().filter(user_condition(filter));
+    query = match (cursor, forward) {
+        (Some(id), true) => query.filter(user::Column::Id.gt(id)),
+        (Some(id), false) => query.filter(user::Column::Id.lt(id)),
+        (None, _) => query,
+    };
+    query = if forward {
+        query.order_by_asc(user::Column::Id)
+    } else {
+        query.order_by_desc(user::Column::Id)
+    };
+    Ok(query.limit(limit).all(db).await?)
+}
+
+/// How many users match `filter`.
+pub async fn count(db: &DatabaseConnection, filter: &UserFilter) -> AppResult<u64> {
+    use sea_orm::PaginatorTrait;
+    Ok(user::Entity::find()
+        .filter(user_condition(filter))
+        .count(db)
+        .await?)
 }
 
 fn not_found(field: &'static str, what: &str) -> InputError {

@@ -129,7 +129,7 @@ db_test! {
         assert_response(&body, &json!({ "nodes": [null, { "id": roma }] }), &[("UNAUTHENTICATED", json!(["nodes", 0, "roles"]))], "list items");
 
         // A non-null root field: `data` itself is null.
-        let (_, body) = post(&app, None, "{ restaurant(slug: \"trattoria-roma\") { name } availableDeliveries { id } }", json!({})).await;
+        let (_, body) = post(&app, None, "{ restaurant(slug: \"trattoria-roma\") { name } availableDeliveries { totalCount } }", json!({})).await;
         assert_response(&body, &Value::Null, &[("UNAUTHENTICATED", json!(["availableDeliveries"]))], "root");
         assert!(body.as_object().unwrap().contains_key("data"), "`data` is present, and null");
 

@@ -16,7 +16,13 @@ use crate::{
 };
 
 /// A socket signed in as `who`, following `query` (with `variables`) under the id `sid`.
-async fn follow(app: &TestApp, who: &str, sid: &str, query: &str, variables: Value) -> Socket {
+pub(crate) async fn follow(
+    app: &TestApp,
+    who: &str,
+    sid: &str,
+    query: &str,
+    variables: Value,
+) -> Socket {
     let mut socket = connect(app, "graphql-transport-ws").await;
     send(
         &mut socket,
@@ -34,7 +40,7 @@ async fn follow(app: &TestApp, who: &str, sid: &str, query: &str, variables: Val
 }
 
 /// The data of the next `next` message for `field`.
-async fn next(socket: &mut Socket, field: &str) -> Value {
+pub(crate) async fn next(socket: &mut Socket, field: &str) -> Value {
     let message = receive(socket).await;
     assert_eq!(message["type"], "next", "{message}");
     assert!(message["payload"]["errors"].is_null(), "{message}");

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod arrival;
 mod auth;
 mod browse;
 mod checkout;
@@ -22,6 +23,7 @@ mod nodes;
 mod oauth;
 mod orders;
 mod outage;
+mod people;
 mod rows;
 mod schema;
 mod statements;

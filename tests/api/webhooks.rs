@@ -265,7 +265,12 @@ db_test! {
         assert_eq!(got[7]["payload"]["data"]["review"]["rating"], 5);
         assert_eq!(got[7]["payload"]["data"]["review"]["orderId"], order.as_str());
 
-        // The endpoint's log says the same: eight deliveries, each in one attempt.
+        // The endpoint's log says the same: eight deliveries, each in one attempt (recorded
+        // by the sender right after the receiver answered).
+        log_until(&app, &owner, &endpoint, |log| {
+            log["deliveries"]["edges"].as_array().unwrap().iter().all(|e| e["node"]["status"] == "DELIVERED")
+        })
+        .await;
         let log = deliveries(&app, &owner, &endpoint, Some("DELIVERED")).await;
         assert_eq!(log["deliveries"]["totalCount"], 8);
         for edge in log["deliveries"]["edges"].as_array().unwrap() {
@@ -363,8 +368,12 @@ db_test! {
         let preparing: Vec<&Value> = accepted(&received).into_iter().filter(|r| r["type"] == "order.preparing").collect();
         assert_eq!(preparing.len(), 1);
         assert_eq!(preparing[0]["id"], node["messageId"]);
-        assert_eq!(deliveries(&app, &owner, &endpoint, Some("DELIVERED")).await["deliveries"]["totalCount"], 3);
-        let log = deliveries(&app, &owner, &endpoint, None).await;
+        // The receiver has it; the sender records it right after.
+        let log = log_until(&app, &owner, &endpoint, |log| {
+            log["deliveries"]["totalCount"] == 3
+                && log["deliveries"]["edges"].as_array().unwrap().iter().all(|e| e["node"]["status"] == "DELIVERED")
+        })
+        .await;
         assert!(log["failingSince"].is_null(), "a success ends the failure streak: {log}");
     }
 }

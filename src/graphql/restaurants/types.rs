@@ -122,6 +122,12 @@ impl Restaurant {
         self.0.delivery_radius_m
     }
 
+    /// How long its kitchen usually takes for an order, in minutes (what
+    /// `Order.estimatedReadyAt` counts with).
+    async fn preparation_minutes(&self) -> i32 {
+        self.0.preparation_minutes
+    }
+
     /// Average rating and number of ratings.
     async fn rating(&self) -> Rating {
         Rating {
