@@ -1070,6 +1070,7 @@ impl<'a> Seeder<'a> {
                     version,
                     created_at: placed_at,
                     updated_at: at,
+                    delivery_notes: None,
                 }
                 .into_active_model(),
             );

@@ -3,6 +3,7 @@
 //! Nothing here derives GraphQL types: the API is shaped in `dishpatch::graphql`, so a column
 //! can change without changing the public contract.
 
+pub mod address;
 pub mod api_token;
 pub mod delivery;
 pub mod identity;

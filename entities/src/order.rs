@@ -28,6 +28,8 @@ pub struct Model {
     pub version: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Notes for the courier, from the saved address the order was placed with.
+    pub delivery_notes: Option<String>,
 }
 
 crate::by_position::by_position!(
@@ -46,7 +48,8 @@ crate::by_position::by_position!(
     request_fingerprint,
     version,
     created_at,
-    updated_at
+    updated_at,
+    delivery_notes
 );
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -9,6 +9,7 @@ mod m20261207_000001_webhooks;
 mod m20261207_000002_delivery_area;
 mod m20261207_000003_lowercase_emails;
 mod m20261207_000004_preparation_time;
+mod m20261207_000005_saved_addresses;
 
 pub use m20261122_000001_create_marketplace::RATING_MILLI_SQL;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000002_delivery_area::Migration),
             Box::new(m20261207_000003_lowercase_emails::Migration),
             Box::new(m20261207_000004_preparation_time::Migration),
+            Box::new(m20261207_000005_saved_addresses::Migration),
         ]
     }
 }

@@ -15,7 +15,10 @@ use super::{
     relay::{GlobalId, MAX_PAGE_SIZE, NodeKind},
     restaurants::types::Restaurant,
     reviews::types::Review,
-    users::types::User,
+    users::{
+        addresses::{Address, load_address},
+        types::User,
+    },
 };
 use crate::{auth::guards::viewer, error::AppError};
 
@@ -33,6 +36,7 @@ pub enum Node {
     Delivery(Delivery),
     WebhookEndpoint(WebhookEndpoint),
     WebhookDelivery(WebhookDelivery),
+    Address(Address),
 }
 
 /// Loads the object a global ID names; `None` when it does not exist.
@@ -93,6 +97,7 @@ async fn load_node(ctx: &Context<'_>, id: GlobalId) -> Result<Option<Node>> {
         // Private: their owner and admins only.
         NodeKind::WebhookEndpoint => load_endpoint(ctx, id.id).await?.map(Node::WebhookEndpoint),
         NodeKind::WebhookDelivery => load_delivery(ctx, id.id).await?.map(Node::WebhookDelivery),
+        NodeKind::Address => load_address(ctx, id.id).await?.map(Node::Address),
     })
 }
 

@@ -36,10 +36,11 @@ pub enum NodeKind {
     Delivery,
     WebhookEndpoint,
     WebhookDelivery,
+    Address,
 }
 
 impl NodeKind {
-    const ALL: [Self; 10] = [
+    const ALL: [Self; 11] = [
         Self::Restaurant,
         Self::MenuCategory,
         Self::MenuItem,
@@ -50,6 +51,7 @@ impl NodeKind {
         Self::Delivery,
         Self::WebhookEndpoint,
         Self::WebhookDelivery,
+        Self::Address,
     ];
 
     /// The GraphQL type name, which is also the prefix inside the ID.
@@ -65,6 +67,7 @@ impl NodeKind {
             Self::Delivery => "Delivery",
             Self::WebhookEndpoint => "WebhookEndpoint",
             Self::WebhookDelivery => "WebhookDelivery",
+            Self::Address => "Address",
         }
     }
 }

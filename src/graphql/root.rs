@@ -7,7 +7,7 @@ use super::{
     node::NodeQuery,
     orders::{mutation::OrderMutation, query::OrderQuery, subscription::OrderSubscription},
     restaurants::query::RestaurantQuery,
-    users::{mutation::UserMutation, query::ViewerQuery},
+    users::{addresses::AddressMutation, mutation::UserMutation, query::ViewerQuery},
 };
 
 /// Everything that can be read.
@@ -21,6 +21,7 @@ pub struct Mutation(
     ApiTokenMutation,
     WebhookMutation,
     UserMutation,
+    AddressMutation,
 );
 
 /// Everything that can be followed live.

@@ -1,6 +1,7 @@
 //! Business rules and database access outside DataLoaders. Services take a connection (or a
 //! transaction) and plain arguments, so they are testable without GraphQL.
 
+pub mod addresses;
 pub mod api_tokens;
 pub mod orders;
 pub mod restaurants;

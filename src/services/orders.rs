@@ -56,9 +56,15 @@ pub struct LineInput {
 pub struct PlaceOrder {
     pub restaurant_id: i64,
     pub lines: Vec<LineInput>,
+    /// One of the customer's saved addresses. With it, `place` fills the three delivery fields
+    /// (and the notes) from the address; they are left empty in the request (and in its
+    /// fingerprint, so a retry matches however the address changed since).
+    pub address_id: Option<i64>,
     pub delivery_address: String,
     pub latitude: f64,
     pub longitude: f64,
+    #[serde(skip)]
+    pub delivery_notes: Option<String>,
     #[serde(skip)]
     pub idempotency_key: String,
 }
@@ -316,10 +322,25 @@ pub async fn place(
     input: &PlaceOrder,
     now: DateTime<Utc>,
 ) -> ServiceResult<Placed> {
+    let fingerprint = input.fingerprint();
+    let mut input = input.clone();
+    if let Some(id) = input.address_id {
+        let Some(saved) = super::addresses::find_owned(db, customer_id, id).await? else {
+            return Ok(Err(InputError::new(
+                "addressId",
+                ErrorCode::NotFound,
+                "no such address of yours",
+            )));
+        };
+        input.delivery_address = saved.one_line();
+        input.latitude = saved.latitude;
+        input.longitude = saved.longitude;
+        input.delivery_notes = saved.courier_notes;
+    }
+    let input = &input;
     if let Err(error) = input.validate() {
         return Ok(Err(error));
     }
-    let fingerprint = input.fingerprint();
     if let Some(existing) = find_by_key(db, customer_id, &input.idempotency_key).await? {
         return Ok(replay(existing, &fingerprint));
     }
@@ -420,6 +441,7 @@ async fn insert_order(
         delivery_address: Set(input.delivery_address.trim().to_owned()),
         delivery_latitude: Set(input.latitude),
         delivery_longitude: Set(input.longitude),
+        delivery_notes: Set(input.delivery_notes.clone()),
         idempotency_key: Set(input.idempotency_key.clone()),
         request_fingerprint: Set(fingerprint.to_owned()),
         version: Set(1),

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod addresses;
 mod arrival;
 mod auth;
 mod browse;

@@ -57,13 +57,65 @@ pub struct PlaceOrderInput {
     pub restaurant_id: ID,
     /// What to order, 1 to 50 lines of the restaurant's available items.
     pub lines: Vec<OrderLineInput>,
-    /// Where to deliver.
-    pub delivery_address: String,
-    /// Where to deliver, on the map.
-    pub delivery_location: GeoPointInput,
+    /// One of the viewer's saved addresses (`viewer.addresses`): the order copies its address,
+    /// location and courier notes. Instead of `deliveryAddress` and `deliveryLocation`.
+    pub address_id: Option<ID>,
+    /// Where to deliver, typed at checkout (1 to 300 characters); with `deliveryLocation`,
+    /// unless `addressId` is given.
+    pub delivery_address: Option<String>,
+    /// Where to deliver, on the map; with `deliveryAddress`, unless `addressId` is given.
+    pub delivery_location: Option<GeoPointInput>,
     /// A key of the client's choosing, unique per order: retrying with the same key and the
     /// same order returns the first order instead of placing another.
     pub idempotency_key: String,
+}
+
+/// Where an order goes, as `placeOrder` takes it: a saved address by id, or a typed address
+/// with its location; never both, never neither.
+pub struct Destination {
+    pub address_id: Option<i64>,
+    pub address: String,
+    pub location: Option<GeoPointInput>,
+}
+
+impl Destination {
+    /// Checks that exactly one way was used.
+    pub fn new(
+        address_id: Option<&ID>,
+        address: Option<String>,
+        location: Option<GeoPointInput>,
+    ) -> Result<Result<Self, InputError>> {
+        let address_id = address_id
+            .map(|id| GlobalId::decode_as(id, NodeKind::Address))
+            .transpose()?;
+        Ok(match (address_id, address, location) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(InputError::new(
+                "addressId",
+                crate::services::ErrorCode::Invalid,
+                "choose a saved address or type one, not both",
+            )),
+            (Some(id), None, None) => Ok(Self {
+                address_id: Some(id),
+                address: String::new(),
+                location: None,
+            }),
+            (None, None, _) => Err(InputError::new(
+                "deliveryAddress",
+                crate::services::ErrorCode::Invalid,
+                "type the address or choose a saved one (addressId)",
+            )),
+            (None, Some(_), None) => Err(InputError::new(
+                "deliveryLocation",
+                crate::services::ErrorCode::Invalid,
+                "the location of the address is needed",
+            )),
+            (None, Some(address), Some(location)) => Ok(Self {
+                address_id: None,
+                address,
+                location: Some(location),
+            }),
+        })
+    }
 }
 
 /// The placed order.
@@ -204,12 +256,28 @@ impl OrderMutation {
         let viewer = viewer(ctx)?;
         viewer.require_role(Role::Customer)?;
         let customer_id = viewer.require_user()?.id;
+        let destination = match Destination::new(
+            input.address_id.as_ref(),
+            input.delivery_address,
+            input.delivery_location,
+        )? {
+            Ok(destination) => destination,
+            Err(error) => {
+                return Ok(PlaceOrderPayload {
+                    order: None,
+                    replayed: false,
+                    user_errors: vec![error.into()],
+                });
+            }
+        };
         let request = PlaceOrder {
             restaurant_id: GlobalId::decode_as(&input.restaurant_id, NodeKind::Restaurant)?,
             lines: decode_lines(&input.lines)?,
-            delivery_address: input.delivery_address,
-            latitude: input.delivery_location.latitude,
-            longitude: input.delivery_location.longitude,
+            address_id: destination.address_id,
+            delivery_address: destination.address,
+            latitude: destination.location.map_or(0.0, |l| l.latitude),
+            longitude: destination.location.map_or(0.0, |l| l.longitude),
+            delivery_notes: None,
             idempotency_key: input.idempotency_key,
         };
         let db = ctx.data::<DatabaseConnection>()?;

@@ -23,8 +23,10 @@ pub struct QuoteOrderInput {
     pub restaurant_id: ID,
     /// What to order, 1 to 50 lines, as `placeOrder` takes them.
     pub lines: Vec<super::mutation::OrderLineInput>,
-    /// Where to deliver, on the map.
-    pub delivery_location: GeoPointInput,
+    /// Where to deliver, on the map; or `addressId`.
+    pub delivery_location: Option<GeoPointInput>,
+    /// One of the viewer's saved addresses, instead of `deliveryLocation`.
+    pub address_id: Option<ID>,
 }
 
 /// One priced line of a quote.
@@ -109,13 +111,42 @@ impl OrderQuery {
         input: QuoteOrderInput,
     ) -> Result<QuoteOrderPayload> {
         let lines = super::mutation::decode_lines(&input.lines)?;
+        let db = ctx.data::<DatabaseConnection>()?;
+        let refused = |error: crate::services::InputError| QuoteOrderPayload {
+            quote: None,
+            user_errors: vec![error.into()],
+        };
+        let destination = match super::mutation::Destination::new(
+            input.address_id.as_ref(),
+            input.delivery_location.map(|_| String::new()),
+            input.delivery_location,
+        )? {
+            Ok(destination) => destination,
+            Err(error) => return Ok(refused(error)),
+        };
+        let (latitude, longitude) = match (destination.address_id, destination.location) {
+            (Some(id), _) => {
+                let user = viewer(ctx)?.require_user()?.id;
+                match crate::services::addresses::find_owned(db, user, id).await? {
+                    Some(saved) => (saved.latitude, saved.longitude),
+                    None => {
+                        return Ok(refused(crate::services::InputError::new(
+                            "addressId",
+                            crate::services::ErrorCode::NotFound,
+                            "no such address of yours",
+                        )));
+                    }
+                }
+            }
+            (None, Some(location)) => (location.latitude, location.longitude),
+            (None, None) => unreachable!("Destination::new gives an address id or a location"),
+        };
         let cart = orders::Cart {
             restaurant_id: GlobalId::decode_as(&input.restaurant_id, NodeKind::Restaurant)?,
             lines: &lines,
-            latitude: input.delivery_location.latitude,
-            longitude: input.delivery_location.longitude,
+            latitude,
+            longitude,
         };
-        let db = ctx.data::<DatabaseConnection>()?;
         Ok(match orders::quote(db, cart, chrono::Utc::now()).await? {
             Ok(priced) => QuoteOrderPayload {
                 quote: Some(priced.into()),

@@ -210,9 +210,14 @@ impl Order {
         Money::from_minor(self.0.total, &self.0.currency)
     }
 
-    /// Where to deliver.
+    /// Where to deliver (a copy of the saved address it was placed with, if any).
     async fn delivery_address(&self) -> &str {
         &self.0.delivery_address
+    }
+
+    /// Notes for the courier, copied from the saved address the order was placed with.
+    async fn delivery_notes(&self) -> Option<&str> {
+        self.0.delivery_notes.as_deref()
     }
 
     /// Where to deliver, on the map.

@@ -130,6 +130,20 @@ impl User {
             .collect())
     }
 
+    /// The user's saved delivery addresses, oldest first. Private: the user and admins only.
+    async fn addresses(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<crate::graphql::users::addresses::Address>> {
+        self.require_owner(ctx)?;
+        let db = ctx.data::<sea_orm::DatabaseConnection>()?;
+        Ok(Box::pin(services::addresses::list(db, self.0.id))
+            .await?
+            .into_iter()
+            .map(|saved| crate::graphql::users::addresses::Address(Arc::new(saved)))
+            .collect())
+    }
+
     /// The user's webhook endpoints, newest first. Private: the user and admins only; tokens
     /// need `webhooks:write`.
     async fn webhook_endpoints(
