@@ -69,6 +69,8 @@ impl Application {
                 tracing::info!("the database already has restaurants: not seeding the demo data");
             }
         }
+        // Open-now filters need each zone's offset at the instant asked; learn the zones now.
+        crate::services::restaurants::ZoneClock::start(db.clone()).await?;
         let mut auth = settings.auth.clone();
         auth.signing_keys = kept_key::signing_keys(&auth.signing_keys, &settings.database_url)?;
         let tokens = Arc::new(AccessTokens::from_settings(&auth)?);

@@ -32,8 +32,8 @@ const USERS_PER_SCALE: i64 = 200;
 const COURIERS_PER_SCALE: i64 = 10;
 const ORDERS_PER_SCALE: i64 = 2700;
 const BATCH_ROWS: usize = 1000;
-/// Central Europe in winter.
-const UTC_OFFSET_MINUTES: i32 = 60;
+/// The demo city's time zone.
+pub const TIME_ZONE: &str = "Europe/Berlin";
 const CITY_CENTER: (f64, f64) = (52.5200, 13.4050);
 
 /// Whether the database has no restaurants yet.
@@ -806,7 +806,10 @@ impl<'a> Seeder<'a> {
                     address: format!("{street} {}, Berlin", self.rng.u32(1..200)),
                     latitude,
                     longitude,
-                    utc_offset_minutes: UTC_OFFSET_MINUTES,
+                    utc_offset_minutes: crate::services::restaurants::offset_minutes(
+                        crate::services::restaurants::zone(TIME_ZONE),
+                        self.now,
+                    ),
                     is_open: index == 0 || self.rng.u8(..10) != 0,
                     currency: "EUR".into(),
                     delivery_fee: self.price(99, 499),
@@ -816,6 +819,7 @@ impl<'a> Seeder<'a> {
                     updated_at: created,
                     delivery_radius_m: DELIVERY_RADIUS_M,
                     preparation_minutes: PREPARATION_MINUTES,
+                    time_zone: TIME_ZONE.into(),
                 }
                 .into_active_model(),
             );

@@ -16,6 +16,8 @@ pub struct Model {
     pub latitude: f64,
     pub longitude: f64,
     /// Offset of the restaurant's local time from UTC, used to read its opening hours.
+    /// The offset `time_zone` has now, kept current by the server (daylight saving time
+    /// moves it); what the SQL open-now filter falls back to.
     pub utc_offset_minutes: i32,
     /// Whether the restaurant accepts orders at all (a switch staff flip), besides its hours.
     pub is_open: bool,
@@ -31,6 +33,8 @@ pub struct Model {
     pub delivery_radius_m: i32,
     /// How long the kitchen usually takes for an order, in minutes.
     pub preparation_minutes: i32,
+    /// IANA time zone of its opening hours, e.g. `Europe/Berlin`.
+    pub time_zone: String,
 }
 
 crate::by_position::by_position!(
@@ -51,7 +55,8 @@ crate::by_position::by_position!(
     created_at,
     updated_at,
     delivery_radius_m,
-    preparation_minutes
+    preparation_minutes,
+    time_zone
 );
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

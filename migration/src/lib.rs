@@ -10,6 +10,7 @@ mod m20261207_000002_delivery_area;
 mod m20261207_000003_lowercase_emails;
 mod m20261207_000004_preparation_time;
 mod m20261207_000005_saved_addresses;
+mod m20261207_000006_time_zones;
 
 pub use m20261122_000001_create_marketplace::RATING_MILLI_SQL;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000003_lowercase_emails::Migration),
             Box::new(m20261207_000004_preparation_time::Migration),
             Box::new(m20261207_000005_saved_addresses::Migration),
+            Box::new(m20261207_000006_time_zones::Migration),
         ]
     }
 }

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use super::{
     ErrorCode, InputError, ServiceResult,
-    restaurants::{Point, local_minute_of_week, minute_of_week},
+    restaurants::{Point, local_minute_of_week, zone},
 };
 use crate::{
     auth::{Role, Viewer},
@@ -399,7 +399,7 @@ pub async fn is_open_now<C: ConnectionTrait>(
     if !restaurant.is_open {
         return Ok(false);
     }
-    let minute = local_minute_of_week(minute_of_week(now), restaurant.utc_offset_minutes);
+    let minute = local_minute_of_week(zone(&restaurant.time_zone), now);
     let hours = opening_hours::Entity::find()
         .filter(opening_hours::Column::RestaurantId.eq(restaurant.id))
         .filter(opening_hours::Column::OpensAt.lte(minute))

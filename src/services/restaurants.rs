@@ -1,6 +1,7 @@
 //! Finding restaurants: filters, orderings and keyset pagination.
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono_tz::Tz;
 use entities::{FromRowByPosition, opening_hours, restaurant, restaurant_cuisine};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -162,9 +163,106 @@ pub fn minute_of_week(now: DateTime<Utc>) -> i32 {
     (now.weekday().num_days_from_monday() * 1440 + now.hour() * 60 + now.minute()) as i32
 }
 
-/// `minute` shifted by a restaurant's UTC offset, wrapped into the week.
-pub fn local_minute_of_week(utc_minute: i32, utc_offset_minutes: i32) -> i32 {
-    (utc_minute + utc_offset_minutes).rem_euclid(MINUTES_PER_WEEK)
+/// The time zone named `name`; UTC for a name the tz database does not know (the API never
+/// stores one).
+pub fn zone(name: &str) -> Tz {
+    name.parse().unwrap_or(Tz::UTC)
+}
+
+/// How far `zone` is ahead of UTC at `now`, in minutes (daylight saving time included).
+pub fn offset_minutes(zone: Tz, now: DateTime<Utc>) -> i32 {
+    use chrono::Offset;
+    now.with_timezone(&zone).offset().fix().local_minus_utc() / 60
+}
+
+/// The minute of the week (Monday 00:00 = 0) on the clocks of `zone` at `now`: what opening
+/// hours are compared with. The one place local time is computed (`openNow`, `placeOrder`,
+/// and, through [`offset_minutes`], the SQL filter).
+pub fn local_minute_of_week(zone: Tz, now: DateTime<Utc>) -> i32 {
+    let local = now.with_timezone(&zone);
+    (local.weekday().num_days_from_monday() * 1440 + local.hour() * 60 + local.minute()) as i32
+}
+
+/// The time zones restaurants use, as last read ([`ZoneClock`]): the SQL filter's `CASE`.
+static ZONES_IN_USE: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new());
+
+/// Keeps the SQL open-now filter exact across daylight saving time: it learns which zones
+/// restaurants use (so the filter computes each one's offset for the request's instant), and
+/// keeps `restaurants.utc_offset_minutes` at each zone's current offset (what the filter falls
+/// back to for a zone it has not learnt yet, e.g. set by another replica in the last minute).
+pub struct ZoneClock;
+
+impl ZoneClock {
+    /// How often it looks.
+    const EVERY: std::time::Duration = std::time::Duration::from_mins(1);
+
+    /// Reads the zones once now, then every minute in the background.
+    pub async fn start(db: DatabaseConnection) -> Result<(), sea_orm::DbErr> {
+        Self::tick(&db, Utc::now()).await?;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Self::EVERY).await;
+                if let Err(error) = Self::tick(&db, Utc::now()).await {
+                    tracing::warn!(%error, "reading the restaurants' time zones failed");
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn tick(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<(), sea_orm::DbErr> {
+        use sea_orm::{ColumnTrait, QuerySelect};
+        let zones: Vec<String> = restaurant::Entity::find()
+            .select_only()
+            .column(restaurant::Column::TimeZone)
+            .distinct()
+            .into_tuple()
+            .all(db)
+            .await?;
+        for name in &zones {
+            let offset = offset_minutes(zone(name), now);
+            restaurant::Entity::update_many()
+                .col_expr(restaurant::Column::UtcOffsetMinutes, Expr::value(offset))
+                .filter(restaurant::Column::TimeZone.eq(name.as_str()))
+                .filter(restaurant::Column::UtcOffsetMinutes.ne(offset))
+                .exec(db)
+                .await?;
+        }
+        remember_zones(zones);
+        Ok(())
+    }
+}
+
+/// Adds `zones` to those the SQL filter knows (also called when a restaurant's zone is set).
+pub fn remember_zones(zones: impl IntoIterator<Item = String>) {
+    let mut known = ZONES_IN_USE
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for zone in zones {
+        if !known.contains(&zone) {
+            known.push(zone);
+        }
+    }
+}
+
+/// The offset of each restaurant's zone at `now`, in SQL: a `CASE` over the zones in use,
+/// falling back to the stored current offset.
+fn offset_at(now: DateTime<Utc>) -> SimpleExpr {
+    let known = ZONES_IN_USE
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let fallback = Expr::col((restaurant::Entity, restaurant::Column::UtcOffsetMinutes));
+    if known.is_empty() {
+        return fallback;
+    }
+    let mut case = sea_orm::sea_query::CaseStatement::new();
+    for name in known.iter() {
+        case = case.case(
+            Expr::col((restaurant::Entity, restaurant::Column::TimeZone)).eq(name.as_str()),
+            Expr::val(offset_minutes(zone(name), now)),
+        );
+    }
+    case.finally(fallback).into()
 }
 
 pub(crate) fn distance_key(point: Point) -> SimpleExpr {
@@ -225,7 +323,7 @@ fn condition(filter: &RestaurantFilter, now: DateTime<Utc>) -> sea_orm::Conditio
     }
     if let Some(wanted) = filter.open_now {
         let local_now = Expr::val(minute_of_week(now))
-            .add(Expr::col((restaurant::Entity, R::UtcOffsetMinutes)))
+            .add(offset_at(now))
             .modulo(MINUTES_PER_WEEK)
             .add(MINUTES_PER_WEEK)
             .modulo(MINUTES_PER_WEEK);
@@ -374,8 +472,14 @@ mod tests {
 
     #[test]
     fn local_time_wraps_around_the_week() {
-        assert_eq!(local_minute_of_week(10, -60), MINUTES_PER_WEEK - 50);
-        assert_eq!(local_minute_of_week(MINUTES_PER_WEEK - 10, 60), 50);
+        use chrono::TimeZone;
+        // Monday 00:10 UTC is still Sunday evening in New York.
+        let monday = Utc.with_ymd_and_hms(2026, 12, 7, 0, 10, 0).unwrap();
+        assert_eq!(minute_of_week(monday), 10);
+        assert_eq!(
+            local_minute_of_week(zone("America/New_York"), monday),
+            MINUTES_PER_WEEK - 5 * 60 + 10
+        );
     }
 
     #[test]
@@ -384,5 +488,38 @@ mod tests {
         let paris = Point::new(48.8566, 2.3522).unwrap();
         let km = berlin.distance_km(paris);
         assert!((km - 878.0).abs() < 5.0, "{km}");
+    }
+}
+
+#[cfg(test)]
+mod zone_tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn local_time_follows_daylight_saving_time() {
+        let berlin = zone("Europe/Berlin");
+        // Sunday 29 March 2026, 01:00 UTC: Berlin's clocks jump from 02:00 to 03:00.
+        let before = Utc.with_ymd_and_hms(2026, 3, 29, 0, 59, 0).unwrap();
+        let after = Utc.with_ymd_and_hms(2026, 3, 29, 1, 0, 0).unwrap();
+        assert_eq!(local_minute_of_week(berlin, before), 6 * 1440 + 60 + 59);
+        assert_eq!(local_minute_of_week(berlin, after), 6 * 1440 + 3 * 60);
+        assert_eq!(
+            (
+                offset_minutes(berlin, before),
+                offset_minutes(berlin, after)
+            ),
+            (60, 120)
+        );
+        // Sunday 25 October 2026, 01:00 UTC: back from 03:00 to 02:00.
+        let autumn = Utc.with_ymd_and_hms(2026, 10, 25, 1, 0, 0).unwrap();
+        assert_eq!(local_minute_of_week(berlin, autumn), 6 * 1440 + 2 * 60);
+        assert_eq!(offset_minutes(berlin, autumn), 60);
+        // Across the week's end: Monday 00:30 in Auckland is Sunday 11:30 UTC in December.
+        let auckland = zone("Pacific/Auckland");
+        let sunday = Utc.with_ymd_and_hms(2026, 12, 6, 11, 30, 0).unwrap();
+        assert_eq!(local_minute_of_week(auckland, sunday), 30);
+        assert_eq!(offset_minutes(auckland, sunday), 13 * 60);
+        assert_eq!(zone("Not/AZone"), Tz::UTC);
     }
 }

@@ -193,7 +193,7 @@ db_test! {
     async fn a_restaurant_is_found_by_slug_and_by_id(app) {
         let query = "query($id: ID, $slug: String) { restaurant(id: $id, slug: $slug) { id name
             deliveryFee { amount currency }
-            openingHours { day opens closes }
+            openingHours { day opens closes closesNextDay durationMinutes } timeZone utcOffsetMinutes
             menu { categories { name position items { name price { amount currency } available dietaryTags imageUrl category { name } } } items { name } }
         } }";
         let by_slug = app.graphql(query, json!({ "slug": "trattoria-roma" })).await;
@@ -221,7 +221,10 @@ db_test! {
             }
         }
         assert_eq!(restaurant["openingHours"].as_array().unwrap().len(), 7);
-        assert_eq!(restaurant["openingHours"][0], json!({ "day": "MONDAY", "opens": "00:00", "closes": "24:00" }));
+        assert_eq!(restaurant["openingHours"][0], json!({ "day": "MONDAY", "opens": "00:00", "closes": "00:00", "closesNextDay": true, "durationMinutes": 1440 }));
+        assert_eq!(restaurant["timeZone"], "Europe/Berlin");
+        // Berlin is an hour ahead of UTC in winter and two in summer.
+        assert!([60, 120].contains(&restaurant["utcOffsetMinutes"].as_i64().unwrap()));
 
         let missing = app.graphql(query, json!({ "slug": "no-such-place" })).await;
         assert_eq!(missing.data()["restaurant"], Value::Null);

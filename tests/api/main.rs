@@ -28,6 +28,7 @@ mod people;
 mod rows;
 mod schema;
 mod statements;
+mod time_zones;
 mod webhooks;
 mod websocket;
 mod ws_protocol;

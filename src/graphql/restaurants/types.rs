@@ -18,7 +18,8 @@ use crate::{
         reviews::{loaders::ReviewCursor, types::ReviewConnection},
     },
     services::restaurants::{
-        self as service, Listed, RestaurantFilter, SortKey, local_minute_of_week, minute_of_week,
+        self as service, Listed, RestaurantFilter, SortKey, local_minute_of_week, offset_minutes,
+        zone,
     },
 };
 
@@ -90,7 +91,7 @@ impl Restaurant {
             .load_one(self.0.id)
             .await?
             .unwrap_or_default();
-        let now = local_minute_of_week(minute_of_week(Utc::now()), self.0.utc_offset_minutes);
+        let now = local_minute_of_week(zone(&self.0.time_zone), Utc::now());
         Ok(hours.iter().any(|p| p.opens_at <= now && now < p.closes_at))
     }
 
@@ -105,9 +106,16 @@ impl Restaurant {
         Ok(hours.iter().map(OpeningPeriod::from).collect())
     }
 
-    /// Offset of the restaurant's local time from UTC, in minutes.
+    /// The IANA time zone its opening hours are in, e.g. `Europe/Berlin`: render the hours
+    /// in it (daylight saving time included) or convert them with it.
+    async fn time_zone(&self) -> &str {
+        &self.0.time_zone
+    }
+
+    /// How far the restaurant's local time is ahead of UTC right now, in minutes (it changes
+    /// with daylight saving time: use `timeZone` to compute other instants).
     async fn utc_offset_minutes(&self) -> i32 {
-        self.0.utc_offset_minutes
+        offset_minutes(zone(&self.0.time_zone), Utc::now())
     }
 
     /// Fee added to every order for delivery.
@@ -215,10 +223,15 @@ pub enum Weekday {
 pub struct OpeningPeriod {
     /// Day the period starts.
     pub day: Weekday,
-    /// Opening time, `HH:MM`.
+    /// Opening time on that day, `HH:MM` (00:00 to 23:59).
     pub opens: String,
-    /// Closing time, `HH:MM`; earlier than `opens` when the period ends after midnight.
+    /// Closing time, `HH:MM` (00:00 to 23:59), on the same day unless `closesNextDay`: a
+    /// period open until midnight closes at `00:00` the next day, never at `24:00`.
     pub closes: String,
+    /// Whether the period ends on the day after `day` (at or after midnight).
+    pub closes_next_day: bool,
+    /// How long the period lasts, in minutes.
+    pub duration_minutes: i32,
 }
 
 impl From<&opening_hours::Model> for OpeningPeriod {
@@ -234,15 +247,12 @@ impl From<&opening_hours::Model> for OpeningPeriod {
         ];
         let day = (period.opens_at / 1440).clamp(0, 6);
         let clock = |minute: i32| format!("{:02}:{:02}", minute / 60, minute % 60);
-        let closes_in_day = period.closes_at - day * 1440;
         Self {
             day: DAYS[day as usize],
             opens: clock(period.opens_at % 1440),
-            closes: if closes_in_day == 1440 {
-                "24:00".into()
-            } else {
-                clock(period.closes_at % 1440)
-            },
+            closes: clock(period.closes_at % 1440),
+            closes_next_day: period.closes_at >= (day + 1) * 1440,
+            duration_minutes: period.closes_at - period.opens_at,
         }
     }
 }
