@@ -858,6 +858,7 @@ impl<'a> Seeder<'a> {
                         name: section.to_owned(),
                         position: position as i32,
                         created_at: created,
+                        deleted_at: None,
                     }
                     .into_active_model(),
                 );

@@ -11,9 +11,11 @@ pub struct Model {
     pub name: String,
     pub position: i32,
     pub created_at: DateTimeUtc,
+    /// When it was deleted; its items ordered before keep pointing at it.
+    pub deleted_at: Option<DateTimeUtc>,
 }
 
-crate::by_position::by_position!(id, restaurant_id, name, position, created_at);
+crate::by_position::by_position!(id, restaurant_id, name, position, created_at, deleted_at);
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {

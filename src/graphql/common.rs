@@ -14,6 +14,35 @@ pub struct Money {
 }
 
 impl Money {
+    /// Minor units of `currency` in a decimal amount in major units (`"12.5"`, `"12.50"` or
+    /// `"12"` for 1250 cents); none for anything else (signs, exponents, more decimals than
+    /// the currency has, more than 12 digits).
+    pub fn parse_minor(amount: &str, currency: &str) -> Option<i64> {
+        let digits = minor_unit_digits(currency) as usize;
+        let (major, fraction) = amount.split_once('.').unwrap_or((amount, ""));
+        let decimal = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+        if major.is_empty()
+            || major.len() > 12
+            || !decimal(major)
+            || !decimal(fraction)
+            || fraction.len() > digits
+            || (amount.contains('.') && fraction.is_empty())
+        {
+            return None;
+        }
+        let scale = 10_i64.pow(digits as u32);
+        let fraction_value: i64 = if fraction.is_empty() {
+            0
+        } else {
+            fraction.parse::<i64>().ok()? * 10_i64.pow((digits - fraction.len()) as u32)
+        };
+        major
+            .parse::<i64>()
+            .ok()?
+            .checked_mul(scale)?
+            .checked_add(fraction_value)
+    }
+
     /// Money from an amount in minor units of `currency`.
     pub fn from_minor(minor: i64, currency: &str) -> Self {
         // Written digit by digit rather than with `format!`: a menu shows one price per item.
@@ -148,4 +177,38 @@ impl From<chrono::DateTime<chrono::Utc>> for Timestamp {
 /// decimals of a float only make clients format it.
 pub fn round_to_metres(km: f64) -> f64 {
     (km * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod money_tests {
+    use super::Money;
+
+    #[test]
+    fn decimal_amounts_parse_to_minor_units() {
+        assert_eq!(Money::parse_minor("12.50", "EUR"), Some(1250));
+        assert_eq!(Money::parse_minor("12.5", "EUR"), Some(1250));
+        assert_eq!(Money::parse_minor("12", "EUR"), Some(1200));
+        assert_eq!(Money::parse_minor("0.05", "EUR"), Some(5));
+        assert_eq!(Money::parse_minor("1500", "JPY"), Some(1500));
+        assert_eq!(Money::parse_minor("1.5", "JPY"), None);
+        assert_eq!(Money::parse_minor("1.234", "KWD"), Some(1234));
+        for bad in [
+            "",
+            ".5",
+            "12.",
+            "1.234",
+            "-1",
+            "+1",
+            "1e3",
+            "1,50",
+            " 1",
+            "9999999999999",
+        ] {
+            assert_eq!(Money::parse_minor(bad, "EUR"), None, "{bad:?}");
+        }
+        assert_eq!(
+            Money::from_minor(Money::parse_minor("7.90", "EUR").unwrap(), "EUR").amount,
+            "7.90"
+        );
+    }
 }

@@ -52,6 +52,7 @@ async fn load_node(ctx: &Context<'_>, id: GlobalId) -> Result<Option<Node>> {
             .menu_categories
             .load_one(id.id)
             .await?
+            .filter(|category| category.deleted_at.is_none())
             .map(|m| Node::MenuCategory(MenuCategory(m))),
         NodeKind::MenuItem => loaders
             .menu_items

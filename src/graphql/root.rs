@@ -4,6 +4,7 @@ use async_graphql::{MergedObject, MergedSubscription};
 
 use super::{
     integrations::{mutation::ApiTokenMutation, webhooks::WebhookMutation},
+    menu::mutation::MenuMutation,
     node::NodeQuery,
     orders::{mutation::OrderMutation, query::OrderQuery, subscription::OrderSubscription},
     restaurants::query::RestaurantQuery,
@@ -22,6 +23,7 @@ pub struct Mutation(
     WebhookMutation,
     UserMutation,
     AddressMutation,
+    MenuMutation,
 );
 
 /// Everything that can be followed live.

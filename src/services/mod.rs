@@ -3,6 +3,7 @@
 
 pub mod addresses;
 pub mod api_tokens;
+pub mod menus;
 pub mod orders;
 pub mod restaurants;
 pub mod sessions;

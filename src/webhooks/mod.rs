@@ -67,13 +67,15 @@ pub enum EventType {
     DeliveryClaimed,
     /// `review.created`: a customer reviewed an order.
     ReviewCreated,
+    /// `menu.updated`: the restaurant changed its menu (categories or items).
+    MenuUpdated,
     /// `webhook.test`: sent by `sendTestWebhook` only, whatever the endpoint subscribed to.
     WebhookTest,
 }
 
 impl EventType {
     /// Every type, in catalogue order.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::OrderPlaced,
         Self::OrderAccepted,
         Self::OrderRejected,
@@ -84,6 +86,7 @@ impl EventType {
         Self::OrderCancelled,
         Self::DeliveryClaimed,
         Self::ReviewCreated,
+        Self::MenuUpdated,
         Self::WebhookTest,
     ];
 
@@ -100,6 +103,7 @@ impl EventType {
             Self::OrderCancelled => "order.cancelled",
             Self::DeliveryClaimed => "delivery.claimed",
             Self::ReviewCreated => "review.created",
+            Self::MenuUpdated => "menu.updated",
             Self::WebhookTest => "webhook.test",
         }
     }

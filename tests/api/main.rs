@@ -19,6 +19,7 @@ mod hardening;
 mod hostile_input;
 mod http;
 mod live;
+mod menus;
 mod metrics;
 mod nodes;
 mod oauth;

@@ -30,6 +30,7 @@ impl Loader<i64> for CategoriesByRestaurant {
                 keys,
                 self.0.get_database_backend(),
             ))
+            .filter(menu_category::Column::DeletedAt.is_null())
             .order_by_asc(menu_category::Column::Position)
             .order_by_asc(menu_category::Column::Id)
             .build(self.0.get_database_backend());

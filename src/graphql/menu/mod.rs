@@ -1,4 +1,5 @@
 //! Menus: categories and items.
 
 pub mod loaders;
+pub mod mutation;
 pub mod types;
