@@ -820,6 +820,8 @@ impl<'a> Seeder<'a> {
                     delivery_radius_m: DELIVERY_RADIUS_M,
                     preparation_minutes: PREPARATION_MINUTES,
                     time_zone: TIME_ZONE.into(),
+                    minimum_order: 0,
+                    paused_until: None,
                 }
                 .into_active_model(),
             );

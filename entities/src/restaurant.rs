@@ -35,6 +35,10 @@ pub struct Model {
     pub preparation_minutes: i32,
     /// IANA time zone of its opening hours, e.g. `Europe/Berlin`.
     pub time_zone: String,
+    /// The smallest subtotal it takes an order for, in minor units of `currency`.
+    pub minimum_order: i64,
+    /// Not taking orders until then ("busy, back at 19:30").
+    pub paused_until: Option<DateTimeUtc>,
 }
 
 crate::by_position::by_position!(
@@ -56,7 +60,9 @@ crate::by_position::by_position!(
     updated_at,
     delivery_radius_m,
     preparation_minutes,
-    time_zone
+    time_zone,
+    minimum_order,
+    paused_until
 );
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -12,6 +12,7 @@ mod m20261207_000004_preparation_time;
 mod m20261207_000005_saved_addresses;
 mod m20261207_000006_time_zones;
 mod m20261207_000007_category_deletion;
+mod m20261207_000008_restaurant_settings;
 
 pub use m20261122_000001_create_marketplace::RATING_MILLI_SQL;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000005_saved_addresses::Migration),
             Box::new(m20261207_000006_time_zones::Migration),
             Box::new(m20261207_000007_category_deletion::Migration),
+            Box::new(m20261207_000008_restaurant_settings::Migration),
         ]
     }
 }

@@ -50,6 +50,10 @@ pub enum UserErrorCode {
     NotDelivered,
     /// The restaurant does not deliver to this location (`Restaurant.deliveryRadiusMeters`).
     OutsideDeliveryArea,
+    /// The order's subtotal is below the restaurant's `minimumOrder`.
+    BelowMinimumOrder,
+    /// The restaurant paused taking orders; the message says until when (`pausedUntil`).
+    RestaurantPaused,
 }
 
 impl From<InputError> for UserError {

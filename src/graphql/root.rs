@@ -7,7 +7,7 @@ use super::{
     menu::mutation::MenuMutation,
     node::NodeQuery,
     orders::{mutation::OrderMutation, query::OrderQuery, subscription::OrderSubscription},
-    restaurants::query::RestaurantQuery,
+    restaurants::{mutation::RestaurantMutation, query::RestaurantQuery},
     users::{addresses::AddressMutation, mutation::UserMutation, query::ViewerQuery},
 };
 
@@ -24,6 +24,7 @@ pub struct Mutation(
     UserMutation,
     AddressMutation,
     MenuMutation,
+    RestaurantMutation,
 );
 
 /// Everything that can be followed live.

@@ -5,6 +5,7 @@ pub mod addresses;
 pub mod api_tokens;
 pub mod menus;
 pub mod orders;
+pub mod restaurant_settings;
 pub mod restaurants;
 pub mod sessions;
 pub mod users;
@@ -66,6 +67,8 @@ pub enum ErrorCode {
     NotClaimed,
     NotDelivered,
     OutsideDeliveryArea,
+    BelowMinimumOrder,
+    RestaurantPaused,
 }
 
 /// What a service returns: a result, a fixable input problem, or a failure (`AppError`).

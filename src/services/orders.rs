@@ -192,6 +192,20 @@ pub async fn price<C: ConnectionTrait>(
             "no such restaurant",
         )));
     };
+    if let Some(until) = restaurant.paused_until.filter(|until| *until > now) {
+        let local = until.with_timezone(&zone(&restaurant.time_zone));
+        return Ok(Err(InputError::new(
+            "restaurantId",
+            ErrorCode::RestaurantPaused,
+            format!(
+                "{} is not taking orders until {} ({}; {})",
+                restaurant.name,
+                local.format("%H:%M"),
+                restaurant.time_zone,
+                until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        )));
+    }
     if !is_open_now(db, &restaurant, now).await? {
         return Ok(Err(InputError::new(
             "restaurantId",
@@ -267,6 +281,21 @@ pub async fn price<C: ConnectionTrait>(
                 ..line.clone()
             },
         ));
+    }
+    if subtotal < restaurant.minimum_order {
+        let money = |minor| crate::graphql::common::Money::from_minor(minor, &restaurant.currency);
+        return Ok(Err(InputError::new(
+            "lines",
+            ErrorCode::BelowMinimumOrder,
+            format!(
+                "{} takes orders from {} {}; this one is {} {}",
+                restaurant.name,
+                money(restaurant.minimum_order).amount,
+                restaurant.currency,
+                money(subtotal).amount,
+                restaurant.currency
+            ),
+        )));
     }
     Ok(Ok(Priced {
         delivery_fee: restaurant.delivery_fee,
@@ -396,7 +425,7 @@ pub async fn is_open_now<C: ConnectionTrait>(
     restaurant: &restaurant::Model,
     now: DateTime<Utc>,
 ) -> AppResult<bool> {
-    if !restaurant.is_open {
+    if !restaurant.is_open || restaurant.paused_until.is_some_and(|until| until > now) {
         return Ok(false);
     }
     let minute = local_minute_of_week(zone(&restaurant.time_zone), now);

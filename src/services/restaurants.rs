@@ -329,6 +329,11 @@ fn condition(filter: &RestaurantFilter, now: DateTime<Utc>) -> sea_orm::Conditio
             .modulo(MINUTES_PER_WEEK);
         let open = sea_orm::Condition::all()
             .add(Expr::col((restaurant::Entity, R::IsOpen)).eq(true))
+            .add(
+                sea_orm::Condition::any()
+                    .add(Expr::col((restaurant::Entity, R::PausedUntil)).is_null())
+                    .add(Expr::col((restaurant::Entity, R::PausedUntil)).lte(now)),
+            )
             .add(Expr::exists(
                 Query::select()
                     .expr(Expr::val(1))

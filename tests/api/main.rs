@@ -28,6 +28,7 @@ mod outage;
 mod people;
 mod rows;
 mod schema;
+mod settings;
 mod statements;
 mod time_zones;
 mod webhooks;

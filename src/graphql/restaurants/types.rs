@@ -80,9 +80,10 @@ impl Restaurant {
         self.0.is_open
     }
 
-    /// Whether an order placed now would be taken: ordering is on and it is within the hours.
+    /// Whether an order placed now would be taken: ordering is on, not paused, and it is
+    /// within the hours.
     async fn open_now(&self, ctx: &Context<'_>) -> Result<bool> {
-        if !self.0.is_open {
+        if !self.0.is_open || self.0.paused_until.is_some_and(|until| until > Utc::now()) {
             return Ok(false);
         }
         let hours = ctx
@@ -128,6 +129,19 @@ impl Restaurant {
     /// the restaurants that deliver to a place.
     async fn delivery_radius_meters(&self) -> i32 {
         self.0.delivery_radius_m
+    }
+
+    /// The smallest subtotal it takes an order for (`BELOW_MINIMUM_ORDER` under it).
+    async fn minimum_order(&self) -> Money {
+        Money::from_minor(self.0.minimum_order, &self.0.currency)
+    }
+
+    /// Until when it does not take orders ("busy, back at 19:30"); null when it is not paused.
+    async fn paused_until(&self) -> Option<crate::graphql::common::Timestamp> {
+        self.0
+            .paused_until
+            .filter(|until| *until > Utc::now())
+            .map(crate::graphql::common::Timestamp)
     }
 
     /// How long its kitchen usually takes for an order, in minutes (what

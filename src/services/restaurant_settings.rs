@@ -1,0 +1,289 @@
+//! A restaurant's own settings: its owner (and admins; API tokens need `menu:write`) edits
+//! them; its staff may pause and resume orders on a busy night, nothing else.
+
+use chrono::{DateTime, Duration, Utc};
+use entities::{opening_hours, restaurant};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, QueryFilter,
+};
+
+use super::{
+    ErrorCode, InputError, ServiceResult,
+    restaurants::{MINUTES_PER_WEEK, Point, offset_minutes, remember_zones},
+};
+use crate::{
+    auth::{Scope, Viewer},
+    db::begin_write,
+    error::{AppError, AppResult},
+    graphql::common::Money,
+};
+
+/// Highest delivery fee, in minor units (100.00 in a currency with cents).
+pub const MAX_DELIVERY_FEE: i64 = 10_000;
+/// Highest minimum order, in minor units (1000.00 in a currency with cents).
+pub const MAX_MINIMUM_ORDER: i64 = 100_000;
+/// Longest a pause may last.
+pub const MAX_PAUSE: Duration = Duration::days(7);
+
+/// One weekly opening period: its day (0 = Monday), and opening and closing minute of the day;
+/// a closing minute at or before the opening one means the next day.
+#[derive(Debug, Clone, Copy)]
+pub struct Period {
+    pub day: i32,
+    pub opens: i32,
+    pub closes: i32,
+}
+
+/// Changes to a restaurant's settings; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub address: Option<String>,
+    pub location: Option<(f64, f64)>,
+    /// Decimal amounts in the restaurant's currency.
+    pub delivery_fee: Option<String>,
+    pub minimum_order: Option<String>,
+    pub delivery_radius_meters: Option<i32>,
+    pub preparation_minutes: Option<i32>,
+    pub time_zone: Option<String>,
+    /// The whole week, replacing the old hours.
+    pub opening_hours: Option<Vec<Period>>,
+}
+
+/// The restaurant, if `viewer` may act on it: with `staff_too`, its staff as well as its owner
+/// and admins; tokens need `menu:write`. FORBIDDEN otherwise.
+async fn authorize(
+    txn: &DatabaseTransaction,
+    viewer: &Viewer,
+    id: i64,
+    staff_too: bool,
+) -> AppResult<Option<restaurant::Model>> {
+    let user = viewer.require_user()?;
+    viewer.require_scope(Scope::MenuWrite)?;
+    let Some(found) = restaurant::Entity::find_by_id(id).one(txn).await? else {
+        return Ok(None);
+    };
+    let allowed =
+        viewer.is_admin() || found.owner_id == user.id || (staff_too && viewer.is_staff_of(id));
+    if allowed {
+        Ok(Some(found))
+    } else {
+        Err(AppError::Forbidden)
+    }
+}
+
+fn text(field: &str, value: &str, least: usize, most: usize) -> Result<String, InputError> {
+    let value = value.trim();
+    let count = value.chars().count();
+    if count < least || count > most {
+        return Err(InputError::new(
+            field,
+            ErrorCode::Invalid,
+            format!("{least} to {most} characters"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+fn amount(field: &str, value: &str, currency: &str, most: i64) -> Result<i64, InputError> {
+    Money::parse_minor(value.trim(), currency)
+        .filter(|minor| (0..=most).contains(minor))
+        .ok_or_else(|| {
+            InputError::new(
+                field,
+                ErrorCode::Invalid,
+                format!(
+                    "a decimal amount from 0 to {} {currency}",
+                    Money::from_minor(most, currency).amount
+                ),
+            )
+        })
+}
+
+fn in_range(
+    field: &str,
+    value: i32,
+    range: std::ops::RangeInclusive<i32>,
+) -> Result<i32, InputError> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(InputError::new(
+            field,
+            ErrorCode::Invalid,
+            format!("{} to {}", range.start(), range.end()),
+        ))
+    }
+}
+
+/// The stored rows of `periods`: minutes of the week, a period over the week's end split in
+/// two. Refuses bad times and overlaps.
+fn week_rows(periods: &[Period]) -> Result<Vec<(i32, i32)>, InputError> {
+    let mut rows = Vec::new();
+    for (index, period) in periods.iter().enumerate() {
+        let bad = |field: &str, message: &str| {
+            InputError::in_list("openingHours", index, field, ErrorCode::Invalid, message)
+        };
+        if !(0..1440).contains(&period.opens) {
+            return Err(bad("opens", "a time from 00:00 to 23:59"));
+        }
+        if !(0..1440).contains(&period.closes) {
+            return Err(bad("closes", "a time from 00:00 to 23:59"));
+        }
+        let opens = period.day * 1440 + period.opens;
+        let length = (period.closes - period.opens).rem_euclid(1440);
+        let length = if length == 0 { 1440 } else { length };
+        let closes = opens + length;
+        if closes <= MINUTES_PER_WEEK {
+            rows.push((opens, closes));
+        } else {
+            rows.push((opens, MINUTES_PER_WEEK));
+            rows.push((0, closes - MINUTES_PER_WEEK));
+        }
+    }
+    let mut sorted = rows.clone();
+    sorted.sort_unstable();
+    if sorted.windows(2).any(|pair| pair[1].0 < pair[0].1) {
+        return Err(InputError::new(
+            "openingHours",
+            ErrorCode::Invalid,
+            "opening periods overlap",
+        ));
+    }
+    Ok(rows)
+}
+
+/// Changes a restaurant's settings (its owner and admins), in one transaction.
+pub async fn update(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    id: i64,
+    settings: &Settings,
+    now: DateTime<Utc>,
+) -> ServiceResult<restaurant::Model> {
+    let txn = begin_write(db).await?;
+    let Some(found) = authorize(&txn, viewer, id, false).await? else {
+        return Ok(Err(InputError::new(
+            "id",
+            ErrorCode::NotFound,
+            "no such restaurant",
+        )));
+    };
+    let currency = found.currency.clone();
+    let mut active: restaurant::ActiveModel = found.into();
+    let mut hours = None;
+    let checked: Result<(), InputError> = (|| {
+        if let Some(name) = &settings.name {
+            active.name = Set(text("name", name, 1, 100)?);
+        }
+        if let Some(description) = &settings.description {
+            active.description = Set(text("description", description, 0, 2000)?);
+        }
+        if let Some(address) = &settings.address {
+            active.address = Set(text("address", address, 1, 300)?);
+        }
+        if let Some((latitude, longitude)) = settings.location {
+            Point::new(latitude, longitude).map_err(|_| {
+                InputError::new(
+                    "location",
+                    ErrorCode::Invalid,
+                    "the location is off the map",
+                )
+            })?;
+            active.latitude = Set(latitude);
+            active.longitude = Set(longitude);
+        }
+        if let Some(fee) = &settings.delivery_fee {
+            active.delivery_fee = Set(amount("deliveryFee", fee, &currency, MAX_DELIVERY_FEE)?);
+        }
+        if let Some(minimum) = &settings.minimum_order {
+            active.minimum_order = Set(amount(
+                "minimumOrder",
+                minimum,
+                &currency,
+                MAX_MINIMUM_ORDER,
+            )?);
+        }
+        if let Some(radius) = settings.delivery_radius_meters {
+            active.delivery_radius_m = Set(in_range("deliveryRadiusMeters", radius, 100..=50_000)?);
+        }
+        if let Some(minutes) = settings.preparation_minutes {
+            active.preparation_minutes = Set(in_range("preparationMinutes", minutes, 1..=240)?);
+        }
+        if let Some(name) = &settings.time_zone {
+            let zone: chrono_tz::Tz = name.trim().parse().map_err(|_| {
+                InputError::new(
+                    "timeZone",
+                    ErrorCode::Invalid,
+                    "an IANA time zone name, e.g. Europe/Berlin",
+                )
+            })?;
+            active.time_zone = Set(zone.name().to_owned());
+            active.utc_offset_minutes = Set(offset_minutes(zone, now));
+        }
+        if let Some(periods) = &settings.opening_hours {
+            hours = Some(week_rows(periods)?);
+        }
+        Ok(())
+    })();
+    if let Err(error) = checked {
+        return Ok(Err(error));
+    }
+    active.updated_at = Set(now);
+    let updated = active.update(&txn).await?;
+    if let Some(rows) = hours {
+        opening_hours::Entity::delete_many()
+            .filter(opening_hours::Column::RestaurantId.eq(id))
+            .exec(&txn)
+            .await?;
+        if !rows.is_empty() {
+            opening_hours::Entity::insert_many(rows.into_iter().map(|(opens, closes)| {
+                opening_hours::ActiveModel {
+                    restaurant_id: Set(id),
+                    opens_at: Set(opens),
+                    closes_at: Set(closes),
+                }
+            }))
+            .exec_without_returning(&txn)
+            .await?;
+        }
+    }
+    txn.commit().await?;
+    remember_zones([updated.time_zone.clone()]);
+    Ok(Ok(updated))
+}
+
+/// Stops taking orders until `until` (its owner and staff, admins); `None` takes orders again.
+pub async fn pause(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    id: i64,
+    until: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> ServiceResult<restaurant::Model> {
+    if let Some(until) = until
+        && (until <= now || until > now + MAX_PAUSE)
+    {
+        return Ok(Err(InputError::new(
+            "until",
+            ErrorCode::Invalid,
+            "a time in the future, at most 7 days from now",
+        )));
+    }
+    let txn = begin_write(db).await?;
+    let Some(found) = authorize(&txn, viewer, id, true).await? else {
+        return Ok(Err(InputError::new(
+            "restaurantId",
+            ErrorCode::NotFound,
+            "no such restaurant",
+        )));
+    };
+    let mut active: restaurant::ActiveModel = found.into();
+    active.paused_until = Set(until);
+    active.updated_at = Set(now);
+    let updated = active.update(&txn).await?;
+    txn.commit().await?;
+    Ok(Ok(updated))
+}

@@ -1,0 +1,172 @@
+//! A restaurant runs itself: its owner edits its settings, its staff pause orders on a busy
+//! night, and ordering follows at once.
+
+use chrono::{Duration, Utc};
+use dishpatch::{
+    graphql::relay::{GlobalId, NodeKind},
+    seed,
+};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde_json::{Value, json};
+
+use crate::{
+    helpers::{TestApp, db_test},
+    orders::{available, order_input, place, roma_items},
+};
+
+const UPDATE: &str = "mutation($input: UpdateRestaurantInput!) { updateRestaurant(input: $input) {
+    restaurant { name minimumOrder { amount } deliveryFee { amount } preparationMinutes deliveryRadiusMeters timeZone openNow
+                 openingHours { day opens closes closesNextDay } }
+    userErrors { field code message } } }";
+const PAUSE: &str = "mutation($input: PauseOrdersInput!) { pauseOrders(input: $input) { restaurant { pausedUntil openNow } userErrors { field code } } }";
+const RESUME: &str = "mutation($input: ResumeOrdersInput!) { resumeOrders(input: $input) { restaurant { pausedUntil openNow } userErrors { code } } }";
+
+/// Every day around the clock, as `updateRestaurant` takes it.
+fn always_open() -> Value {
+    json!(
+        [
+            "MONDAY",
+            "TUESDAY",
+            "WEDNESDAY",
+            "THURSDAY",
+            "FRIDAY",
+            "SATURDAY",
+            "SUNDAY"
+        ]
+        .iter()
+        .map(|day| json!({ "day": day, "opens": "00:00", "closes": "00:00" }))
+        .collect::<Vec<_>>()
+    )
+}
+
+/// A customer (no restaurant of their own) made staff of `restaurant` by an admin; their
+/// authorization header.
+async fn staff_of(app: &TestApp, restaurant: &str) -> String {
+    let worker = entities::user::Entity::find()
+        .filter(entities::user::Column::Email.like("user%@example.test"))
+        .order_by_desc(entities::user::Column::Id)
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let admin = app.bearer(seed::DEMO_ADMIN).await;
+    let added = app.graphql_as(Some(&admin), "mutation($input: StaffInput!) { addRestaurantStaff(input: $input) { userErrors { code } } }",
+        json!({ "input": { "restaurantId": restaurant, "userId": GlobalId::encode(NodeKind::User, worker.id) } })).await;
+    assert_eq!(added.data()["addRestaurantStaff"]["userErrors"], json!([]));
+    format!(
+        "Bearer {}",
+        app.tokens.issue(worker.id, None, None, Utc::now())
+    )
+}
+
+db_test! {
+    /// The owner sets a minimum order, fees, preparation time, time zone and hours; quotes and
+    /// orders follow; bad values change nothing.
+    async fn owners_edit_their_restaurant(app) {
+        let (restaurant, items) = roma_items(&app).await;
+        let owner = app.bearer(seed::DEMO_OWNER).await;
+        let changed = app.graphql_as(Some(&owner), UPDATE, json!({ "input": {
+            "id": restaurant, "name": "Trattoria Roma Due", "minimumOrder": "25.00", "deliveryFee": "1.5",
+            "preparationMinutes": 30, "deliveryRadiusMeters": 8000, "timeZone": "Europe/Rome", "openingHours": always_open() } })).await;
+        let changed = changed.data()["updateRestaurant"].clone();
+        assert_eq!(changed["userErrors"], json!([]));
+        let r = &changed["restaurant"];
+        assert_eq!((r["name"].as_str(), r["minimumOrder"]["amount"].as_str(), r["deliveryFee"]["amount"].as_str()), (Some("Trattoria Roma Due"), Some("25.00"), Some("1.50")));
+        assert_eq!((r["preparationMinutes"].as_i64(), r["deliveryRadiusMeters"].as_i64(), r["timeZone"].as_str()), (Some(30), Some(8000), Some("Europe/Rome")));
+        assert_eq!(r["openingHours"].as_array().unwrap().len(), 7);
+        assert_eq!(r["openingHours"][6], json!({ "day": "SUNDAY", "opens": "00:00", "closes": "00:00", "closesNextDay": true }));
+        assert_eq!(r["openNow"], true);
+
+        // Below the minimum: refused with what it takes; above it, placed with the new fee.
+        let cheap = items.iter().filter(|(_, ok, _)| *ok).min_by_key(|(_, _, price)| price.replace('.', "").parse::<i64>().unwrap()).unwrap().0.clone();
+        let refused = place(&app, &app.bearer(seed::DEMO_CUSTOMER).await, order_input(&restaurant, &[cheap], "min-1")).await;
+        assert_eq!(refused["userErrors"][0]["code"], "BELOW_MINIMUM_ORDER");
+        assert_eq!(refused["userErrors"][0]["field"], json!(["input", "lines"]));
+        assert!(refused["userErrors"][0]["message"].as_str().unwrap().contains("25.00 EUR"), "{refused}");
+        let mut big = order_input(&restaurant, &available(&items, 3), "min-2");
+        for line in big["lines"].as_array_mut().unwrap() {
+            line["quantity"] = json!(10);
+        }
+        let placed = place(&app, &app.bearer(seed::DEMO_CUSTOMER).await, big).await;
+        assert_eq!(placed["userErrors"], json!([]));
+        assert_eq!(placed["order"]["deliveryFee"]["amount"], "1.50");
+
+        // Bad values: a user error on the field, nothing changed.
+        for (input, field) in [
+            (json!({ "timeZone": "Mars/Olympus" }), json!(["input", "timeZone"])),
+            (json!({ "minimumOrder": "-1" }), json!(["input", "minimumOrder"])),
+            (json!({ "deliveryFee": "100.01" }), json!(["input", "deliveryFee"])),
+            (json!({ "deliveryRadiusMeters": 50 }), json!(["input", "deliveryRadiusMeters"])),
+            (json!({ "preparationMinutes": 0 }), json!(["input", "preparationMinutes"])),
+            (json!({ "name": "" }), json!(["input", "name"])),
+            (json!({ "openingHours": [{ "day": "MONDAY", "opens": "25:00", "closes": "23:00" }] }), json!(["input", "openingHours", "0", "opens"])),
+            (json!({ "openingHours": [{ "day": "MONDAY", "opens": "10:00", "closes": "14:00" }, { "day": "MONDAY", "opens": "13:00", "closes": "15:00" }] }), json!(["input", "openingHours"])),
+            (json!({ "name": "Half applied", "timeZone": "Nowhere" }), json!(["input", "timeZone"])),
+        ] {
+            let mut input = input.clone();
+            input["id"] = json!(restaurant);
+            let refused = app.graphql_as(Some(&owner), UPDATE, json!({ "input": input })).await;
+            assert_eq!(refused.data()["updateRestaurant"]["userErrors"][0]["field"], field, "{input}");
+        }
+        let now = app.graphql("query($id: ID!) { node(id: $id) { ... on Restaurant { name timeZone openingHours { day } } } }", json!({ "id": restaurant })).await;
+        assert_eq!(now.data()["node"]["name"], "Trattoria Roma Due");
+        assert_eq!(now.data()["node"]["timeZone"], "Europe/Rome");
+        assert_eq!(now.data()["node"]["openingHours"].as_array().unwrap().len(), 7);
+
+        // A week's end crossing: Sunday 22:00 to Monday 02:00 is open at both ends.
+        let late = app.graphql_as(Some(&owner), UPDATE, json!({ "input": { "id": restaurant, "openingHours": [{ "day": "SUNDAY", "opens": "22:00", "closes": "02:00" }] } })).await;
+        assert_eq!(late.data()["updateRestaurant"]["restaurant"]["openingHours"], json!([
+            { "day": "MONDAY", "opens": "00:00", "closes": "02:00", "closesNextDay": false },
+            { "day": "SUNDAY", "opens": "22:00", "closes": "00:00", "closesNextDay": true },
+        ]));
+    }
+}
+
+db_test! {
+    /// Staff pause orders until a time and resume them; while paused the restaurant is closed
+    /// everywhere and placeOrder says until when. Staff cannot edit the settings; strangers
+    /// can do neither.
+    async fn staff_pause_orders_and_strangers_change_nothing(app) {
+        let (restaurant, items) = roma_items(&app).await;
+        let staff = staff_of(&app, &restaurant).await;
+        let customer = app.bearer(seed::DEMO_CUSTOMER).await;
+        let until = Utc::now() + Duration::minutes(90);
+        let paused = app.graphql_as(Some(&staff), PAUSE, json!({ "input": { "restaurantId": restaurant, "until": until.to_rfc3339() } })).await;
+        let paused = paused.data()["pauseOrders"].clone();
+        assert_eq!(paused["userErrors"], json!([]));
+        assert_eq!(paused["restaurant"]["openNow"], false);
+        assert!(paused["restaurant"]["pausedUntil"].is_string());
+        let listed = app.graphql("{ restaurants(first: 100, filter: { openNow: true }) { edges { node { id } } } }", json!({})).await;
+        assert!(listed.data()["restaurants"]["edges"].as_array().unwrap().iter().all(|e| e["node"]["id"] != json!(restaurant)));
+        let refused = place(&app, &customer, order_input(&restaurant, &available(&items, 1), "paused")).await;
+        assert_eq!(refused["userErrors"][0]["code"], "RESTAURANT_PAUSED");
+        let local = until.with_timezone(&chrono_tz::Europe::Berlin).format("%H:%M").to_string();
+        assert!(refused["userErrors"][0]["message"].as_str().unwrap().contains(&local), "{refused} {local}");
+        let past = app.graphql_as(Some(&staff), PAUSE, json!({ "input": { "restaurantId": restaurant, "until": (Utc::now() - Duration::minutes(1)).to_rfc3339() } })).await;
+        assert_eq!(past.data()["pauseOrders"]["userErrors"][0]["field"], json!(["input", "until"]));
+        let resumed = app.graphql_as(Some(&staff), RESUME, json!({ "input": { "restaurantId": restaurant } })).await;
+        assert_eq!(resumed.data()["resumeOrders"]["restaurant"], json!({ "pausedUntil": null, "openNow": true }));
+        let placed = place(&app, &customer, order_input(&restaurant, &available(&items, 1), "resumed")).await;
+        assert_eq!(placed["userErrors"], json!([]));
+
+        // Staff cannot change the settings; the other restaurant's owner, a customer and a
+        // token without menu:write can do nothing; the owner's menu:write token can.
+        let rename = json!({ "input": { "id": restaurant, "name": "Taken over" } });
+        assert_eq!(app.graphql_as(Some(&staff), UPDATE, rename.clone()).await.error_code(), "FORBIDDEN");
+        let owner_id = app.user_id(seed::DEMO_OWNER).await;
+        let other_owner = format!("Bearer {}", app.tokens.issue(owner_id + 1, None, None, Utc::now()));
+        let narrow = format!("Bearer {}", app.tokens.issue(owner_id, Some(&["orders:write".to_owned()]), None, Utc::now()));
+        let pause = json!({ "input": { "restaurantId": restaurant, "until": (Utc::now() + Duration::hours(1)).to_rfc3339() } });
+        for who in [&other_owner, &customer, &narrow] {
+            assert_eq!(app.graphql_as(Some(who), UPDATE, rename.clone()).await.error_code(), "FORBIDDEN");
+            assert_eq!(app.graphql_as(Some(who), PAUSE, pause.clone()).await.error_code(), "FORBIDDEN");
+            assert_eq!(app.graphql_as(Some(who), RESUME, json!({ "input": { "restaurantId": restaurant } })).await.error_code(), "FORBIDDEN");
+        }
+        assert_eq!(app.graphql(UPDATE, rename.clone()).await.error_code(), "UNAUTHENTICATED");
+        let scoped = format!("Bearer {}", app.tokens.issue(owner_id, Some(&["menu:write".to_owned()]), None, Utc::now()));
+        let renamed = app.graphql_as(Some(&scoped), UPDATE, rename).await;
+        assert_eq!(renamed.data()["updateRestaurant"]["restaurant"]["name"], "Taken over");
+        let shown = app.graphql("query($id: ID!) { node(id: $id) { ... on Restaurant { pausedUntil openNow } } }", json!({ "id": restaurant })).await;
+        assert_eq!(shown.data()["node"], json!({ "pausedUntil": null, "openNow": true }), "the refused pauses changed nothing");
+    }
+}
