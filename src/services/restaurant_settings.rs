@@ -39,6 +39,8 @@ pub struct Period {
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
     pub name: Option<String>,
+    /// A new slug: the old one stops resolving (`restaurant(slug:)` answers null for it).
+    pub slug: Option<String>,
     pub description: Option<String>,
     pub address: Option<String>,
     pub location: Option<(f64, f64)>,
@@ -178,6 +180,9 @@ pub async fn update(
         if let Some(name) = &settings.name {
             active.name = Set(text("name", name, 1, 100)?);
         }
+        if let Some(slug) = &settings.slug {
+            active.slug = Set(check_slug(slug)?);
+        }
         if let Some(description) = &settings.description {
             active.description = Set(text("description", description, 0, 2000)?);
         }
@@ -231,6 +236,11 @@ pub async fn update(
     if let Err(error) = checked {
         return Ok(Err(error));
     }
+    if let Some(slug) = active.slug.try_as_ref()
+        && slug_taken(&txn, slug, Some(id)).await?
+    {
+        return Ok(Err(taken()));
+    }
     active.updated_at = Set(now);
     let updated = active.update(&txn).await?;
     if let Some(rows) = hours {
@@ -253,6 +263,150 @@ pub async fn update(
     txn.commit().await?;
     remember_zones([updated.time_zone.clone()]);
     Ok(Ok(updated))
+}
+
+/// Checks a slug: 2 to 60 of `a-z`, `0-9` and inner `-`.
+fn check_slug(slug: &str) -> Result<String, InputError> {
+    let slug = slug.trim();
+    let valid = (2..=60).contains(&slug.len())
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !slug.starts_with('-')
+        && !slug.ends_with('-');
+    if valid {
+        Ok(slug.to_owned())
+    } else {
+        Err(InputError::new(
+            "slug",
+            ErrorCode::Invalid,
+            "2 to 60 lower-case letters, digits and inner hyphens",
+        ))
+    }
+}
+
+fn taken() -> InputError {
+    InputError::new(
+        "slug",
+        ErrorCode::Conflict,
+        "another restaurant has this slug",
+    )
+}
+
+/// Whether a restaurant other than `except` has `slug`.
+async fn slug_taken(txn: &DatabaseTransaction, slug: &str, except: Option<i64>) -> AppResult<bool> {
+    let mut query = restaurant::Entity::find().filter(restaurant::Column::Slug.eq(slug));
+    if let Some(id) = except {
+        query = query.filter(restaurant::Column::Id.ne(id));
+    }
+    Ok(query.one(txn).await?.is_some())
+}
+
+/// A new restaurant, as an admin onboards it.
+#[derive(Debug, Clone)]
+pub struct NewRestaurant {
+    pub name: String,
+    pub slug: String,
+    pub owner_id: i64,
+    pub address: String,
+    pub location: (f64, f64),
+    pub time_zone: String,
+    pub currency: String,
+}
+
+/// Onboards a restaurant (admins): its owner becomes its first staff member and may then
+/// edit it. It takes orders once it has opening hours and a menu.
+pub async fn create(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    new: &NewRestaurant,
+    now: DateTime<Utc>,
+) -> ServiceResult<restaurant::Model> {
+    viewer.require_full_session()?;
+    viewer.require_role(crate::auth::Role::Admin)?;
+    let checked = (|| -> Result<_, InputError> {
+        let name = text("name", &new.name, 1, 100)?;
+        let slug = check_slug(&new.slug)?;
+        let address = text("address", &new.address, 1, 300)?;
+        let (latitude, longitude) = new.location;
+        Point::new(latitude, longitude).map_err(|_| {
+            InputError::new(
+                "location",
+                ErrorCode::Invalid,
+                "the location is off the map",
+            )
+        })?;
+        let zone: chrono_tz::Tz = new.time_zone.trim().parse().map_err(|_| {
+            InputError::new(
+                "timeZone",
+                ErrorCode::Invalid,
+                "an IANA time zone name, e.g. Europe/Berlin",
+            )
+        })?;
+        let currency = new.currency.trim().to_owned();
+        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(InputError::new(
+                "currency",
+                ErrorCode::Invalid,
+                "an ISO 4217 code, e.g. EUR",
+            ));
+        }
+        Ok((name, slug, address, zone, currency))
+    })();
+    let (name, slug, address, zone, currency) = match checked {
+        Ok(checked) => checked,
+        Err(error) => return Ok(Err(error)),
+    };
+    let txn = begin_write(db).await?;
+    if entities::user::Entity::find_by_id(new.owner_id)
+        .one(&txn)
+        .await?
+        .is_none()
+    {
+        return Ok(Err(InputError::new(
+            "ownerId",
+            ErrorCode::NotFound,
+            "no such user",
+        )));
+    }
+    if slug_taken(&txn, &slug, None).await? {
+        return Ok(Err(taken()));
+    }
+    let created = restaurant::ActiveModel {
+        owner_id: Set(new.owner_id),
+        slug: Set(slug),
+        name: Set(name),
+        description: Set(String::new()),
+        address: Set(address),
+        latitude: Set(new.location.0),
+        longitude: Set(new.location.1),
+        utc_offset_minutes: Set(offset_minutes(zone, now)),
+        is_open: Set(true),
+        currency: Set(currency),
+        delivery_fee: Set(0),
+        rating_sum: Set(0),
+        rating_count: Set(0),
+        created_at: Set(now),
+        updated_at: Set(now),
+        delivery_radius_m: Set(5_000),
+        preparation_minutes: Set(20),
+        time_zone: Set(zone.name().to_owned()),
+        minimum_order: Set(0),
+        paused_until: Set(None),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    entities::restaurant_staff::ActiveModel {
+        restaurant_id: Set(created.id),
+        user_id: Set(new.owner_id),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    remember_zones([created.time_zone.clone()]);
+    Ok(Ok(created))
 }
 
 /// Stops taking orders until `until` (its owner and staff, admins); `None` takes orders again.

@@ -206,18 +206,31 @@ pub async fn set_role(
 /// Adds (or removes, with `member = false`) user `user_id` to the staff of `restaurant_id`.
 pub async fn set_staff(
     db: &DatabaseConnection,
+    viewer: &crate::auth::Viewer,
     restaurant_id: i64,
     user_id: i64,
     member: bool,
     now: DateTime<Utc>,
 ) -> AppResult<Result<(), InputError>> {
+    let me = viewer.require_user()?.id;
+    viewer.require_full_session()?;
     let txn = begin_write(db).await?;
-    if restaurant::Entity::find_by_id(restaurant_id)
+    let Some(found) = restaurant::Entity::find_by_id(restaurant_id)
         .one(&txn)
         .await?
-        .is_none()
-    {
+    else {
         return Ok(Err(not_found("restaurantId", "restaurant")));
+    };
+    // Its owner manages its staff, admins any restaurant's.
+    if found.owner_id != me && !viewer.is_admin() {
+        return Err(crate::error::AppError::Forbidden);
+    }
+    if !member && user_id == found.owner_id {
+        return Ok(Err(InputError {
+            field: vec!["userId".into()],
+            message: "the owner stays on the staff of their restaurant".into(),
+            code: ErrorCode::Invalid,
+        }));
     }
     if user::Entity::find_by_id(user_id).one(&txn).await?.is_none() {
         return Ok(Err(not_found("userId", "user")));

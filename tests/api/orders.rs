@@ -3,7 +3,7 @@
 
 use dishpatch::seed;
 use futures_util::future::join_all;
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
 
 use crate::{
@@ -562,21 +562,29 @@ db_test! {
 db_test! {
     async fn staff_removed_from_a_restaurant_stop_hearing_its_orders(app) {
         let (restaurant, items) = roma_items(&app).await;
-        let (owner, admin) = (app.bearer(seed::DEMO_OWNER).await, app.bearer(seed::DEMO_ADMIN).await);
+        let admin = app.bearer(seed::DEMO_ADMIN).await;
+        // A customer (no restaurant of their own) on Roma's staff for a while.
+        let worker = entities::user::Entity::find()
+            .filter(entities::user::Column::Email.like("user%@example.test"))
+            .order_by_desc(entities::user::Column::Id)
+            .one(&app.db).await.unwrap().unwrap();
+        let worker_id = dishpatch::graphql::relay::GlobalId::encode(dishpatch::graphql::relay::NodeKind::User, worker.id);
+        let added = app
+            .graphql_as(Some(&admin), "mutation($i: StaffInput!) { addRestaurantStaff(input: $i) { userErrors { code } } }",
+                json!({ "i": { "restaurantId": restaurant, "userId": worker_id } }))
+            .await;
+        assert_eq!(added.data()["addRestaurantStaff"]["userErrors"], json!([]));
+        let staff = format!("Bearer {}", app.tokens.issue(worker.id, None, None, chrono::Utc::now()));
         let mut socket = connect(&app, "graphql-transport-ws").await;
-        send(&mut socket, json!({ "type": "connection_init", "payload": { "Authorization": owner } })).await;
+        send(&mut socket, json!({ "type": "connection_init", "payload": { "Authorization": staff } })).await;
         assert_eq!(receive(&mut socket).await["type"], "connection_ack");
         send(&mut socket, json!({ "id": "r", "type": "subscribe", "payload": {
             "query": "subscription($r: ID!) { restaurantOrders(restaurantId: $r) { id } }",
             "variables": { "r": restaurant } } })).await;
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        let owner_id = dishpatch::graphql::relay::GlobalId::encode(
-            dishpatch::graphql::relay::NodeKind::User,
-            app.user_id(seed::DEMO_OWNER).await,
-        );
         let removed = app
             .graphql_as(Some(&admin), "mutation($i: StaffInput!) { removeRestaurantStaff(input: $i) { userErrors { code } } }",
-                json!({ "i": { "restaurantId": restaurant, "userId": owner_id } }))
+                json!({ "i": { "restaurantId": restaurant, "userId": worker_id } }))
             .await;
         assert_eq!(removed.data()["removeRestaurantStaff"]["userErrors"], json!([]));
         let customer = app.bearer(seed::DEMO_CUSTOMER).await;

@@ -170,3 +170,77 @@ db_test! {
         assert_eq!(shown.data()["node"], json!({ "pausedUntil": null, "openNow": true }), "the refused pauses changed nothing");
     }
 }
+
+const CREATE: &str = "mutation($input: CreateRestaurantInput!) { createRestaurant(input: $input) {
+    restaurant { id slug name timeZone openNow } userErrors { field code } } }";
+const STAFF: &str = "mutation($input: StaffInput!) { addRestaurantStaff(input: $input) { userErrors { field code } } }";
+const UNSTAFF: &str = "mutation($input: StaffInput!) { removeRestaurantStaff(input: $input) { userErrors { field code } } }";
+
+db_test! {
+    /// An admin onboards a restaurant for a new owner, who sets its hours and menu and then
+    /// takes orders, manages its staff and renames its slug; nobody else can.
+    async fn a_new_restaurant_is_onboarded_and_run_by_its_owner(app) {
+        let admin = app.bearer(seed::DEMO_ADMIN).await;
+        let newcomer = entities::user::Entity::find()
+            .filter(entities::user::Column::Email.like("user%@example.test"))
+            .order_by_desc(entities::user::Column::Id)
+            .one(&app.db).await.unwrap().unwrap();
+        let helper_id = newcomer.id - 1;
+        let owner_gid = GlobalId::encode(NodeKind::User, newcomer.id);
+        let input = json!({ "name": "Pho Corner", "slug": "pho-corner", "ownerId": owner_gid, "address": "Kastanienallee 5, Berlin",
+            "location": { "latitude": 52.538, "longitude": 13.410 }, "timeZone": "Europe/Berlin" });
+        let created = app.graphql_as(Some(&admin), CREATE, json!({ "input": input })).await;
+        let created = created.data()["createRestaurant"].clone();
+        assert_eq!(created["userErrors"], json!([]));
+        let restaurant = created["restaurant"]["id"].as_str().unwrap().to_owned();
+        assert_eq!(created["restaurant"]["openNow"], false, "no hours yet");
+        let again = app.graphql_as(Some(&admin), CREATE, json!({ "input": input })).await;
+        assert_eq!(again.data()["createRestaurant"]["userErrors"], json!([{ "field": ["input", "slug"], "code": "CONFLICT" }]));
+        let mut bad = input.clone();
+        bad["slug"] = json!("Pho Corner!");
+        let refused = app.graphql_as(Some(&admin), CREATE, json!({ "input": bad })).await;
+        assert_eq!(refused.data()["createRestaurant"]["userErrors"][0]["code"], "INVALID");
+        for who in [app.bearer(seed::DEMO_OWNER).await, app.bearer(seed::DEMO_CUSTOMER).await] {
+            assert_eq!(app.graphql_as(Some(&who), CREATE, json!({ "input": input })).await.error_code(), "FORBIDDEN");
+        }
+
+        // The owner sees where they work, sets hours and a menu: orders come in.
+        let owner = format!("Bearer {}", app.tokens.issue(newcomer.id, None, None, Utc::now()));
+        let workplaces = app.graphql_as(Some(&owner), "{ viewer { restaurants { role restaurant { slug } } } }", json!({})).await;
+        assert!(workplaces.data()["viewer"]["restaurants"].as_array().unwrap().contains(&json!({ "role": "OWNER", "restaurant": { "slug": "pho-corner" } })));
+        let hours = app.graphql_as(Some(&owner), UPDATE, json!({ "input": { "id": restaurant, "openingHours": always_open(), "deliveryFee": "2.00" } })).await;
+        assert_eq!(hours.data()["updateRestaurant"]["restaurant"]["openNow"], true);
+        let category = app.graphql_as(Some(&owner), "mutation($r: ID!) { createMenuCategory(input: { restaurantId: $r, name: \"Soups\" }) { category { id } } }", json!({ "r": restaurant })).await;
+        let category = category.data()["createMenuCategory"]["category"]["id"].clone();
+        let item = app.graphql_as(Some(&owner), "mutation($c: ID!) { createMenuItem(input: { categoryId: $c, name: \"Pho bo\", price: \"12.90\" }) { menuItem { id } } }", json!({ "c": category })).await;
+        let item = item.data()["createMenuItem"]["menuItem"]["id"].as_str().unwrap().to_owned();
+        let placed = place(&app, &app.bearer(seed::DEMO_CUSTOMER).await, order_input(&restaurant, &[item], "pho-1")).await;
+        assert_eq!(placed["userErrors"], json!([]));
+        assert_eq!(placed["order"]["total"]["amount"], "14.90");
+
+        // Staff: the owner adds and removes them; staff and other owners cannot.
+        let helper_global_id = GlobalId::encode(NodeKind::User, helper_id);
+        let membership = json!({ "input": { "restaurantId": restaurant, "userId": helper_global_id } });
+        assert_eq!(app.graphql_as(Some(&owner), STAFF, membership.clone()).await.data()["addRestaurantStaff"]["userErrors"], json!([]));
+        let helper = format!("Bearer {}", app.tokens.issue(helper_id, None, None, Utc::now()));
+        let pause = json!({ "input": { "restaurantId": restaurant, "until": (Utc::now() + Duration::minutes(30)).to_rfc3339() } });
+        assert_eq!(app.graphql_as(Some(&helper), PAUSE, pause.clone()).await.data()["pauseOrders"]["userErrors"], json!([]));
+        let third = json!({ "input": { "restaurantId": restaurant, "userId": GlobalId::encode(NodeKind::User, helper_id - 1) } });
+        assert_eq!(app.graphql_as(Some(&helper), STAFF, third.clone()).await.error_code(), "FORBIDDEN", "staff do not manage staff");
+        assert_eq!(app.graphql_as(Some(&app.bearer(seed::DEMO_OWNER).await), STAFF, third).await.error_code(), "FORBIDDEN", "another restaurant's owner");
+        let self_removal = json!({ "input": { "restaurantId": restaurant, "userId": owner_gid } });
+        assert_eq!(app.graphql_as(Some(&owner), UNSTAFF, self_removal).await.data()["removeRestaurantStaff"]["userErrors"][0]["code"], "INVALID");
+        assert_eq!(app.graphql_as(Some(&owner), UNSTAFF, membership).await.data()["removeRestaurantStaff"]["userErrors"], json!([]));
+        assert_eq!(app.graphql_as(Some(&helper), RESUME, json!({ "input": { "restaurantId": restaurant } })).await.error_code(), "FORBIDDEN", "no longer staff");
+
+        // A new slug: the old one no longer resolves, the ID still does.
+        let renamed = app.graphql_as(Some(&owner), UPDATE, json!({ "input": { "id": restaurant, "slug": "pho-corner-mitte" } })).await;
+        assert_eq!(renamed.data()["updateRestaurant"]["userErrors"], json!([]));
+        let taken = app.graphql_as(Some(&owner), UPDATE, json!({ "input": { "id": restaurant, "slug": "trattoria-roma" } })).await;
+        assert_eq!(taken.data()["updateRestaurant"]["userErrors"], json!([{ "field": ["input", "slug"], "code": "CONFLICT", "message": "another restaurant has this slug" }]));
+        let old = app.graphql("{ restaurant(slug: \"pho-corner\") { id } }", json!({})).await;
+        assert_eq!(old.data()["restaurant"], Value::Null);
+        let new = app.graphql("{ restaurant(slug: \"pho-corner-mitte\") { id } }", json!({})).await;
+        assert_eq!(new.data()["restaurant"]["id"], json!(restaurant));
+    }
+}

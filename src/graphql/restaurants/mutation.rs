@@ -36,6 +36,9 @@ pub struct UpdateRestaurantInput {
     pub id: ID,
     /// 1 to 100 characters.
     pub name: Option<String>,
+    /// A new slug (2 to 60 of `a-z`, `0-9`, inner `-`; unique, else `CONFLICT`). The old slug
+    /// stops resolving: `restaurant(slug:)` answers null for it; IDs never change.
+    pub slug: Option<String>,
     /// At most 2000 characters.
     pub description: Option<String>,
     /// 1 to 300 characters.
@@ -54,6 +57,25 @@ pub struct UpdateRestaurantInput {
     pub time_zone: Option<String>,
     /// The whole week's hours, replacing the old ones; periods must not overlap.
     pub opening_hours: Option<Vec<OpeningPeriodInput>>,
+}
+
+/// A new restaurant.
+#[derive(InputObject)]
+pub struct CreateRestaurantInput {
+    /// 1 to 100 characters.
+    pub name: String,
+    /// 2 to 60 of `a-z`, `0-9` and inner `-`; unique.
+    pub slug: String,
+    /// The user who runs it: they become its owner and first staff member.
+    pub owner_id: ID,
+    /// 1 to 300 characters.
+    pub address: String,
+    /// Where it is.
+    pub location: GeoPointInput,
+    /// Its IANA time zone, e.g. `Europe/Berlin`.
+    pub time_zone: String,
+    /// ISO 4217 code of its prices (default `EUR`).
+    pub currency: Option<String>,
 }
 
 /// Pausing orders.
@@ -136,6 +158,28 @@ pub struct RestaurantMutation;
 
 #[Object]
 impl RestaurantMutation {
+    /// Onboards a restaurant (admins, with a full session). It takes orders once its owner has
+    /// set opening hours (`updateRestaurant`) and a menu.
+    async fn create_restaurant(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateRestaurantInput,
+    ) -> Result<RestaurantPayload> {
+        let new = service::NewRestaurant {
+            name: input.name,
+            slug: input.slug,
+            owner_id: GlobalId::decode_as(&input.owner_id, NodeKind::User)?,
+            address: input.address,
+            location: (input.location.latitude, input.location.longitude),
+            time_zone: input.time_zone,
+            currency: input.currency.unwrap_or_else(|| "EUR".into()),
+        };
+        let db = ctx.data::<DatabaseConnection>()?;
+        Ok(payload(
+            service::create(db, viewer(ctx)?, &new, Utc::now()).await?,
+        ))
+    }
+
     /// Changes a restaurant's settings: name, description, address and location, delivery fee,
     /// minimum order, delivery radius, preparation time, time zone and weekly hours. Its owner
     /// and admins only.
@@ -151,6 +195,7 @@ impl RestaurantMutation {
         };
         let settings = Settings {
             name: input.name,
+            slug: input.slug,
             description: input.description,
             address: input.address,
             location: input.location.map(|l| (l.latitude, l.longitude)),

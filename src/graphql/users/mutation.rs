@@ -85,7 +85,9 @@ impl UserMutation {
         let user_id = GlobalId::decode_as(&input.user_id, NodeKind::User)?;
         let db = ctx.data::<DatabaseConnection>()?;
         Ok(
-            match users::set_staff(db, restaurant_id, user_id, member, Utc::now()).await? {
+            match users::set_staff(db, viewer(ctx)?, restaurant_id, user_id, member, Utc::now())
+                .await?
+            {
                 Ok(()) => StaffPayload {
                     restaurant: Some(load_restaurant(ctx, restaurant_id).await?),
                     user_errors: Vec::new(),
@@ -114,8 +116,9 @@ impl UserMutation {
         Self::set_role(ctx, input, false).await
     }
 
-    /// Makes a user staff of a restaurant. Admins only, with a full session.
-    #[graphql(guard = "RoleGuard(Role::Admin).and(FullSessionGuard)")]
+    /// Makes a user staff of a restaurant (staff see and move its orders, change its menu and
+    /// pause its orders). The restaurant's owner, or an admin, with a full session.
+    #[graphql(guard = "FullSessionGuard")]
     async fn add_restaurant_staff(
         &self,
         ctx: &Context<'_>,
@@ -124,8 +127,9 @@ impl UserMutation {
         Self::set_staff(ctx, input, true).await
     }
 
-    /// Removes a user from a restaurant's staff. Admins only, with a full session.
-    #[graphql(guard = "RoleGuard(Role::Admin).and(FullSessionGuard)")]
+    /// Removes a user from a restaurant's staff (not its owner). The restaurant's owner, or an
+    /// admin, with a full session.
+    #[graphql(guard = "FullSessionGuard")]
     async fn remove_restaurant_staff(
         &self,
         ctx: &Context<'_>,
