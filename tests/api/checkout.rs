@@ -95,6 +95,10 @@ db_test! {
         assert!(codes.contains(&"OUTSIDE_DELIVERY_AREA".to_owned()), "{codes:?}");
         assert!(codes.contains(&"RESTAURANT_CLOSED".to_owned()));
         assert!(codes.contains(&"ITEM_NOT_FOUND".to_owned()));
+        let mut nowhere = input.clone();
+        nowhere.as_object_mut().unwrap().remove("deliveryLocation");
+        let nowhere = quote(&app, None, &nowhere).await;
+        assert_eq!(nowhere["userErrors"][0]["field"], json!(["input", "deliveryLocation"]));
         let far = quote(&app, None, &refusals.last().unwrap().clone()).await;
         assert_eq!(far["userErrors"][0]["field"], json!(["input", "deliveryLocation"]));
         assert!(far["userErrors"][0]["message"].as_str().unwrap().contains("delivers within 15.0 km"), "{far}");

@@ -116,6 +116,13 @@ impl OrderQuery {
             quote: None,
             user_errors: vec![error.into()],
         };
+        if input.address_id.is_none() && input.delivery_location.is_none() {
+            return Ok(refused(crate::services::InputError::new(
+                "deliveryLocation",
+                crate::services::ErrorCode::Invalid,
+                "give the delivery location or a saved address (addressId)",
+            )));
+        }
         let destination = match super::mutation::Destination::new(
             input.address_id.as_ref(),
             input.delivery_location.map(|_| String::new()),
