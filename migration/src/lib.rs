@@ -3,6 +3,7 @@
 
 pub use sea_orm_migration::prelude::*;
 
+mod columns;
 mod m20261122_000001_create_marketplace;
 mod m20261206_000001_event_log;
 mod m20261207_000001_webhooks;

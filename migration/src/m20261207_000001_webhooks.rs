@@ -5,6 +5,8 @@
 
 use sea_orm_migration::prelude::*;
 
+use crate::columns;
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -35,15 +37,8 @@ impl MigrationTrait for Migration {
                 .null()
                 .take(),
         ];
-        for mut column in webhook_columns {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(Webhooks::Table)
-                        .add_column(&mut column)
-                        .take(),
-                )
-                .await?;
+        for column in webhook_columns {
+            columns::add(manager, Webhooks::Table, column).await?;
         }
         let delivery_columns = [
             ColumnDef::new(WebhookDeliveries::MessageId)
@@ -64,15 +59,8 @@ impl MigrationTrait for Migration {
                 .null()
                 .take(),
         ];
-        for mut column in delivery_columns {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(WebhookDeliveries::Table)
-                        .add_column(&mut column)
-                        .take(),
-                )
-                .await?;
+        for column in delivery_columns {
+            columns::add(manager, WebhookDeliveries::Table, column).await?;
         }
         // The sender takes the oldest pending delivery of each endpoint: this index finds
         // whether an older one is still pending, and serves `deliveries(status:)`.
@@ -105,14 +93,7 @@ impl MigrationTrait for Migration {
             WebhookDeliveries::LastAttemptAt,
             WebhookDeliveries::LastLatencyMs,
         ] {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(WebhookDeliveries::Table)
-                        .drop_column(column)
-                        .take(),
-                )
-                .await?;
+            columns::drop(manager, WebhookDeliveries::Table, column).await?;
         }
         for column in [
             Webhooks::Description,
@@ -121,14 +102,7 @@ impl MigrationTrait for Migration {
             Webhooks::DisabledReason,
             Webhooks::FailingSince,
         ] {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(Webhooks::Table)
-                        .drop_column(column)
-                        .take(),
-                )
-                .await?;
+            columns::drop(manager, Webhooks::Table, column).await?;
         }
         Ok(())
     }

@@ -3,36 +3,24 @@
 
 use sea_orm_migration::prelude::*;
 
+use crate::columns;
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Restaurants::Table)
-                    .add_column(
-                        ColumnDef::new(Restaurants::PreparationMinutes)
-                            .integer()
-                            .not_null()
-                            .default(20),
-                    )
-                    .take(),
-            )
-            .await
+        let minutes = ColumnDef::new(Restaurants::PreparationMinutes)
+            .integer()
+            .not_null()
+            .default(20)
+            .take();
+        columns::add(manager, Restaurants::Table, minutes).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Restaurants::Table)
-                    .drop_column(Restaurants::PreparationMinutes)
-                    .take(),
-            )
-            .await
+        columns::drop(manager, Restaurants::Table, Restaurants::PreparationMinutes).await
     }
 }
 

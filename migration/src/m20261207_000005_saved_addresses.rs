@@ -52,25 +52,15 @@ impl MigrationTrait for Migration {
                     .take(),
             )
             .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Orders::Table)
-                    .add_column(ColumnDef::new(Orders::DeliveryNotes).string_len(300).null())
-                    .take(),
-            )
-            .await
+        let notes = ColumnDef::new(Orders::DeliveryNotes)
+            .string_len(300)
+            .null()
+            .take();
+        crate::columns::add(manager, Orders::Table, notes).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Orders::Table)
-                    .drop_column(Orders::DeliveryNotes)
-                    .take(),
-            )
-            .await?;
+        crate::columns::drop(manager, Orders::Table, Orders::DeliveryNotes).await?;
         manager
             .drop_table(Table::drop().table(Addresses::Table).take())
             .await

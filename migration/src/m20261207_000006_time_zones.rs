@@ -6,25 +6,20 @@
 
 use sea_orm_migration::prelude::*;
 
+use crate::columns;
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Restaurants::Table)
-                    .add_column(
-                        ColumnDef::new(Restaurants::TimeZone)
-                            .string_len(64)
-                            .not_null()
-                            .default("UTC"),
-                    )
-                    .take(),
-            )
-            .await?;
+        let zone = ColumnDef::new(Restaurants::TimeZone)
+            .string_len(64)
+            .not_null()
+            .default("UTC")
+            .take();
+        columns::add(manager, Restaurants::Table, zone).await?;
         let db = manager.get_connection();
         db.execute_unprepared(
             "UPDATE restaurants SET time_zone = 'Europe/Berlin' WHERE utc_offset_minutes IN (60, 120)",
@@ -64,14 +59,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Restaurants::Table)
-                    .drop_column(Restaurants::TimeZone)
-                    .take(),
-            )
-            .await
+        columns::drop(manager, Restaurants::Table, Restaurants::TimeZone).await
     }
 }
 

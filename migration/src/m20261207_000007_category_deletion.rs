@@ -3,35 +3,23 @@
 
 use sea_orm_migration::prelude::*;
 
+use crate::columns;
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(MenuCategories::Table)
-                    .add_column(
-                        ColumnDef::new(MenuCategories::DeletedAt)
-                            .timestamp_with_time_zone()
-                            .null(),
-                    )
-                    .take(),
-            )
-            .await
+        let deleted = ColumnDef::new(MenuCategories::DeletedAt)
+            .timestamp_with_time_zone()
+            .null()
+            .take();
+        columns::add(manager, MenuCategories::Table, deleted).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(MenuCategories::Table)
-                    .drop_column(MenuCategories::DeletedAt)
-                    .take(),
-            )
-            .await
+        columns::drop(manager, MenuCategories::Table, MenuCategories::DeletedAt).await
     }
 }
 
