@@ -137,7 +137,7 @@ pub async fn create(
                 .into_tuple::<i64>()
                 .one(db)
                 .await?;
-            let allowed = owner.is_some_and(|owner| owner == user_id) || viewer.is_admin();
+            let allowed = owner.is_some_and(|owner| owner == user_id || viewer.is_admin());
             if !allowed {
                 // Not telling strangers which restaurants exist beyond what is public anyway:
                 // the same answer for "not yours" and "no such restaurant".

@@ -26,11 +26,9 @@ db_test! {
         let other_id = roma_id + 1;
         let auckland: chrono_tz::Tz = "Pacific/Auckland".parse().unwrap();
         let now = local_minute(auckland);
-        let (from, until) = (now - 60, now + 60);
-        if from < 0 || until > 7 * 1440 {
-            eprintln!("SKIPPED: Auckland's clock is within an hour of the week's end; the window would wrap");
-            return;
-        }
+        // Within the week (a stored period does not wrap): New York's clock, 18 hours behind,
+        // is outside it whatever the time.
+        let (from, until) = ((now - 60).max(0), (now + 60).min(7 * 1440));
         for (id, zone) in [(roma_id, "Pacific/Auckland"), (other_id, "America/New_York")] {
             // A stale offset on purpose: the server computes the zone's own.
             entities::restaurant::Entity::update_many()

@@ -717,6 +717,11 @@ db_test! {
         assert_eq!((refused["userErrors"][0]["code"].as_str(), refused["webhookEndpoint"].is_null()), (Some("NOT_FOUND"), true));
         let refused = create(&app, &customer, json!({ "url": hooks.url, "events": ["ORDER_PLACED"] })).await;
         assert_eq!(refused["userErrors"][0]["field"], json!(["input", "restaurantId"]));
+        // Not even an admin can follow a restaurant that does not exist.
+        let admin = app.bearer(seed::DEMO_ADMIN).await;
+        let nowhere = dishpatch::graphql::relay::GlobalId::encode(dishpatch::graphql::relay::NodeKind::Restaurant, 999_999);
+        let refused = create(&app, &admin, json!({ "url": hooks.url, "events": ["ORDER_PLACED"], "restaurantId": nowhere })).await;
+        assert_eq!(refused["userErrors"][0]["code"], "NOT_FOUND");
         // A token of the owner without `webhooks:write`, then with it.
         let owner_id = app.user_id(seed::DEMO_OWNER).await;
         let narrow = format!("Bearer {}", app.tokens.issue(owner_id, Some(&["orders:read".to_owned()]), None, chrono::Utc::now()));
