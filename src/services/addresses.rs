@@ -9,7 +9,7 @@ use sea_orm::{
     EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
 };
 
-use super::{ErrorCode, InputError, ServiceResult, lock_user, restaurants::Point};
+use super::{ErrorCode, InputError, ServiceResult, bounded_text, location, lock_user};
 use crate::{auth::Viewer, db::begin_write, error::AppResult};
 
 /// Most addresses one customer keeps.
@@ -30,17 +30,7 @@ pub struct AddressFields {
 
 /// Checks one text field: trimmed, 1 to `max` characters (0 to `max` when `optional`).
 fn text(field: &str, value: &str, max: usize, optional: bool) -> Result<String, InputError> {
-    let value = value.trim();
-    let count = value.chars().count();
-    if count > max || (!optional && count == 0) {
-        let least = u8::from(!optional);
-        return Err(InputError::new(
-            field,
-            ErrorCode::Invalid,
-            format!("{least} to {max} characters"),
-        ));
-    }
-    Ok(value.to_owned())
+    bounded_text(field, value, usize::from(!optional), max)
 }
 
 /// Applies `fields` to `model`, checking each.
@@ -67,13 +57,7 @@ fn apply(model: &mut address::ActiveModel, fields: &AddressFields) -> Result<(),
         });
     }
     if let Some((latitude, longitude)) = fields.location {
-        Point::new(latitude, longitude).map_err(|_| {
-            InputError::new(
-                "location",
-                ErrorCode::Invalid,
-                "the location is off the map",
-            )
-        })?;
+        location("location", latitude, longitude)?;
         model.latitude = Set(latitude);
         model.longitude = Set(longitude);
     }

@@ -57,15 +57,7 @@ async fn authorize(
 }
 
 fn name(field: &str, value: &str) -> Result<String, InputError> {
-    let value = value.trim();
-    if value.is_empty() || value.chars().count() > MAX_NAME_CHARS {
-        return Err(InputError::new(
-            field,
-            ErrorCode::Invalid,
-            format!("1 to {MAX_NAME_CHARS} characters"),
-        ));
-    }
-    Ok(value.to_owned())
+    super::bounded_text(field, value, 1, MAX_NAME_CHARS)
 }
 
 /// Records that `restaurant_id`'s menu changed, for webhooks, in the change's transaction.

@@ -71,6 +71,36 @@ pub enum ErrorCode {
     RestaurantPaused,
 }
 
+/// `value` trimmed, when it has `least` to `most` characters; else an `INVALID` error on
+/// `field` that says the bounds. The one check of every bounded text input.
+pub(crate) fn bounded_text(
+    field: &str,
+    value: &str,
+    least: usize,
+    most: usize,
+) -> Result<String, InputError> {
+    let value = value.trim();
+    let count = value.chars().count();
+    if count < least || count > most {
+        return Err(InputError::new(
+            field,
+            ErrorCode::Invalid,
+            format!("{least} to {most} characters"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// The point at `latitude`, `longitude`; an `INVALID` error on `field` when it is off the map.
+pub(crate) fn location(
+    field: &str,
+    latitude: f64,
+    longitude: f64,
+) -> Result<restaurants::Point, InputError> {
+    restaurants::Point::new(latitude, longitude)
+        .map_err(|_| InputError::new(field, ErrorCode::Invalid, "the location is off the map"))
+}
+
 /// What a service returns: a result, a fixable input problem, or a failure (`AppError`).
 pub type ServiceResult<T> = crate::error::AppResult<Result<T, InputError>>;
 

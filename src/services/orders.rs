@@ -152,13 +152,7 @@ impl Cart<'_> {
                 ));
             }
         }
-        Point::new(self.latitude, self.longitude).map_err(|_| {
-            InputError::new(
-                "deliveryLocation",
-                ErrorCode::Invalid,
-                "the location is off the map",
-            )
-        })?;
+        super::location("deliveryLocation", self.latitude, self.longitude)?;
         Ok(())
     }
 }
@@ -930,12 +924,8 @@ pub async fn update_location(
     now: DateTime<Utc>,
 ) -> ServiceResult<delivery::Model> {
     let user_id = viewer.require_user()?.id;
-    if Point::new(latitude, longitude).is_err() {
-        return Ok(Err(InputError::new(
-            "location",
-            ErrorCode::Invalid,
-            "the location is off the map",
-        )));
+    if let Err(error) = super::location("location", latitude, longitude) {
+        return Ok(Err(error));
     }
     let txn = begin_write(db).await?;
     let (order, delivery) = match visible_order(&txn, viewer, order_id).await? {

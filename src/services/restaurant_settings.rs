@@ -9,8 +9,8 @@ use sea_orm::{
 };
 
 use super::{
-    ErrorCode, InputError, ServiceResult,
-    restaurants::{MINUTES_PER_WEEK, Point, offset_minutes, remember_zones},
+    ErrorCode, InputError, ServiceResult, bounded_text, location,
+    restaurants::{MINUTES_PER_WEEK, offset_minutes, remember_zones},
 };
 use crate::{
     auth::{Scope, Viewer},
@@ -74,19 +74,6 @@ async fn authorize(
     } else {
         Err(AppError::Forbidden)
     }
-}
-
-fn text(field: &str, value: &str, least: usize, most: usize) -> Result<String, InputError> {
-    let value = value.trim();
-    let count = value.chars().count();
-    if count < least || count > most {
-        return Err(InputError::new(
-            field,
-            ErrorCode::Invalid,
-            format!("{least} to {most} characters"),
-        ));
-    }
-    Ok(value.to_owned())
 }
 
 fn amount(field: &str, value: &str, currency: &str, most: i64) -> Result<i64, InputError> {
@@ -178,25 +165,19 @@ pub async fn update(
     let mut hours = None;
     let checked: Result<(), InputError> = (|| {
         if let Some(name) = &settings.name {
-            active.name = Set(text("name", name, 1, 100)?);
+            active.name = Set(bounded_text("name", name, 1, 100)?);
         }
         if let Some(slug) = &settings.slug {
             active.slug = Set(check_slug(slug)?);
         }
         if let Some(description) = &settings.description {
-            active.description = Set(text("description", description, 0, 2000)?);
+            active.description = Set(bounded_text("description", description, 0, 2000)?);
         }
         if let Some(address) = &settings.address {
-            active.address = Set(text("address", address, 1, 300)?);
+            active.address = Set(bounded_text("address", address, 1, 300)?);
         }
         if let Some((latitude, longitude)) = settings.location {
-            Point::new(latitude, longitude).map_err(|_| {
-                InputError::new(
-                    "location",
-                    ErrorCode::Invalid,
-                    "the location is off the map",
-                )
-            })?;
+            location("location", latitude, longitude)?;
             active.latitude = Set(latitude);
             active.longitude = Set(longitude);
         }
@@ -325,17 +306,11 @@ pub async fn create(
     viewer.require_full_session()?;
     viewer.require_role(crate::auth::Role::Admin)?;
     let checked = (|| -> Result<_, InputError> {
-        let name = text("name", &new.name, 1, 100)?;
+        let name = bounded_text("name", &new.name, 1, 100)?;
         let slug = check_slug(&new.slug)?;
-        let address = text("address", &new.address, 1, 300)?;
+        let address = bounded_text("address", &new.address, 1, 300)?;
         let (latitude, longitude) = new.location;
-        Point::new(latitude, longitude).map_err(|_| {
-            InputError::new(
-                "location",
-                ErrorCode::Invalid,
-                "the location is off the map",
-            )
-        })?;
+        location("location", latitude, longitude)?;
         let zone: chrono_tz::Tz = new.time_zone.trim().parse().map_err(|_| {
             InputError::new(
                 "timeZone",
