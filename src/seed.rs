@@ -8,8 +8,9 @@ use std::fmt;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use entities::{
-    DeliveryStatus, OrderEventKind, OrderStatus, delivery, menu_category, menu_item, opening_hours,
-    order, order_event, order_item, restaurant, restaurant_cuisine, restaurant_staff, review, user,
+    DeliveryStatus, OrderEventKind, OrderStatus, delivery, menu_category, menu_item, menu_option,
+    menu_option_group, opening_hours, order, order_event, order_item, restaurant,
+    restaurant_cuisine, restaurant_staff, review, user,
 };
 use sea_orm::{
     ActiveModelTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
@@ -534,6 +535,10 @@ pub async fn seed_demo(db: &DatabaseConnection, scale: u32) -> Result<SeedCounts
     Ok(counts)
 }
 
+/// An option group of the demo's menus: its name, most choices, and options with price
+/// deltas.
+type Choices = (&'static str, i32, &'static [(&'static str, i64)]);
+
 /// Rows were written with explicit ids; move PostgreSQL's sequences past them.
 async fn reset_sequences(txn: &DatabaseTransaction) -> Result<(), DbErr> {
     for table in [
@@ -541,6 +546,8 @@ async fn reset_sequences(txn: &DatabaseTransaction) -> Result<(), DbErr> {
         "restaurants",
         "menu_categories",
         "menu_items",
+        "menu_option_groups",
+        "menu_options",
         "orders",
         "order_items",
         "order_events",
@@ -777,7 +784,9 @@ impl<'a> Seeder<'a> {
         let mut staff = Vec::new();
         let mut categories = Vec::new();
         let mut items = Vec::new();
+        let (mut groups, mut options) = (Vec::new(), Vec::new());
         let (mut category_id, mut item_id) = (0_i64, 0_i64);
+        let (mut group_id, mut option_id) = (0_i64, 0_i64);
         for index in 0..self.restaurants() {
             let id = index + 1;
             let cuisine = &CUISINES[(index as usize / 2) % CUISINES.len()];
@@ -822,6 +831,7 @@ impl<'a> Seeder<'a> {
                     time_zone: TIME_ZONE.into(),
                     minimum_order: 0,
                     paused_until: None,
+                    phone: Some(format!("+49 30 {:07}", 1_000_000 + id)),
                 }
                 .into_active_model(),
             );
@@ -861,6 +871,7 @@ impl<'a> Seeder<'a> {
                         position: position as i32,
                         created_at: created,
                         deleted_at: None,
+                        external_id: None,
                     }
                     .into_active_model(),
                 );
@@ -889,9 +900,60 @@ impl<'a> Seeder<'a> {
                             deleted_at: None,
                             created_at: created,
                             updated_at: created,
+                            external_id: None,
+                            allergens: json!(match section {
+                                "Mains" | "Starters" => vec!["gluten", "milk"],
+                                "Desserts" => vec!["eggs", "milk"],
+                                _ => Vec::new(),
+                            }),
                         }
                         .into_active_model(),
                     );
+                    // Optional choices (so every existing cart stays valid): extras on mains,
+                    // how to serve a drink.
+                    let choices: Option<Choices> = match section {
+                        "Mains" => Some((
+                            "Extras",
+                            2,
+                            &[("Extra cheese", 150), ("Side salad", 250), ("Chili oil", 0)],
+                        )),
+                        "Drinks" => Some(("Serve with", 1, &[("Ice", 0), ("Lemon", 0)])),
+                        _ => None,
+                    };
+                    if let Some((group_name, most, choices)) = choices {
+                        group_id += 1;
+                        groups.push(
+                            menu_option_group::Model {
+                                id: group_id,
+                                restaurant_id: id,
+                                menu_item_id: item_id,
+                                name: group_name.to_owned(),
+                                min_choices: 0,
+                                max_choices: most,
+                                position: 0,
+                                external_id: None,
+                                created_at: created,
+                                updated_at: created,
+                            }
+                            .into_active_model(),
+                        );
+                        for (option_position, (option_name, delta)) in choices.iter().enumerate() {
+                            option_id += 1;
+                            options.push(
+                                menu_option::Model {
+                                    id: option_id,
+                                    group_id,
+                                    menu_item_id: item_id,
+                                    name: (*option_name).to_owned(),
+                                    price_delta: *delta,
+                                    is_available: true,
+                                    position: option_position as i32,
+                                    external_id: None,
+                                }
+                                .into_active_model(),
+                            );
+                        }
+                    }
                     if available {
                         menu.push(MenuEntry {
                             id: item_id,
@@ -910,7 +972,9 @@ impl<'a> Seeder<'a> {
         insert_all(self.txn, hours).await?;
         insert_all(self.txn, staff).await?;
         insert_all(self.txn, categories).await?;
-        insert_all(self.txn, items).await
+        insert_all(self.txn, items).await?;
+        insert_all(self.txn, groups).await?;
+        insert_all(self.txn, options).await
     }
 
     fn random_status(&mut self) -> OrderStatus {
@@ -960,6 +1024,7 @@ impl<'a> Seeder<'a> {
                         unit_price: entry.price,
                         quantity,
                         note: (self.rng.u8(..10) == 0).then(|| "No onions, please".to_owned()),
+                        options: json!([]),
                     }
                     .into_active_model(),
                 );

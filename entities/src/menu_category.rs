@@ -13,9 +13,19 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// When it was deleted; its items ordered before keep pointing at it.
     pub deleted_at: Option<DateTimeUtc>,
+    /// The id a point-of-sale system knows it by (`importMenu`); unique per restaurant.
+    pub external_id: Option<String>,
 }
 
-crate::by_position::by_position!(id, restaurant_id, name, position, created_at, deleted_at);
+crate::by_position::by_position!(
+    id,
+    restaurant_id,
+    name,
+    position,
+    created_at,
+    deleted_at,
+    external_id
+);
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {

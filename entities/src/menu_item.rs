@@ -22,6 +22,10 @@ pub struct Model {
     pub deleted_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The id a point-of-sale system knows it by (`importMenu`); unique per restaurant.
+    pub external_id: Option<String>,
+    /// Allergens as a JSON array of strings (`gluten`, `milk`, ...; the EU's fourteen).
+    pub allergens: Json,
 }
 
 crate::by_position::by_position!(
@@ -38,7 +42,9 @@ crate::by_position::by_position!(
     position,
     deleted_at,
     created_at,
-    updated_at
+    updated_at,
+    external_id,
+    allergens
 );
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

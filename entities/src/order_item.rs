@@ -14,6 +14,9 @@ pub struct Model {
     pub unit_price: i64,
     pub quantity: i32,
     pub note: Option<String>,
+    /// The options chosen, as a JSON array of `{optionId, group, name, priceDelta}` copied
+    /// from the menu when ordering; `unit_price` includes their deltas.
+    pub options: Json,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

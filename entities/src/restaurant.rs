@@ -39,6 +39,8 @@ pub struct Model {
     pub minimum_order: i64,
     /// Not taking orders until then ("busy, back at 19:30").
     pub paused_until: Option<DateTimeUtc>,
+    /// A phone number customers and couriers may call, as the restaurant gives it.
+    pub phone: Option<String>,
 }
 
 crate::by_position::by_position!(
@@ -62,7 +64,8 @@ crate::by_position::by_position!(
     preparation_minutes,
     time_zone,
     minimum_order,
-    paused_until
+    paused_until,
+    phone
 );
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

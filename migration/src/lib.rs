@@ -14,6 +14,8 @@ mod m20261207_000005_saved_addresses;
 mod m20261207_000006_time_zones;
 mod m20261207_000007_category_deletion;
 mod m20261207_000008_restaurant_settings;
+mod m20261208_000001_menu_options;
+mod m20261208_000002_closures;
 
 pub use m20261122_000001_create_marketplace::RATING_MILLI_SQL;
 
@@ -35,6 +37,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000006_time_zones::Migration),
             Box::new(m20261207_000007_category_deletion::Migration),
             Box::new(m20261207_000008_restaurant_settings::Migration),
+            Box::new(m20261208_000001_menu_options::Migration),
+            Box::new(m20261208_000002_closures::Migration),
         ]
     }
 }

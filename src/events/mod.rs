@@ -64,6 +64,14 @@ enum Doorbell {
     OrderChanged,
     /// The courier of an order reported a new position.
     CourierMoved { order_id: i64 },
+    /// A restaurant's menu changed.
+    MenuChanged { restaurant_id: i64 },
+}
+
+/// A restaurant's menu changed (committed); subscribers read it as it is now.
+#[derive(Debug, Clone, Copy)]
+pub struct MenuChange {
+    pub restaurant_id: i64,
 }
 
 /// One committed change of an order, as every subscriber in the process receives it.
@@ -120,6 +128,7 @@ pub struct EventBus {
 struct Inner {
     changes: broadcast::Sender<Arc<OrderChange>>,
     moves: broadcast::Sender<Arc<CourierMove>>,
+    menus: broadcast::Sender<MenuChange>,
     /// Wakes this process's log reader.
     doorbell: Arc<Notify>,
     /// Positions to read and hand out in this process.
@@ -139,6 +148,7 @@ impl EventBus {
         );
         let doorbell = Arc::new(Notify::new());
         let (positions, positions_rx) = mpsc::unbounded_channel();
+        let menus = broadcast::channel(MOVES_BUFFER).0;
         let last = last_id(&db).await?;
         let postgres = db.get_database_backend() == DbBackend::Postgres;
         tokio::spawn(
@@ -152,12 +162,18 @@ impl EventBus {
         );
         tokio::spawn(hand_out_moves(db.clone(), positions_rx, moves.clone()));
         if postgres {
-            tokio::spawn(listen(url.to_owned(), doorbell.clone(), positions.clone()));
+            tokio::spawn(listen(
+                url.to_owned(),
+                doorbell.clone(),
+                positions.clone(),
+                menus.clone(),
+            ));
         }
         Ok(Self {
             inner: Arc::new(Inner {
                 changes,
                 moves,
+                menus,
                 doorbell,
                 moved: positions,
                 postgres: postgres.then_some(db),
@@ -181,6 +197,19 @@ impl EventBus {
         if !self.ring(Doorbell::CourierMoved { order_id }).await {
             let _ = self.inner.moved.send(order_id);
         }
+    }
+
+    /// Says that `restaurant_id`'s menu changed (after it committed), to every replica.
+    pub async fn menu_changed(&self, restaurant_id: i64) {
+        if !self.ring(Doorbell::MenuChanged { restaurant_id }).await {
+            let _ = self.inner.menus.send(MenuChange { restaurant_id });
+        }
+    }
+
+    /// Every menu change announced from now on. Each says only which menu changed: a
+    /// subscriber that falls behind loses nothing by skipping to the newest.
+    pub fn menus(&self) -> broadcast::Receiver<MenuChange> {
+        self.inner.menus.subscribe()
     }
 
     /// Notifies every replica; false when there is no PostgreSQL to notify through (or it
@@ -431,7 +460,12 @@ async fn read_move(db: &DatabaseConnection, order_id: i64) -> Result<Option<Cour
 
 /// Receives the replicas' doorbells, reconnecting when the connection drops; after every
 /// (re)connect the reader looks at the log, for what was committed while nobody listened.
-async fn listen(url: String, doorbell: Arc<Notify>, moved: mpsc::UnboundedSender<i64>) {
+async fn listen(
+    url: String,
+    doorbell: Arc<Notify>,
+    moved: mpsc::UnboundedSender<i64>,
+    menus: broadcast::Sender<MenuChange>,
+) {
     use sea_orm::sqlx::postgres::PgListener;
     let mut failing = false;
     loop {
@@ -460,6 +494,9 @@ async fn listen(url: String, doorbell: Arc<Notify>, moved: mpsc::UnboundedSender
                         Ok(Doorbell::OrderChanged) => doorbell.notify_one(),
                         Ok(Doorbell::CourierMoved { order_id }) => {
                             let _ = moved.send(order_id);
+                        }
+                        Ok(Doorbell::MenuChanged { restaurant_id }) => {
+                            let _ = menus.send(MenuChange { restaurant_id });
                         }
                         Err(error) => tracing::warn!(%error, "ignoring a malformed doorbell"),
                     }

@@ -25,9 +25,11 @@ use tracing::Instrument;
 
 use super::relay::{Page, PageArgs};
 use super::{
-    menu::loaders::{CategoriesByRestaurant, ItemsByRestaurant},
+    menu::loaders::{CategoriesByRestaurant, ItemsByRestaurant, OptionGroupsByItem},
     orders::loaders::{DeliveryPages, ManyByOrder, OneByOrder, OrderCounts, OrderPages},
-    restaurants::loaders::{CuisinesByRestaurant, OpeningHoursByRestaurant, WorkplacesByUser},
+    restaurants::loaders::{
+        ClosuresByRestaurant, CuisinesByRestaurant, OpeningHoursByRestaurant, WorkplacesByUser,
+    },
     reviews::loaders::ReviewPages,
 };
 use crate::{
@@ -237,8 +239,10 @@ pub struct Loaders {
     pub review_by_order: Batched<OneByOrder<review::Entity>>,
     pub cuisines: Batched<CuisinesByRestaurant>,
     pub opening_hours: Batched<OpeningHoursByRestaurant>,
+    pub closures: Batched<ClosuresByRestaurant>,
     pub categories_by_restaurant: Batched<CategoriesByRestaurant>,
     pub items_by_restaurant: Batched<ItemsByRestaurant>,
+    pub option_groups: Batched<OptionGroupsByItem>,
     pub review_pages: Batched<Pages<ReviewPages>>,
     pub order_pages: Batched<Pages<OrderPages>>,
     pub order_counts: Batched<OrderCounts>,
@@ -327,9 +331,21 @@ impl Loaders {
                 counter,
                 &requested,
             ),
+            closures: loader(
+                "closures",
+                ClosuresByRestaurant(db.clone()),
+                counter,
+                &requested,
+            ),
             categories_by_restaurant: loader(
                 "categories_by_restaurant",
                 CategoriesByRestaurant(db.clone()),
+                counter,
+                &requested,
+            ),
+            option_groups: loader(
+                "option_groups",
+                OptionGroupsByItem(db.clone()),
                 counter,
                 &requested,
             ),

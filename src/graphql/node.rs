@@ -99,6 +99,9 @@ async fn load_node(ctx: &Context<'_>, id: GlobalId) -> Result<Option<Node>> {
         NodeKind::WebhookEndpoint => load_endpoint(ctx, id.id).await?.map(Node::WebhookEndpoint),
         NodeKind::WebhookDelivery => load_delivery(ctx, id.id).await?.map(Node::WebhookDelivery),
         NodeKind::Address => load_address(ctx, id.id).await?.map(Node::Address),
+        // Read through their item (`MenuItem.optionGroups`); their ids are for `placeOrder`
+        // and `setMenuItemOptions`.
+        NodeKind::MenuOptionGroup | NodeKind::MenuOption => None,
     })
 }
 

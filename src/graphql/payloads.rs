@@ -54,6 +54,9 @@ pub enum UserErrorCode {
     BelowMinimumOrder,
     /// The restaurant paused taking orders; the message says until when (`pausedUntil`).
     RestaurantPaused,
+    /// An order line's options do not fit the item's option groups: too few or too many
+    /// chosen from a group (`minChoices`, `maxChoices`); the message names the group.
+    InvalidOptions,
 }
 
 impl From<InputError> for UserError {

@@ -37,10 +37,12 @@ pub enum NodeKind {
     WebhookEndpoint,
     WebhookDelivery,
     Address,
+    MenuOptionGroup,
+    MenuOption,
 }
 
 impl NodeKind {
-    const ALL: [Self; 11] = [
+    const ALL: [Self; 13] = [
         Self::Restaurant,
         Self::MenuCategory,
         Self::MenuItem,
@@ -52,6 +54,8 @@ impl NodeKind {
         Self::WebhookEndpoint,
         Self::WebhookDelivery,
         Self::Address,
+        Self::MenuOptionGroup,
+        Self::MenuOption,
     ];
 
     /// The GraphQL type name, which is also the prefix inside the ID.
@@ -68,6 +72,8 @@ impl NodeKind {
             Self::WebhookEndpoint => "WebhookEndpoint",
             Self::WebhookDelivery => "WebhookDelivery",
             Self::Address => "Address",
+            Self::MenuOptionGroup => "MenuOptionGroup",
+            Self::MenuOption => "MenuOption",
         }
     }
 }

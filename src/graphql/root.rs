@@ -4,7 +4,7 @@ use async_graphql::{MergedObject, MergedSubscription};
 
 use super::{
     integrations::{mutation::ApiTokenMutation, webhooks::WebhookMutation},
-    menu::mutation::MenuMutation,
+    menu::{import::MenuImportMutation, mutation::MenuMutation, subscription::MenuSubscription},
     node::NodeQuery,
     orders::{mutation::OrderMutation, query::OrderQuery, subscription::OrderSubscription},
     restaurants::{mutation::RestaurantMutation, query::RestaurantQuery},
@@ -24,9 +24,10 @@ pub struct Mutation(
     UserMutation,
     AddressMutation,
     MenuMutation,
+    MenuImportMutation,
     RestaurantMutation,
 );
 
 /// Everything that can be followed live.
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(OrderSubscription);
+pub struct Subscription(OrderSubscription, MenuSubscription);

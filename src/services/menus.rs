@@ -36,7 +36,7 @@ pub const MAX_BULK: usize = 100;
 /// May `viewer` change `restaurant_id`'s menu? Its owner and staff, admins; tokens need
 /// `menu:write`. Returns the restaurant; FORBIDDEN otherwise (menus are public, so there is
 /// nothing to hide about the restaurant itself).
-async fn authorize(
+pub(crate) async fn authorize(
     txn: &DatabaseTransaction,
     viewer: &Viewer,
     restaurant_id: i64,
@@ -61,7 +61,7 @@ fn name(field: &str, value: &str) -> Result<String, InputError> {
 }
 
 /// Records that `restaurant_id`'s menu changed, for webhooks, in the change's transaction.
-async fn changed(
+pub(crate) async fn changed(
     txn: &DatabaseTransaction,
     restaurant_id: i64,
     what: &str,
@@ -105,7 +105,10 @@ async fn live_category(
 }
 
 /// A live item, found by id.
-async fn live_item(txn: &DatabaseTransaction, id: i64) -> AppResult<Option<menu_item::Model>> {
+pub(crate) async fn live_item(
+    txn: &DatabaseTransaction,
+    id: i64,
+) -> AppResult<Option<menu_item::Model>> {
     Ok(menu_item::Entity::find_by_id(id)
         .one(txn)
         .await?
@@ -148,6 +151,7 @@ pub async fn create_category(
         position: Set(next_category_position(&txn, restaurant_id).await?),
         created_at: Set(now),
         deleted_at: Set(None),
+        external_id: Set(None),
         ..Default::default()
     }
     .insert(&txn)
@@ -198,6 +202,14 @@ pub async fn rename_category(
     Ok(Ok(category))
 }
 
+/// Whether `order` names each of the ids in `current` exactly once, and nothing else.
+fn each_once(mut current: Vec<i64>, order: &[i64]) -> bool {
+    let mut given = order.to_vec();
+    current.sort_unstable();
+    given.sort_unstable();
+    current == given
+}
+
 /// Puts a restaurant's categories in the order given, which must name each live one once.
 pub async fn reorder_categories(
     db: &DatabaseConnection,
@@ -210,7 +222,7 @@ pub async fn reorder_categories(
     if authorize(&txn, viewer, restaurant_id).await?.is_none() {
         return Ok(Err(missing("restaurantId", "restaurant")));
     }
-    let mut current: Vec<i64> = menu_category::Entity::find()
+    let current: Vec<i64> = menu_category::Entity::find()
         .select_only()
         .column(menu_category::Column::Id)
         .filter(menu_category::Column::RestaurantId.eq(restaurant_id))
@@ -218,10 +230,7 @@ pub async fn reorder_categories(
         .into_tuple()
         .all(&txn)
         .await?;
-    let mut given = order.to_vec();
-    current.sort_unstable();
-    given.sort_unstable();
-    if current != given {
+    if !each_once(current, order) {
         return Ok(Err(InputError::new(
             "categoryIds",
             ErrorCode::Invalid,
@@ -257,7 +266,7 @@ pub async fn delete_category(
     id: i64,
     move_items_to: Option<i64>,
     now: DateTime<Utc>,
-) -> ServiceResult<i64> {
+) -> ServiceResult<(i64, i64)> {
     let txn = begin_write(db).await?;
     let Some(category) = live_category(&txn, id).await? else {
         return Ok(Err(missing("id", "category")));
@@ -309,8 +318,13 @@ pub async fn delete_category(
             .exec(&txn)
             .await?;
     }
+    // A deleted category frees its external id for a new one.
     menu_category::Entity::update_many()
         .col_expr(menu_category::Column::DeletedAt, Expr::value(now))
+        .col_expr(
+            menu_category::Column::ExternalId,
+            Expr::value(Option::<String>::None),
+        )
         .filter(menu_category::Column::Id.eq(id))
         .exec(&txn)
         .await?;
@@ -324,7 +338,7 @@ pub async fn delete_category(
     )
     .await?;
     txn.commit().await?;
-    Ok(Ok(id))
+    Ok(Ok((id, category.restaurant_id)))
 }
 
 /// The fields of an item, as given (`None`: unchanged, or needed on creation).
@@ -336,6 +350,7 @@ pub struct ItemFields {
     /// A decimal amount in the restaurant's currency, e.g. `"12.50"`.
     pub price: Option<String>,
     pub dietary_tags: Option<Vec<&'static str>>,
+    pub allergens: Option<Vec<&'static str>>,
     pub available: Option<bool>,
 }
 
@@ -395,6 +410,12 @@ async fn apply(
         tags.dedup();
         item.dietary_tags = Set(json!(tags));
     }
+    if let Some(allergens) = &fields.allergens {
+        let mut allergens = allergens.clone();
+        allergens.sort_unstable();
+        allergens.dedup();
+        item.allergens = Set(json!(allergens));
+    }
     if let Some(available) = fields.available {
         item.is_available = Set(available);
     }
@@ -439,9 +460,11 @@ pub async fn create_item(
         description: Set(String::new()),
         is_available: Set(true),
         dietary_tags: Set(json!([])),
+        allergens: Set(json!([])),
         image_url: Set(None),
         position: Set(last.map_or(0, |p| p + 1)),
         deleted_at: Set(None),
+        external_id: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()
@@ -479,6 +502,63 @@ pub async fn update_item(
     changed(&txn, restaurant.id, "item_updated", &[], &[id], now).await?;
     txn.commit().await?;
     Ok(Ok(item))
+}
+
+/// Puts the items of a category in the order given, which must name each of its live items
+/// once.
+pub async fn reorder_items(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    category_id: i64,
+    order: &[i64],
+    now: DateTime<Utc>,
+) -> ServiceResult<Vec<menu_item::Model>> {
+    let txn = begin_write(db).await?;
+    let Some(category) = live_category(&txn, category_id).await? else {
+        return Ok(Err(missing("categoryId", "category")));
+    };
+    authorize(&txn, viewer, category.restaurant_id).await?;
+    let live = || {
+        menu_item::Entity::find()
+            .filter(menu_item::Column::CategoryId.eq(category_id))
+            .filter(menu_item::Column::DeletedAt.is_null())
+    };
+    let current: Vec<i64> = live()
+        .select_only()
+        .column(menu_item::Column::Id)
+        .into_tuple()
+        .all(&txn)
+        .await?;
+    if !each_once(current, order) {
+        return Ok(Err(InputError::new(
+            "menuItemIds",
+            ErrorCode::Invalid,
+            "name every item of the category exactly once",
+        )));
+    }
+    for (position, id) in order.iter().enumerate() {
+        menu_item::Entity::update_many()
+            .col_expr(menu_item::Column::Position, Expr::value(position as i32))
+            .col_expr(menu_item::Column::UpdatedAt, Expr::value(now))
+            .filter(menu_item::Column::Id.eq(*id))
+            .exec(&txn)
+            .await?;
+    }
+    let items = live()
+        .order_by_asc(menu_item::Column::Position)
+        .all(&txn)
+        .await?;
+    changed(
+        &txn,
+        category.restaurant_id,
+        "items_reordered",
+        &[category_id],
+        order,
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(Ok(items))
 }
 
 /// Marks items available or sold out, all of one restaurant, in one call (at most 100).
@@ -556,12 +636,13 @@ pub async fn set_availability(
 }
 
 /// Takes an item off the menu. It stays in the database for the orders that have it.
+/// Returns its id and its restaurant's.
 pub async fn delete_item(
     db: &DatabaseConnection,
     viewer: &Viewer,
     id: i64,
     now: DateTime<Utc>,
-) -> ServiceResult<i64> {
+) -> ServiceResult<(i64, i64)> {
     let txn = begin_write(db).await?;
     let Some(item) = live_item(&txn, id).await? else {
         return Ok(Err(missing("id", "menu item")));
@@ -570,10 +651,14 @@ pub async fn delete_item(
     menu_item::Entity::update_many()
         .col_expr(menu_item::Column::DeletedAt, Expr::value(now))
         .col_expr(menu_item::Column::UpdatedAt, Expr::value(now))
+        .col_expr(
+            menu_item::Column::ExternalId,
+            Expr::value(Option::<String>::None),
+        )
         .filter(menu_item::Column::Id.eq(id))
         .exec(&txn)
         .await?;
     changed(&txn, item.restaurant_id, "item_deleted", &[], &[id], now).await?;
     txn.commit().await?;
-    Ok(Ok(id))
+    Ok(Ok((id, item.restaurant_id)))
 }

@@ -3,6 +3,8 @@
 
 pub mod addresses;
 pub mod api_tokens;
+pub mod menu_import;
+pub mod menu_options;
 pub mod menus;
 pub mod orders;
 pub mod restaurant_settings;
@@ -27,6 +29,15 @@ impl InputError {
     pub fn new(field: &str, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             field: vec![field.to_owned()],
+            message: message.into(),
+            code,
+        }
+    }
+
+    /// An error on the input field at `path` (list entries by index).
+    pub fn at(path: &[String], code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            field: path.to_vec(),
             message: message.into(),
             code,
         }
@@ -69,6 +80,7 @@ pub enum ErrorCode {
     OutsideDeliveryArea,
     BelowMinimumOrder,
     RestaurantPaused,
+    InvalidOptions,
 }
 
 /// `value` trimmed, when it has `least` to `most` characters; else an `INVALID` error on

@@ -49,6 +49,32 @@ pub struct LineInput {
     pub menu_item_id: i64,
     pub quantity: i32,
     pub note: Option<String>,
+    /// The options chosen from the item's option groups.
+    pub option_ids: Vec<i64>,
+}
+
+/// An option chosen for an order line, as the menu had it then: what the line keeps.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ChosenOption {
+    pub option_id: i64,
+    /// The name of the option's group, e.g. "Size".
+    pub group: String,
+    pub name: String,
+    /// What it added to the price of one, in minor units.
+    pub price_delta: i64,
+}
+
+/// A line of a priced cart.
+#[derive(Debug, Clone)]
+pub struct PricedLine {
+    /// The menu item as it is now.
+    pub item: menu_item::Model,
+    pub line: LineInput,
+    /// The options chosen, in the menu's order of groups and options.
+    pub options: Vec<ChosenOption>,
+    /// The price of one with its options.
+    pub unit_price: i64,
 }
 
 /// A new order, as the customer sent it.
@@ -138,6 +164,15 @@ impl Cart<'_> {
                     format!("quantities are 1 to {MAX_QUANTITY}"),
                 ));
             }
+            if line.option_ids.len() > super::menu_options::MAX_GROUPS * 10 {
+                return Err(InputError::in_list(
+                    "lines",
+                    index,
+                    "optionIds",
+                    ErrorCode::InvalidOptions,
+                    "too many options",
+                ));
+            }
             if line
                 .note
                 .as_ref()
@@ -162,7 +197,7 @@ impl Cart<'_> {
 pub struct Priced {
     pub restaurant: restaurant::Model,
     /// The lines in the cart's order, each with its menu item as it is now.
-    pub lines: Vec<(menu_item::Model, LineInput)>,
+    pub lines: Vec<PricedLine>,
     pub subtotal: i64,
     pub delivery_fee: i64,
     pub total: i64,
@@ -240,6 +275,8 @@ pub async fn price<C: ConnectionTrait>(
         .into_iter()
         .map(|item| (item.id, item))
         .collect();
+    let item_ids: Vec<i64> = items.keys().copied().collect();
+    let groups = super::menu_options::groups_of(db, &item_ids).await?;
     let mut subtotal: i64 = 0;
     let mut lines = Vec::with_capacity(cart.lines.len());
     for (index, line) in cart.lines.iter().enumerate() {
@@ -267,14 +304,27 @@ pub async fn price<C: ConnectionTrait>(
                 item.id
             )));
         }
-        subtotal += item.price_amount * i64::from(line.quantity);
-        lines.push((
-            item.clone(),
-            LineInput {
+        let no_groups = Vec::new();
+        let options = match choose(
+            index,
+            item,
+            groups.get(&item.id).unwrap_or(&no_groups),
+            line,
+        ) {
+            Ok(options) => options,
+            Err(error) => return Ok(Err(error)),
+        };
+        let unit_price = item.price_amount + options.iter().map(|o| o.price_delta).sum::<i64>();
+        subtotal += unit_price * i64::from(line.quantity);
+        lines.push(PricedLine {
+            item: item.clone(),
+            line: LineInput {
                 note: line.note.clone().filter(|n| !n.trim().is_empty()),
                 ..line.clone()
             },
-        ));
+            options,
+            unit_price,
+        });
     }
     if subtotal < restaurant.minimum_order {
         let money = |minor| crate::graphql::common::Money::from_minor(minor, &restaurant.currency);
@@ -298,6 +348,91 @@ pub async fn price<C: ConnectionTrait>(
         lines,
         restaurant,
     }))
+}
+
+/// The options `line` (the cart's line `index`) chose for `item`, checked against the item's
+/// `groups`: each is an available option of one of them, none twice, and each group gets
+/// from its `min_choices` to its `max_choices`. In menu order.
+fn choose(
+    index: usize,
+    item: &menu_item::Model,
+    groups: &super::menu_options::Groups,
+    line: &LineInput,
+) -> Result<Vec<ChosenOption>, InputError> {
+    let option_error = |at: usize, code: ErrorCode, message: String| {
+        InputError::at(
+            &[
+                "lines".to_owned(),
+                index.to_string(),
+                "optionIds".to_owned(),
+                at.to_string(),
+            ],
+            code,
+            message,
+        )
+    };
+    for (at, id) in line.option_ids.iter().enumerate() {
+        if line.option_ids[..at].contains(id) {
+            return Err(option_error(
+                at,
+                ErrorCode::InvalidOptions,
+                "an option is chosen twice".to_owned(),
+            ));
+        }
+        let option = groups
+            .iter()
+            .flat_map(|(_, options)| options)
+            .find(|option| option.id == *id);
+        match option {
+            None => {
+                return Err(option_error(
+                    at,
+                    ErrorCode::ItemNotFound,
+                    format!("not an option of {}", item.name),
+                ));
+            }
+            Some(option) if !option.is_available => {
+                return Err(option_error(
+                    at,
+                    ErrorCode::ItemUnavailable,
+                    format!("{} ({}) is sold out", option.name, item.name),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    let mut chosen = Vec::new();
+    for (group, options) in groups {
+        let picked: Vec<_> = options
+            .iter()
+            .filter(|option| line.option_ids.contains(&option.id))
+            .collect();
+        let count = i32::try_from(picked.len()).unwrap_or(i32::MAX);
+        if count < group.min_choices || count > group.max_choices {
+            let wanted = if group.min_choices == group.max_choices {
+                format!("exactly {}", group.min_choices)
+            } else {
+                format!("{} to {}", group.min_choices, group.max_choices)
+            };
+            return Err(InputError::in_list(
+                "lines",
+                index,
+                "optionIds",
+                ErrorCode::InvalidOptions,
+                format!(
+                    "choose {wanted} of \"{}\" for {} ({count} chosen)",
+                    group.name, item.name
+                ),
+            ));
+        }
+        chosen.extend(picked.into_iter().map(|option| ChosenOption {
+            option_id: option.id,
+            group: group.name.clone(),
+            name: option.name.clone(),
+            price_delta: option.price_delta,
+        }));
+    }
+    Ok(chosen)
 }
 
 /// Prices `cart` for a checkout screen: the same checks and numbers as placing it, nothing
@@ -422,14 +557,25 @@ pub async fn is_open_now<C: ConnectionTrait>(
     if !restaurant.is_open || restaurant.paused_until.is_some_and(|until| until > now) {
         return Ok(false);
     }
-    let minute = local_minute_of_week(zone(&restaurant.time_zone), now);
+    let zone = zone(&restaurant.time_zone);
+    let minute = local_minute_of_week(zone, now);
     let hours = opening_hours::Entity::find()
         .filter(opening_hours::Column::RestaurantId.eq(restaurant.id))
         .filter(opening_hours::Column::OpensAt.lte(minute))
         .filter(opening_hours::Column::ClosesAt.gt(minute))
         .one(db)
         .await?;
-    Ok(hours.is_some())
+    if hours.is_none() {
+        return Ok(false);
+    }
+    let today = now.with_timezone(&zone).date_naive();
+    let closed = entities::restaurant_closure::Entity::find()
+        .filter(entities::restaurant_closure::Column::RestaurantId.eq(restaurant.id))
+        .filter(entities::restaurant_closure::Column::StartsOn.lte(today))
+        .filter(entities::restaurant_closure::Column::EndsOn.gte(today))
+        .one(db)
+        .await?;
+    Ok(closed.is_none())
 }
 
 async fn insert_order(
@@ -474,28 +620,28 @@ async fn insert_order(
     }
     .insert(txn)
     .await?;
-    order_item::Entity::insert_many(priced.lines.iter().map(|(item, line)| {
-        order_item::ActiveModel {
-            order_id: Set(order.id),
-            menu_item_id: Set(item.id),
-            name: Set(item.name.clone()),
-            unit_price: Set(item.price_amount),
-            quantity: Set(line.quantity),
-            note: Set(line.note.clone()),
-            ..Default::default()
-        }
+    order_item::Entity::insert_many(priced.lines.iter().map(|priced| order_item::ActiveModel {
+        order_id: Set(order.id),
+        menu_item_id: Set(priced.item.id),
+        name: Set(priced.item.name.clone()),
+        unit_price: Set(priced.unit_price),
+        quantity: Set(priced.line.quantity),
+        note: Set(priced.line.note.clone()),
+        options: Set(serde_json::to_value(&priced.options).expect("options serialize")),
+        ..Default::default()
     }))
     .exec_without_returning(txn)
     .await?;
     let lines: Vec<webhooks::LineFacts<'_>> = priced
         .lines
         .iter()
-        .map(|(item, line)| webhooks::LineFacts {
-            menu_item_id: item.id,
-            name: &item.name,
-            unit_price: item.price_amount,
-            quantity: line.quantity,
-            note: line.note.as_deref(),
+        .map(|priced| webhooks::LineFacts {
+            menu_item_id: priced.item.id,
+            name: &priced.item.name,
+            unit_price: priced.unit_price,
+            quantity: priced.line.quantity,
+            note: priced.line.note.as_deref(),
+            options: &priced.options,
         })
         .collect();
     record_event(

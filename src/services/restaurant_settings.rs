@@ -1,8 +1,8 @@
 //! A restaurant's own settings: its owner (and admins; API tokens need `menu:write`) edits
 //! them; its staff may pause and resume orders on a busy night, nothing else.
 
-use chrono::{DateTime, Duration, Utc};
-use entities::{opening_hours, restaurant};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use entities::{opening_hours, restaurant, restaurant_closure, restaurant_cuisine};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DatabaseTransaction,
     EntityTrait, QueryFilter,
@@ -52,6 +52,109 @@ pub struct Settings {
     pub time_zone: Option<String>,
     /// The whole week, replacing the old hours.
     pub opening_hours: Option<Vec<Period>>,
+    /// A phone number; empty removes it.
+    pub phone: Option<String>,
+    /// The cuisines it is listed under, replacing the old ones.
+    pub cuisines: Option<Vec<String>>,
+    /// Dated closures, replacing the old ones.
+    pub closures: Option<Vec<Closure>>,
+}
+
+/// Days the restaurant is closed whatever its hours say, both included, in its local time.
+#[derive(Debug, Clone)]
+pub struct Closure {
+    pub starts_on: NaiveDate,
+    pub ends_on: NaiveDate,
+    pub reason: String,
+}
+
+/// Most cuisines a restaurant is listed under.
+pub const MAX_CUISINES: usize = 10;
+/// Most dated closures a restaurant keeps.
+pub const MAX_CLOSURES: usize = 50;
+/// Longest closure, in days.
+pub const MAX_CLOSURE_DAYS: i64 = 366;
+
+/// A phone number as people write them: 3 to 40 of digits, spaces and `+-()/.`, with at
+/// least three digits; `None` for an empty one.
+fn check_phone(phone: &str) -> Result<Option<String>, InputError> {
+    let phone = phone.trim();
+    if phone.is_empty() {
+        return Ok(None);
+    }
+    let allowed = phone
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-()/.".contains(c));
+    let digits = phone.chars().filter(char::is_ascii_digit).count();
+    if !allowed || digits < 3 || phone.chars().count() > 40 {
+        return Err(InputError::new(
+            "phone",
+            ErrorCode::Invalid,
+            "a phone number: up to 40 of digits, spaces and + - ( ) / .",
+        ));
+    }
+    Ok(Some(phone.to_owned()))
+}
+
+/// Cuisines in stored form: trimmed, lower case, without repeats.
+fn check_cuisines(cuisines: &[String]) -> Result<Vec<String>, InputError> {
+    let mut stored: Vec<String> = Vec::with_capacity(cuisines.len());
+    for (index, cuisine) in cuisines.iter().enumerate() {
+        let cuisine = bounded_text("cuisines", cuisine, 1, 40)
+            .map_err(|error| {
+                InputError::at(
+                    &["cuisines".to_owned(), index.to_string()],
+                    error.code,
+                    error.message,
+                )
+            })?
+            .to_lowercase();
+        if !stored.contains(&cuisine) {
+            stored.push(cuisine);
+        }
+    }
+    if stored.len() > MAX_CUISINES {
+        return Err(InputError::new(
+            "cuisines",
+            ErrorCode::Invalid,
+            format!("at most {MAX_CUISINES} cuisines"),
+        ));
+    }
+    Ok(stored)
+}
+
+/// Checks closures: each from one day to another at most a year later, with a reason.
+fn check_closures(closures: &[Closure]) -> Result<Vec<Closure>, InputError> {
+    if closures.len() > MAX_CLOSURES {
+        return Err(InputError::new(
+            "closures",
+            ErrorCode::Invalid,
+            format!("at most {MAX_CLOSURES} closures"),
+        ));
+    }
+    closures
+        .iter()
+        .enumerate()
+        .map(|(index, closure)| {
+            let days = (closure.ends_on - closure.starts_on).num_days();
+            if !(0..MAX_CLOSURE_DAYS).contains(&days) {
+                return Err(InputError::in_list(
+                    "closures",
+                    index,
+                    "endsOn",
+                    ErrorCode::Invalid,
+                    format!("on or after startsOn, at most {MAX_CLOSURE_DAYS} days in all"),
+                ));
+            }
+            let reason = bounded_text("reason", &closure.reason, 0, 200).map_err(|error| {
+                InputError::in_list("closures", index, "reason", error.code, error.message)
+            })?;
+            Ok(Closure {
+                reason,
+                ..closure.clone()
+            })
+        })
+        .collect()
 }
 
 /// The restaurant, if `viewer` may act on it: with `staff_too`, its staff as well as its owner
@@ -162,7 +265,7 @@ pub async fn update(
     };
     let currency = found.currency.clone();
     let mut active: restaurant::ActiveModel = found.into();
-    let mut hours = None;
+    let (mut hours, mut cuisines, mut closures) = (None, None, None);
     let checked: Result<(), InputError> = (|| {
         if let Some(name) = &settings.name {
             active.name = Set(bounded_text("name", name, 1, 100)?);
@@ -212,6 +315,15 @@ pub async fn update(
         if let Some(periods) = &settings.opening_hours {
             hours = Some(week_rows(periods)?);
         }
+        if let Some(phone) = &settings.phone {
+            active.phone = Set(check_phone(phone)?);
+        }
+        if let Some(list) = &settings.cuisines {
+            cuisines = Some(check_cuisines(list)?);
+        }
+        if let Some(list) = &settings.closures {
+            closures = Some(check_closures(list)?);
+        }
         Ok(())
     })();
     if let Err(error) = checked {
@@ -235,6 +347,42 @@ pub async fn update(
                     restaurant_id: Set(id),
                     opens_at: Set(opens),
                     closes_at: Set(closes),
+                }
+            }))
+            .exec_without_returning(&txn)
+            .await?;
+        }
+    }
+    if let Some(cuisines) = cuisines {
+        restaurant_cuisine::Entity::delete_many()
+            .filter(restaurant_cuisine::Column::RestaurantId.eq(id))
+            .exec(&txn)
+            .await?;
+        if !cuisines.is_empty() {
+            restaurant_cuisine::Entity::insert_many(cuisines.into_iter().map(|cuisine| {
+                restaurant_cuisine::ActiveModel {
+                    restaurant_id: Set(id),
+                    cuisine: Set(cuisine),
+                }
+            }))
+            .exec_without_returning(&txn)
+            .await?;
+        }
+    }
+    if let Some(closures) = closures {
+        restaurant_closure::Entity::delete_many()
+            .filter(restaurant_closure::Column::RestaurantId.eq(id))
+            .exec(&txn)
+            .await?;
+        if !closures.is_empty() {
+            restaurant_closure::Entity::insert_many(closures.into_iter().map(|closure| {
+                restaurant_closure::ActiveModel {
+                    restaurant_id: Set(id),
+                    starts_on: Set(closure.starts_on),
+                    ends_on: Set(closure.ends_on),
+                    reason: Set(closure.reason),
+                    created_at: Set(now),
+                    ..Default::default()
                 }
             }))
             .exec_without_returning(&txn)

@@ -265,6 +265,27 @@ fn offset_at(now: DateTime<Utc>) -> SimpleExpr {
     case.finally(fallback).into()
 }
 
+/// Each restaurant's local date at `now`, in SQL: a `CASE` over the zones in use, falling back
+/// to the UTC date for a zone this process has not learnt yet (within a minute of its first
+/// use on another replica).
+fn local_date_at(now: DateTime<Utc>) -> SimpleExpr {
+    let known = ZONES_IN_USE
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let fallback = Expr::val(now.date_naive());
+    if known.is_empty() {
+        return fallback;
+    }
+    let mut case = sea_orm::sea_query::CaseStatement::new();
+    for name in known.iter() {
+        case = case.case(
+            Expr::col((restaurant::Entity, restaurant::Column::TimeZone)).eq(name.as_str()),
+            Expr::val(now.with_timezone(&zone(name)).date_naive()),
+        );
+    }
+    case.finally(fallback).into()
+}
+
 pub(crate) fn distance_key(point: Point) -> SimpleExpr {
     // Squared equirectangular distance in degrees: cheap, portable SQL, and monotonic with the
     // true distance at city scale.
@@ -284,6 +305,21 @@ fn sort_key(ordering: Ordering, near: Option<Point>) -> AppResult<SimpleExpr> {
             near.ok_or_else(|| AppError::bad_input("ordering by DISTANCE needs `filter.near`"))?,
         ),
     })
+}
+
+/// The closures of the row's restaurant that cover `date`.
+fn closed_on(date: SimpleExpr) -> sea_orm::sea_query::SelectStatement {
+    use entities::restaurant_closure::{Column as C, Entity as Closures};
+    Query::select()
+        .expr(Expr::val(1))
+        .from(Closures)
+        .and_where(
+            Expr::col((Closures, C::RestaurantId))
+                .equals((restaurant::Entity, restaurant::Column::Id)),
+        )
+        .and_where(Expr::col((Closures, C::StartsOn)).lte(date.clone()))
+        .and_where(Expr::col((Closures, C::EndsOn)).gte(date))
+        .take()
 }
 
 fn condition(filter: &RestaurantFilter, now: DateTime<Utc>) -> sea_orm::Condition {
@@ -351,7 +387,8 @@ fn condition(filter: &RestaurantFilter, now: DateTime<Utc>) -> sea_orm::Conditio
                             .gt(local_now),
                     )
                     .take(),
-            ));
+            ))
+            .add(Expr::exists(closed_on(local_date_at(now))).not());
         condition = condition.add(if wanted { open } else { open.not() });
     }
     if let (Some(point), Some(km)) = (filter.near, filter.within_km) {

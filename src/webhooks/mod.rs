@@ -280,6 +280,8 @@ pub struct LineFacts<'a> {
     pub unit_price: i64,
     pub quantity: i32,
     pub note: Option<&'a str>,
+    /// The options chosen; `unit_price` includes them.
+    pub options: &'a [crate::services::orders::ChosenOption],
 }
 
 /// The event of an order's change `event`, which left the order as `order` (its status and
@@ -321,6 +323,12 @@ pub fn order_event(
                     "quantity": line.quantity,
                     "unitPrice": money(line.unit_price),
                     "note": line.note,
+                    "options": line.options.iter().map(|option| json!({
+                        "optionId": id(NodeKind::MenuOption, option.option_id),
+                        "group": option.group,
+                        "name": option.name,
+                        "priceDelta": money(option.price_delta),
+                    })).collect::<Vec<_>>(),
                 })
             })
             .collect();

@@ -19,6 +19,8 @@ mod hardening;
 mod hostile_input;
 mod http;
 mod live;
+mod menu_import;
+mod menu_options;
 mod menus;
 mod metrics;
 mod nodes;

@@ -204,3 +204,91 @@ db_test! {
         assert_eq!(shown.data()["node"]["price"]["amount"], items[0].2.as_str());
     }
 }
+
+db_test! {
+    /// `menuUpdated` over a real WebSocket: each committed menu change of the followed
+    /// restaurant arrives with the menu as it is now, other restaurants' changes do not, and a
+    /// refused change sends nothing. On PostgreSQL a change made through another replica
+    /// arrives too.
+    async fn menu_changes_arrive_live(app) {
+        let (restaurant, items) = roma_items(&app).await;
+        let owner = app.bearer(seed::DEMO_OWNER).await;
+        let customer = app.bearer(seed::DEMO_CUSTOMER).await;
+        let query = "subscription($r: ID!) { menuUpdated(restaurantId: $r) { restaurant { id } menu { items { id name available } } } }";
+        let mut socket = crate::live::follow(&app, &customer, "menu", query, json!({ "r": restaurant })).await;
+        // Give the subscription a moment to be registered before the first change.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let item = json!(items[0].0);
+        let renamed = run(&app, Some(&owner), UPDATE_ITEM, json!({ "id": item, "name": "Live rename" })).await;
+        assert_eq!(renamed.data()["updateMenuItem"]["userErrors"], json!([]));
+        let update = crate::live::next(&mut socket, "menuUpdated").await;
+        assert_eq!(update["restaurant"]["id"], json!(restaurant));
+        let shown = update["menu"]["items"].as_array().unwrap().iter().find(|i| i["id"] == item).unwrap().clone();
+        assert_eq!(shown["name"], "Live rename");
+
+        // A refused change and another restaurant's change send nothing; the next one does.
+        let refused = run(&app, Some(&owner), UPDATE_ITEM, json!({ "id": item, "price": "0" })).await;
+        assert_eq!(refused.data()["updateMenuItem"]["userErrors"][0]["code"], "INVALID");
+        let owner_id = app.user_id(seed::DEMO_OWNER).await;
+        let other_owner = format!("Bearer {}", app.tokens.issue(owner_id + 1, None, None, chrono::Utc::now()));
+        let other_restaurant = GlobalId::encode(NodeKind::Restaurant, 2).0;
+        let elsewhere = run(&app, Some(&other_owner), CREATE_CATEGORY, json!({ "restaurantId": other_restaurant, "name": "Elsewhere" })).await;
+        assert_eq!(elsewhere.data()["createMenuCategory"]["userErrors"], json!([]));
+        let sold = run(&app, Some(&owner), AVAILABILITY, json!({ "menuItemIds": [item], "available": false })).await;
+        assert_eq!(sold.data()["setMenuItemsAvailability"]["userErrors"], json!([]));
+        let update = crate::live::next(&mut socket, "menuUpdated").await;
+        let shown = update["menu"]["items"].as_array().unwrap().iter().find(|i| i["id"] == item).unwrap().clone();
+        assert_eq!(shown, json!({ "id": item, "name": "Live rename", "available": false }), "the next update is the sold-out one");
+
+        if app.database_url.starts_with("postgres") {
+            let (other, instance) = app.another_instance().await;
+            tokio::spawn(instance.run_until_stopped());
+            let through_other = app.client.post(format!("{other}/graphql")).header("authorization", &owner)
+                .json(&json!({ "query": UPDATE_ITEM, "variables": { "input": { "id": item, "name": "From the other replica" } } }))
+                .send().await.unwrap().json::<Value>().await.unwrap();
+            assert_eq!(through_other["data"]["updateMenuItem"]["userErrors"], json!([]));
+            let update = crate::live::next(&mut socket, "menuUpdated").await;
+            let shown = update["menu"]["items"].as_array().unwrap().iter().find(|i| i["id"] == item).unwrap().clone();
+            assert_eq!(shown["name"], "From the other replica");
+        }
+
+        // A restaurant that does not exist cannot be followed.
+        let mut missing = crate::live::follow(&app, &customer, "gone", query, json!({ "r": GlobalId::encode(NodeKind::Restaurant, 9_999_999).0 })).await;
+        let message = crate::websocket::receive(&mut missing).await;
+        assert_eq!(message["type"], "next", "{message}");
+        assert_eq!(message["payload"]["data"], Value::Null, "{message}");
+        assert_eq!(message["payload"]["errors"][0]["extensions"]["code"], "NOT_FOUND", "{message}");
+        assert_eq!(crate::websocket::receive(&mut missing).await["type"], "complete");
+    }
+}
+
+db_test! {
+    /// Items are put in a new order within their category; a list that leaves one out or
+    /// names another category's item is refused and changes nothing; strangers cannot.
+    async fn items_are_reordered_within_their_category(app) {
+        let (restaurant, _) = roma_items(&app).await;
+        let owner = app.bearer(seed::DEMO_OWNER).await;
+        let query = "mutation($input: ReorderMenuItemsInput!) { reorderMenuItems(input: $input) { menuItems { id } userErrors { field code } } }";
+        let before = menu(&app, &restaurant).await;
+        let category = before["categories"][0].clone();
+        let ids: Vec<Value> = category["items"].as_array().unwrap().iter().map(|i| i["id"].clone()).collect();
+        assert!(ids.len() > 2);
+        let reversed: Vec<Value> = ids.iter().rev().cloned().collect();
+        let done = run(&app, Some(&owner), query, json!({ "categoryId": category["id"], "menuItemIds": reversed })).await;
+        let done = done.data()["reorderMenuItems"].clone();
+        assert_eq!(done["userErrors"], json!([]));
+        assert_eq!(done["menuItems"].as_array().unwrap().iter().map(|i| i["id"].clone()).collect::<Vec<_>>(), reversed);
+        let shown: Vec<Value> = menu(&app, &restaurant).await["categories"][0]["items"].as_array().unwrap().iter().map(|i| i["id"].clone()).collect();
+        assert_eq!(shown, reversed);
+        let foreign = before["categories"][1]["items"][0]["id"].clone();
+        for wrong in [json!(reversed[1..]), json!([reversed.clone(), vec![foreign]].concat()), json!([reversed.clone(), vec![reversed[0].clone()]].concat())] {
+            let refused = run(&app, Some(&owner), query, json!({ "categoryId": category["id"], "menuItemIds": wrong })).await;
+            assert_eq!(refused.data()["reorderMenuItems"]["userErrors"], json!([{ "field": ["input", "menuItemIds"], "code": "INVALID" }]), "{wrong}");
+        }
+        let customer = app.bearer(seed::DEMO_CUSTOMER).await;
+        let refused = run(&app, Some(&customer), query, json!({ "categoryId": category["id"], "menuItemIds": ids })).await;
+        assert_eq!(refused.error_code(), "FORBIDDEN");
+        let shown: Vec<Value> = menu(&app, &restaurant).await["categories"][0]["items"].as_array().unwrap().iter().map(|i| i["id"].clone()).collect();
+        assert_eq!(shown, reversed, "refused calls changed nothing");
+    }
+}

@@ -21,6 +21,9 @@ const UPDATE: &str = "mutation($input: UpdateRestaurantInput!) { updateRestauran
 const PAUSE: &str = "mutation($input: PauseOrdersInput!) { pauseOrders(input: $input) { restaurant { pausedUntil openNow } userErrors { field code } } }";
 const RESUME: &str = "mutation($input: ResumeOrdersInput!) { resumeOrders(input: $input) { restaurant { pausedUntil openNow } userErrors { code } } }";
 
+const SETTINGS: &str = "mutation($input: UpdateRestaurantInput!) { updateRestaurant(input: $input) {
+    restaurant { phone cuisines openNow closures { startsOn endsOn reason } } userErrors { field code } } }";
+
 /// Every day around the clock, as `updateRestaurant` takes it.
 fn always_open() -> Value {
     json!(
@@ -242,5 +245,80 @@ db_test! {
         assert_eq!(old.data()["restaurant"], Value::Null);
         let new = app.graphql("{ restaurant(slug: \"pho-corner-mitte\") { id } }", json!({})).await;
         assert_eq!(new.data()["restaurant"]["id"], json!(restaurant));
+    }
+}
+
+db_test! {
+    /// The owner gives a phone number and cuisines and closes for dated days: a closure over
+    /// today (in the restaurant's own zone) closes it everywhere `openNow` is decided — the
+    /// field, the list filter and placeOrder — and lifting it opens it again. Bad values and
+    /// strangers change nothing.
+    async fn closures_phone_and_cuisines(app) {
+        let (restaurant, items) = roma_items(&app).await;
+        let owner = app.bearer(seed::DEMO_OWNER).await;
+        let customer = app.bearer(seed::DEMO_CUSTOMER).await;
+        // Far from UTC, so "today" differs from UTC's date for part of every day.
+        let zone: chrono_tz::Tz = "Pacific/Kiritimati".parse().unwrap();
+        let today = Utc::now().with_timezone(&zone).date_naive();
+        let closed = app.graphql_as(Some(&owner), SETTINGS, json!({ "input": { "id": restaurant, "timeZone": "Pacific/Kiritimati",
+            "openingHours": always_open(), "phone": " +49 30 1234567 ", "cuisines": ["Italian", "Pizza", "pizza"],
+            "closures": [
+                { "startsOn": (today - Duration::days(1)).to_string(), "endsOn": today.to_string(), "reason": "Family wedding" },
+                { "startsOn": (today + Duration::days(20)).to_string(), "endsOn": (today + Duration::days(21)).to_string() },
+                { "startsOn": (today - Duration::days(30)).to_string(), "endsOn": (today - Duration::days(29)).to_string(), "reason": "past" },
+            ] } })).await;
+        let r = closed.data()["updateRestaurant"]["restaurant"].clone();
+        assert_eq!(closed.data()["updateRestaurant"]["userErrors"], json!([]));
+        assert_eq!(r["phone"], "+49 30 1234567");
+        assert_eq!(r["cuisines"], json!(["italian", "pizza"]));
+        assert_eq!(r["openNow"], false);
+        assert_eq!(r["closures"], json!([
+            { "startsOn": (today - Duration::days(1)).to_string(), "endsOn": today.to_string(), "reason": "Family wedding" },
+            { "startsOn": (today + Duration::days(20)).to_string(), "endsOn": (today + Duration::days(21)).to_string(), "reason": "" },
+        ]), "past closures are not shown");
+        let open_list = "{ restaurants(first: 100, filter: { openNow: true }) { edges { node { id } } } }";
+        let listed = app.graphql(open_list, json!({})).await;
+        assert!(listed.data()["restaurants"]["edges"].as_array().unwrap().iter().all(|e| e["node"]["id"] != json!(restaurant)));
+        let closed_list = app.graphql("{ restaurants(first: 100, filter: { openNow: false, cuisines: [\"pizza\"] }) { edges { node { id } } } }", json!({})).await;
+        assert!(closed_list.data()["restaurants"]["edges"].as_array().unwrap().iter().any(|e| e["node"]["id"] == json!(restaurant)));
+        let refused = place(&app, &customer, order_input(&restaurant, &available(&items, 1), "closed-today")).await;
+        assert_eq!(refused["userErrors"][0]["code"], "RESTAURANT_CLOSED");
+
+        // Tomorrow's closure only: open again.
+        let reopened = app.graphql_as(Some(&owner), SETTINGS, json!({ "input": { "id": restaurant,
+            "closures": [{ "startsOn": (today + Duration::days(1)).to_string(), "endsOn": (today + Duration::days(1)).to_string() }] } })).await;
+        assert_eq!(reopened.data()["updateRestaurant"]["restaurant"]["openNow"], true);
+        let listed = app.graphql(open_list, json!({})).await;
+        assert!(listed.data()["restaurants"]["edges"].as_array().unwrap().iter().any(|e| e["node"]["id"] == json!(restaurant)));
+        let placed = place(&app, &customer, order_input(&restaurant, &available(&items, 1), "open-again")).await;
+        assert_eq!(placed["userErrors"], json!([]));
+
+        for (input, field) in [
+            (json!({ "phone": "call me" }), json!(["input", "phone"])),
+            (json!({ "phone": "1".repeat(41) }), json!(["input", "phone"])),
+            (json!({ "cuisines": [""] }), json!(["input", "cuisines", "0"])),
+            (json!({ "cuisines": (0..11).map(|n| format!("c{n}")).collect::<Vec<_>>() }), json!(["input", "cuisines"])),
+            (json!({ "closures": [{ "startsOn": "2027-01-02", "endsOn": "2027-01-01" }] }), json!(["input", "closures", "0", "endsOn"])),
+            (json!({ "closures": [{ "startsOn": "2027-01-01", "endsOn": "2028-06-01" }] }), json!(["input", "closures", "0", "endsOn"])),
+            (json!({ "phone": "+1 555 0100", "closures": [{ "startsOn": "2027-01-01", "endsOn": "2027-01-01", "reason": "x".repeat(201) }] }), json!(["input", "closures", "0", "reason"])),
+        ] {
+            let mut input = input.clone();
+            input["id"] = json!(restaurant);
+            let refused = app.graphql_as(Some(&owner), SETTINGS, json!({ "input": input })).await;
+            assert_eq!(refused.data()["updateRestaurant"]["userErrors"][0]["field"], field, "{input}");
+        }
+        let bad_date = app.graphql_as(Some(&owner), SETTINGS, json!({ "input": { "id": restaurant, "closures": [{ "startsOn": "2027-02-30", "endsOn": "2027-03-01" }] } })).await;
+        assert_eq!(bad_date.error_code(), "BAD_USER_INPUT");
+        let staff = staff_of(&app, &restaurant).await;
+        let owner_id = app.user_id(seed::DEMO_OWNER).await;
+        let other_owner = format!("Bearer {}", app.tokens.issue(owner_id + 1, None, None, Utc::now()));
+        for who in [staff, customer.clone(), other_owner] {
+            let refused = app.graphql_as(Some(&who), SETTINGS, json!({ "input": { "id": restaurant, "phone": "110", "closures": [] } })).await;
+            assert_eq!(refused.error_code(), "FORBIDDEN", "{who}");
+        }
+        let now = app.graphql("query($id: ID!) { node(id: $id) { ... on Restaurant { phone cuisines closures { startsOn } } } }", json!({ "id": restaurant })).await;
+        assert_eq!(now.data()["node"]["phone"], "+49 30 1234567", "refused updates changed nothing");
+        assert_eq!(now.data()["node"]["closures"].as_array().unwrap().len(), 1);
+        assert_eq!(now.data()["node"]["cuisines"], json!(["italian", "pizza"]));
     }
 }

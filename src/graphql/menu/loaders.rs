@@ -69,6 +69,8 @@ pub struct ItemDetails {
     /// A JSON array of stored tags (`vegan`, `gluten_free`, ...).
     pub dietary_tags: Json,
     pub image_url: Option<String>,
+    /// A JSON array of stored allergens (`gluten`, `milk`, ...).
+    pub allergens: Json,
 }
 
 impl From<&menu_item::Model> for ItemRow {
@@ -92,6 +94,7 @@ impl From<&menu_item::Model> for ItemDetails {
             description: item.description.clone(),
             dietary_tags: item.dietary_tags.clone(),
             image_url: item.image_url.clone(),
+            allergens: item.allergens.clone(),
         }
     }
 }
@@ -161,7 +164,12 @@ impl ItemsByRestaurant {
             Column::IsAvailable,
         ]);
         if details {
-            query = query.columns([Column::Description, Column::DietaryTags, Column::ImageUrl]);
+            query = query.columns([
+                Column::Description,
+                Column::DietaryTags,
+                Column::ImageUrl,
+                Column::Allergens,
+            ]);
         }
         let statement = query
             .filter(one_of(
@@ -197,10 +205,34 @@ impl ItemRow {
                     description: String::read(row, 7, check)?,
                     dietary_tags: Json::read(row, 8, check)?,
                     image_url: Option::read(row, 9, check)?,
+                    allergens: Json::read(row, 10, check)?,
                 }))
             } else {
                 None
             },
         })
+    }
+}
+
+/// An option group of a menu item with its options, in menu order.
+pub type GroupRow = (
+    entities::menu_option_group::Model,
+    Vec<entities::menu_option::Model>,
+);
+
+/// Option groups (with their options) by menu item id: two statements per batch, however
+/// many items a page shows.
+pub struct OptionGroupsByItem(pub DatabaseConnection);
+
+impl Loader<i64> for OptionGroupsByItem {
+    type Value = Arc<[Arc<GroupRow>]>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        let groups = crate::services::menu_options::groups_of(&self.0, keys).await?;
+        Ok(groups
+            .into_iter()
+            .map(|(item, groups)| (item, groups.into_iter().map(Arc::new).collect()))
+            .collect())
     }
 }

@@ -8,7 +8,7 @@ use chrono::Utc;
 use entities::{menu_category, menu_item};
 use sea_orm::DatabaseConnection;
 
-use super::types::{DietaryTag, MenuCategory, MenuItem};
+use super::types::{Allergen, DietaryTag, MenuCategory, MenuItem};
 use crate::{
     auth::guards::viewer,
     graphql::{
@@ -17,6 +17,7 @@ use crate::{
     },
     services::{
         InputError,
+        menu_options::{self, GroupSpec, OptionSpec},
         menus::{self as service, ItemFields},
     },
 };
@@ -71,6 +72,8 @@ pub struct CreateMenuItemInput {
     pub price: String,
     /// Dietary tags.
     pub dietary_tags: Option<Vec<DietaryTag>>,
+    /// Allergens it contains.
+    pub allergens: Option<Vec<Allergen>>,
     /// Whether it can be ordered (default true).
     pub available: Option<bool>,
 }
@@ -91,8 +94,19 @@ pub struct UpdateMenuItemInput {
     pub price: Option<String>,
     /// Dietary tags (replacing the old ones).
     pub dietary_tags: Option<Vec<DietaryTag>>,
+    /// Allergens it contains (replacing the old ones).
+    pub allergens: Option<Vec<Allergen>>,
     /// Whether it can be ordered.
     pub available: Option<bool>,
+}
+
+/// A category's items in their new order.
+#[derive(InputObject)]
+pub struct ReorderMenuItemsInput {
+    /// The category.
+    pub category_id: ID,
+    /// Every item of the category, once each, first one first.
+    pub menu_item_ids: Vec<ID>,
 }
 
 /// Items to mark available or sold out, all of one restaurant.
@@ -102,6 +116,49 @@ pub struct SetMenuItemsAvailabilityInput {
     pub menu_item_ids: Vec<ID>,
     /// True: can be ordered; false: sold out.
     pub available: bool,
+}
+
+/// One option of a group, as `setMenuItemOptions` takes it.
+#[derive(InputObject)]
+pub struct MenuOptionInput {
+    /// The option to keep (and change); omit for a new one.
+    pub id: Option<ID>,
+    /// 1 to 100 characters.
+    pub name: String,
+    /// What it adds to the item's price, a decimal amount in the restaurant's currency from
+    /// `"0"` to `"10000.00"` (default `"0"`).
+    #[graphql(default_with = "String::from(\"0\")")]
+    pub price_delta: String,
+    /// Whether it can be chosen (default true).
+    #[graphql(default = true)]
+    pub available: bool,
+}
+
+/// One option group, as `setMenuItemOptions` takes it.
+#[derive(InputObject)]
+pub struct MenuOptionGroupInput {
+    /// The group to keep (and change); omit for a new one.
+    pub id: Option<ID>,
+    /// 1 to 100 characters, e.g. "Size".
+    pub name: String,
+    /// Fewest options a line must choose (0: optional). Default 0.
+    #[graphql(default)]
+    pub min_choices: i32,
+    /// Most options a line may choose, from `max(1, minChoices)` to the number of options.
+    pub max_choices: i32,
+    /// 1 to 50 options, in menu order.
+    pub options: Vec<MenuOptionInput>,
+}
+
+/// An item's option groups, all of them, in menu order.
+#[derive(InputObject)]
+pub struct SetMenuItemOptionsInput {
+    /// The item.
+    pub menu_item_id: ID,
+    /// Up to 20 groups. Groups and options given with their `id` are kept and changed; without
+    /// one they are new; the item's groups and options left out are removed (past orders keep
+    /// what they chose).
+    pub option_groups: Vec<MenuOptionGroupInput>,
 }
 
 /// Which item to delete.
@@ -164,7 +221,13 @@ fn item(model: &menu_item::Model) -> MenuItem {
     MenuItem(Arc::new(model.into()))
 }
 
-fn category_payload(result: Result<menu_category::Model, InputError>) -> MenuCategoryPayload {
+async fn category_payload(
+    ctx: &Context<'_>,
+    result: Result<menu_category::Model, InputError>,
+) -> MenuCategoryPayload {
+    if let Ok(model) = &result {
+        announce(ctx, model.restaurant_id).await;
+    }
     match result {
         Ok(model) => MenuCategoryPayload {
             category: Some(category(model)),
@@ -177,7 +240,13 @@ fn category_payload(result: Result<menu_category::Model, InputError>) -> MenuCat
     }
 }
 
-fn item_payload(result: Result<menu_item::Model, InputError>) -> MenuItemPayload {
+async fn item_payload(
+    ctx: &Context<'_>,
+    result: Result<menu_item::Model, InputError>,
+) -> MenuItemPayload {
+    if let Ok(model) = &result {
+        announce(ctx, model.restaurant_id).await;
+    }
     match result {
         Ok(model) => MenuItemPayload {
             menu_item: Some(item(&model)),
@@ -190,16 +259,50 @@ fn item_payload(result: Result<menu_item::Model, InputError>) -> MenuItemPayload
     }
 }
 
-fn deleted(kind: NodeKind, result: Result<i64, InputError>) -> DeleteMenuEntryPayload {
+async fn items_payload(
+    ctx: &Context<'_>,
+    result: Result<Vec<menu_item::Model>, InputError>,
+) -> MenuItemsPayload {
+    if let Some(first) = result.as_ref().ok().and_then(|items| items.first()) {
+        announce(ctx, first.restaurant_id).await;
+    }
     match result {
-        Ok(id) => DeleteMenuEntryPayload {
-            deleted_id: Some(GlobalId::encode(kind, id)),
+        Ok(items) => MenuItemsPayload {
+            menu_items: Some(items.iter().map(item).collect()),
+            user_errors: Vec::new(),
+        },
+        Err(error) => MenuItemsPayload {
+            menu_items: None,
+            user_errors: vec![error.into()],
+        },
+    }
+}
+
+async fn deleted(
+    ctx: &Context<'_>,
+    kind: NodeKind,
+    result: Result<(i64, i64), InputError>,
+) -> DeleteMenuEntryPayload {
+    match result {
+        Ok((id, restaurant_id)) => DeleteMenuEntryPayload {
+            deleted_id: {
+                announce(ctx, restaurant_id).await;
+                Some(GlobalId::encode(kind, id))
+            },
             user_errors: Vec::new(),
         },
         Err(error) => DeleteMenuEntryPayload {
             deleted_id: None,
             user_errors: vec![error.into()],
         },
+    }
+}
+
+/// Tells live subscribers (`menuUpdated`), on every replica, that `restaurant_id`'s menu
+/// changed; called after the change committed.
+pub(super) async fn announce(ctx: &Context<'_>, restaurant_id: i64) {
+    if let Ok(bus) = ctx.data::<crate::events::EventBus>() {
+        bus.menu_changed(restaurant_id).await;
     }
 }
 
@@ -225,7 +328,7 @@ impl MenuMutation {
         let db = ctx.data::<DatabaseConnection>()?;
         let result =
             service::create_category(db, viewer(ctx)?, restaurant, &input.name, Utc::now()).await?;
-        Ok(category_payload(result))
+        Ok(category_payload(ctx, result).await)
     }
 
     /// Renames a category.
@@ -238,7 +341,7 @@ impl MenuMutation {
         let db = ctx.data::<DatabaseConnection>()?;
         let result =
             service::rename_category(db, viewer(ctx)?, id, &input.name, Utc::now()).await?;
-        Ok(category_payload(result))
+        Ok(category_payload(ctx, result).await)
     }
 
     /// Puts a menu's categories in a new order.
@@ -259,7 +362,10 @@ impl MenuMutation {
                 .await?
             {
                 Ok(categories) => MenuCategoriesPayload {
-                    categories: Some(categories.into_iter().map(category).collect()),
+                    categories: {
+                        announce(ctx, restaurant).await;
+                        Some(categories.into_iter().map(category).collect())
+                    },
                     user_errors: Vec::new(),
                 },
                 Err(error) => MenuCategoriesPayload {
@@ -284,7 +390,7 @@ impl MenuMutation {
             .transpose()?;
         let db = ctx.data::<DatabaseConnection>()?;
         let result = service::delete_category(db, viewer(ctx)?, id, target, Utc::now()).await?;
-        Ok(deleted(NodeKind::MenuCategory, result))
+        Ok(deleted(ctx, NodeKind::MenuCategory, result).await)
     }
 
     /// Adds an item at the end of a category.
@@ -302,11 +408,14 @@ impl MenuMutation {
             description: input.description,
             price: Some(input.price),
             dietary_tags: tags(input.dietary_tags),
+            allergens: input
+                .allergens
+                .map(|list| list.into_iter().map(Allergen::stored).collect()),
             available: input.available,
         };
         let db = ctx.data::<DatabaseConnection>()?;
         let result = service::create_item(db, viewer(ctx)?, &fields, Utc::now()).await?;
-        Ok(item_payload(result))
+        Ok(item_payload(ctx, result).await)
     }
 
     /// Changes an item.
@@ -326,11 +435,31 @@ impl MenuMutation {
             description: input.description,
             price: input.price,
             dietary_tags: tags(input.dietary_tags),
+            allergens: input
+                .allergens
+                .map(|list| list.into_iter().map(Allergen::stored).collect()),
             available: input.available,
         };
         let db = ctx.data::<DatabaseConnection>()?;
         let result = service::update_item(db, viewer(ctx)?, id, &fields, Utc::now()).await?;
-        Ok(item_payload(result))
+        Ok(item_payload(ctx, result).await)
+    }
+
+    /// Puts a category's items in a new order.
+    async fn reorder_menu_items(
+        &self,
+        ctx: &Context<'_>,
+        input: ReorderMenuItemsInput,
+    ) -> Result<MenuItemsPayload> {
+        let category = GlobalId::decode_as(&input.category_id, NodeKind::MenuCategory)?;
+        let ids = input
+            .menu_item_ids
+            .iter()
+            .map(|id| GlobalId::decode_as(id, NodeKind::MenuItem))
+            .collect::<Result<Vec<_>, _>>()?;
+        let db = ctx.data::<DatabaseConnection>()?;
+        let result = service::reorder_items(db, viewer(ctx)?, category, &ids, Utc::now()).await?;
+        Ok(items_payload(ctx, result).await)
     }
 
     /// Marks up to 100 items of one restaurant available or sold out at once (the kitchen
@@ -346,20 +475,9 @@ impl MenuMutation {
             .map(|id| GlobalId::decode_as(id, NodeKind::MenuItem))
             .collect::<Result<Vec<_>, _>>()?;
         let db = ctx.data::<DatabaseConnection>()?;
-        Ok(
-            match service::set_availability(db, viewer(ctx)?, &ids, input.available, Utc::now())
-                .await?
-            {
-                Ok(items) => MenuItemsPayload {
-                    menu_items: Some(items.iter().map(item).collect()),
-                    user_errors: Vec::new(),
-                },
-                Err(error) => MenuItemsPayload {
-                    menu_items: None,
-                    user_errors: vec![error.into()],
-                },
-            },
-        )
+        let result =
+            service::set_availability(db, viewer(ctx)?, &ids, input.available, Utc::now()).await?;
+        Ok(items_payload(ctx, result).await)
     }
 
     /// Takes an item off the menu; past orders keep its name and price.
@@ -371,6 +489,47 @@ impl MenuMutation {
         let id = GlobalId::decode_as(&input.id, NodeKind::MenuItem)?;
         let db = ctx.data::<DatabaseConnection>()?;
         let result = service::delete_item(db, viewer(ctx)?, id, Utc::now()).await?;
-        Ok(deleted(NodeKind::MenuItem, result))
+        Ok(deleted(ctx, NodeKind::MenuItem, result).await)
+    }
+
+    /// Sets an item's option groups ("Size", "Extras") and their options, all at once, in
+    /// the order given. Orders already placed keep the options they were placed with.
+    async fn set_menu_item_options(
+        &self,
+        ctx: &Context<'_>,
+        input: SetMenuItemOptionsInput,
+    ) -> Result<MenuItemPayload> {
+        let item_id = GlobalId::decode_as(&input.menu_item_id, NodeKind::MenuItem)?;
+        let decode = |id: Option<&ID>, kind| id.map(|id| GlobalId::decode_as(id, kind)).transpose();
+        let groups = input
+            .option_groups
+            .iter()
+            .map(|group| {
+                Ok(GroupSpec {
+                    id: decode(group.id.as_ref(), NodeKind::MenuOptionGroup)?,
+                    external_id: None,
+                    name: group.name.clone(),
+                    min_choices: group.min_choices,
+                    max_choices: group.max_choices,
+                    options: group
+                        .options
+                        .iter()
+                        .map(|option| {
+                            Ok(OptionSpec {
+                                id: decode(option.id.as_ref(), NodeKind::MenuOption)?,
+                                external_id: None,
+                                name: option.name.clone(),
+                                price_delta: option.price_delta.clone(),
+                                available: option.available,
+                            })
+                        })
+                        .collect::<Result<_>>()?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let db = ctx.data::<DatabaseConnection>()?;
+        let result =
+            menu_options::set_item_options(db, viewer(ctx)?, item_id, &groups, Utc::now()).await?;
+        Ok(item_payload(ctx, result.map(|(item, _)| item)).await)
     }
 }

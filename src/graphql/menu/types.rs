@@ -173,13 +173,81 @@ impl DietaryTag {
     }
 }
 
+/// An allergen a dish contains: the fourteen the EU requires restaurants to declare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum Allergen {
+    /// Cereals containing gluten.
+    Gluten,
+    /// Crustaceans.
+    Crustaceans,
+    /// Eggs.
+    Eggs,
+    /// Fish.
+    Fish,
+    /// Peanuts.
+    Peanuts,
+    /// Soybeans.
+    Soybeans,
+    /// Milk, lactose included.
+    Milk,
+    /// Tree nuts.
+    Nuts,
+    /// Celery.
+    Celery,
+    /// Mustard.
+    Mustard,
+    /// Sesame seeds.
+    Sesame,
+    /// Sulphur dioxide and sulphites.
+    Sulphites,
+    /// Lupin.
+    Lupin,
+    /// Molluscs.
+    Molluscs,
+}
+
+impl Allergen {
+    const ALL: [(Self, &'static str); 14] = [
+        (Self::Gluten, "gluten"),
+        (Self::Crustaceans, "crustaceans"),
+        (Self::Eggs, "eggs"),
+        (Self::Fish, "fish"),
+        (Self::Peanuts, "peanuts"),
+        (Self::Soybeans, "soybeans"),
+        (Self::Milk, "milk"),
+        (Self::Nuts, "nuts"),
+        (Self::Celery, "celery"),
+        (Self::Mustard, "mustard"),
+        (Self::Sesame, "sesame"),
+        (Self::Sulphites, "sulphites"),
+        (Self::Lupin, "lupin"),
+        (Self::Molluscs, "molluscs"),
+    ];
+
+    /// Reads a stored allergen; unknown ones are skipped by callers.
+    pub fn from_stored(name: &str) -> Option<Self> {
+        Self::ALL
+            .iter()
+            .find(|(_, stored)| *stored == name)
+            .map(|(allergen, _)| *allergen)
+    }
+
+    /// The stored form.
+    pub fn stored(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(allergen, _)| *allergen == self)
+            .map_or("", |(_, stored)| stored)
+    }
+}
+
 /// The items of `restaurant_id`, with their details when the field resolving in `ctx` (a
 /// list of items) selects one of them, anywhere in its selection set.
 fn items_of(ctx: &Context<'_>, restaurant_id: i64) -> ItemsOf {
     let items = ctx.look_ahead();
     ItemsOf {
         restaurant_id,
-        details: ["description", "dietaryTags", "imageUrl"]
+        details: ["description", "dietaryTags", "imageUrl", "allergens"]
             .into_iter()
             .any(|field| items.field(field).exists()),
     }
@@ -247,9 +315,42 @@ impl MenuItem {
             .collect())
     }
 
+    /// Allergens it contains, as the restaurant declares them.
+    async fn allergens(&self, ctx: &Context<'_>) -> Result<Vec<Allergen>> {
+        Ok(self
+            .details(ctx)
+            .await?
+            .allergens
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|name| name.as_str().and_then(Allergen::from_stored))
+            .collect())
+    }
+
     /// URL of a photo, when there is one.
     async fn image_url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         Ok(self.details(ctx).await?.image_url.clone())
+    }
+
+    /// Choices to make when ordering it ("Size", "Extras"), in menu order; empty when there
+    /// are none. `placeOrder` takes the chosen options' ids per line.
+    #[graphql(complexity = "list_cost(2, child_complexity)")]
+    async fn option_groups(&self, ctx: &Context<'_>) -> Result<Vec<MenuOptionGroup>> {
+        let groups = ctx
+            .data::<Loaders>()?
+            .option_groups
+            .load_one(self.0.id)
+            .await?
+            .unwrap_or_default();
+        let currency: Arc<str> = Arc::from(self.0.currency.as_str());
+        Ok(groups
+            .iter()
+            .map(|group| MenuOptionGroup {
+                group: group.clone(),
+                currency: currency.clone(),
+            })
+            .collect())
     }
 
     /// The category the item is listed under.
@@ -278,4 +379,84 @@ pub async fn load_restaurant(ctx: &Context<'_>, id: i64) -> Result<Restaurant> {
         .await?
         .ok_or_else(|| AppError::NotFound("restaurant".into()))?;
     Ok(Restaurant(restaurant))
+}
+
+/// A choice to make about a menu item: "Size" (exactly one of Small / Large), "Extras" (up
+/// to three of …).
+pub struct MenuOptionGroup {
+    group: Arc<super::loaders::GroupRow>,
+    /// The item's currency, which its options are priced in.
+    currency: Arc<str>,
+}
+
+/// A choice to make about a menu item: "Size" (exactly one of Small / Large), "Extras" (up
+/// to three of …).
+#[Object]
+impl MenuOptionGroup {
+    /// Global ID of the group (for `setMenuItemOptions`).
+    async fn id(&self) -> ID {
+        GlobalId::encode(NodeKind::MenuOptionGroup, self.group.0.id)
+    }
+
+    /// Display name, e.g. "Size".
+    async fn name(&self) -> &str {
+        &self.group.0.name
+    }
+
+    /// Fewest options an order line must choose from the group.
+    async fn min_choices(&self) -> i32 {
+        self.group.0.min_choices
+    }
+
+    /// Most options an order line may choose from the group.
+    async fn max_choices(&self) -> i32 {
+        self.group.0.max_choices
+    }
+
+    /// Whether a choice is needed (`minChoices` is 1 or more).
+    async fn required(&self) -> bool {
+        self.group.0.min_choices > 0
+    }
+
+    /// The options, in menu order.
+    async fn options(&self) -> Vec<MenuOption> {
+        self.group
+            .1
+            .iter()
+            .map(|option| MenuOption {
+                option: option.clone(),
+                currency: self.currency.clone(),
+            })
+            .collect()
+    }
+}
+
+/// One option of a group, e.g. "Large".
+pub struct MenuOption {
+    option: entities::menu_option::Model,
+    currency: Arc<str>,
+}
+
+/// One option of a group, e.g. "Large".
+#[Object]
+impl MenuOption {
+    /// Global ID of the option: what `placeOrder` takes in `lines.optionIds`.
+    async fn id(&self) -> ID {
+        GlobalId::encode(NodeKind::MenuOption, self.option.id)
+    }
+
+    /// Display name.
+    async fn name(&self) -> &str {
+        &self.option.name
+    }
+
+    /// What it adds to the price of one item (zero for most).
+    async fn price_delta(&self) -> Money {
+        Money::from_minor(self.option.price_delta, &self.currency)
+    }
+
+    /// Whether it can be chosen now (false when sold out).
+    async fn available(&self) -> bool {
+        self.option.is_available
+    }
 }

@@ -34,6 +34,10 @@ pub struct OrderLineInput {
     pub quantity: i32,
     /// A note for the kitchen, at most 200 characters.
     pub note: Option<String>,
+    /// The options chosen from the item's `optionGroups` (`MenuOption.id`s), each once; every
+    /// group needs from its `minChoices` to its `maxChoices`. Priced from the menu.
+    #[graphql(default)]
+    pub option_ids: Vec<ID>,
 }
 
 /// The lines of an order as the services take them.
@@ -45,6 +49,11 @@ pub fn decode_lines(lines: &[OrderLineInput]) -> Result<Vec<LineInput>> {
                 menu_item_id: GlobalId::decode_as(&line.menu_item_id, NodeKind::MenuItem)?,
                 quantity: line.quantity,
                 note: line.note.clone(),
+                option_ids: line
+                    .option_ids
+                    .iter()
+                    .map(|id| GlobalId::decode_as(id, NodeKind::MenuOption))
+                    .collect::<Result<_, _>>()?,
             })
         })
         .collect()

@@ -38,8 +38,10 @@ pub struct QuoteLine {
     pub name: String,
     /// How many.
     pub quantity: i32,
-    /// Its price now.
+    /// The price of one now, with its options.
     pub unit_price: Money,
+    /// The options chosen, in menu order, priced now.
+    pub options: Vec<super::types::OrderLineOption>,
     /// `unitPrice` times `quantity`.
     pub line_total: Money,
     /// The note for the kitchen.
@@ -77,16 +79,21 @@ impl From<orders::Priced> for OrderQuote {
             lines: priced
                 .lines
                 .iter()
-                .map(|(item, line)| QuoteLine {
-                    menu_item: MenuItem(std::sync::Arc::new(item.into())),
-                    name: item.name.clone(),
-                    quantity: line.quantity,
-                    unit_price: Money::from_minor(item.price_amount, currency),
+                .map(|priced| QuoteLine {
+                    menu_item: MenuItem(std::sync::Arc::new((&priced.item).into())),
+                    name: priced.item.name.clone(),
+                    quantity: priced.line.quantity,
+                    unit_price: Money::from_minor(priced.unit_price, currency),
+                    options: priced
+                        .options
+                        .iter()
+                        .map(|option| super::types::OrderLineOption::new(option, currency))
+                        .collect(),
                     line_total: Money::from_minor(
-                        item.price_amount * i64::from(line.quantity),
+                        priced.unit_price * i64::from(priced.line.quantity),
                         currency,
                     ),
-                    note: line.note.clone(),
+                    note: priced.line.note.clone(),
                 })
                 .collect(),
             subtotal: Money::from_minor(priced.subtotal, currency),

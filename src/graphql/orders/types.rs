@@ -20,7 +20,7 @@ use crate::{
         reviews::types::Review,
         users::types::User,
     },
-    services::orders::can_see,
+    services::orders::{ChosenOption, can_see},
 };
 
 /// Where an order is in its lifecycle.
@@ -329,7 +329,16 @@ impl OrderLine {
         &self.line.name
     }
 
-    /// The price of one when it was ordered.
+    /// The options chosen, as the menu had them when ordering, in menu order.
+    async fn options(&self) -> Vec<OrderLineOption> {
+        serde_json::from_value::<Vec<ChosenOption>>(self.line.options.clone())
+            .unwrap_or_default()
+            .iter()
+            .map(|option| OrderLineOption::new(option, &self.currency))
+            .collect()
+    }
+
+    /// The price of one when it was ordered, with its options.
     async fn unit_price(&self) -> Money {
         Money::from_minor(self.line.unit_price, &self.currency)
     }
@@ -350,6 +359,31 @@ impl OrderLine {
             self.line.unit_price * i64::from(self.line.quantity),
             &self.currency,
         )
+    }
+}
+
+/// An option chosen for an order line ("Size: Large").
+#[derive(async_graphql::SimpleObject)]
+pub struct OrderLineOption {
+    /// The option on the menu (`MenuOption.id`), to order the same again.
+    pub option_id: ID,
+    /// The name of its group, e.g. "Size".
+    pub group_name: String,
+    /// Its name, e.g. "Large".
+    pub name: String,
+    /// What it added to the price of one.
+    pub price_delta: Money,
+}
+
+impl OrderLineOption {
+    /// The API's view of `option`, priced in `currency`.
+    pub fn new(option: &ChosenOption, currency: &str) -> Self {
+        Self {
+            option_id: GlobalId::encode(NodeKind::MenuOption, option.option_id),
+            group_name: option.group.clone(),
+            name: option.name.clone(),
+            price_delta: Money::from_minor(option.price_delta, currency),
+        }
     }
 }
 

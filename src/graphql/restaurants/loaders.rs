@@ -4,7 +4,10 @@
 use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::dataloader::Loader;
-use entities::{FromRowByPosition, ReadColumn as _, opening_hours, restaurant, restaurant_cuisine};
+use entities::{
+    FromRowByPosition, ReadColumn as _, opening_hours, restaurant, restaurant_closure,
+    restaurant_cuisine,
+};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, EntityTrait, IdenStatic, Iterable, QueryFilter,
     QueryOrder, Statement,
@@ -56,6 +59,33 @@ impl Loader<i64> for OpeningHoursByRestaurant {
                 self.0.get_database_backend(),
             ))
             .order_by_asc(opening_hours::Column::OpensAt)
+            .all(&self.0)
+            .await
+            .map_err(AppError::from)?;
+        Ok(group_by(rows, |row| row.restaurant_id))
+    }
+}
+
+/// Dated closures of restaurants that have not ended (by any zone's date), by restaurant id,
+/// soonest first.
+pub struct ClosuresByRestaurant(pub DatabaseConnection);
+
+impl Loader<i64> for ClosuresByRestaurant {
+    type Value = Arc<[restaurant_closure::Model]>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        use sea_orm::ColumnTrait;
+        // No zone's date is more than a day behind UTC's.
+        let yesterday = chrono::Utc::now().date_naive() - chrono::Days::new(1);
+        let rows = restaurant_closure::Entity::find()
+            .filter(one_of(
+                restaurant_closure::Column::RestaurantId,
+                keys,
+                self.0.get_database_backend(),
+            ))
+            .filter(restaurant_closure::Column::EndsOn.gte(yesterday))
+            .order_by_asc(restaurant_closure::Column::StartsOn)
             .all(&self.0)
             .await
             .map_err(AppError::from)?;

@@ -14,7 +14,7 @@ use crate::{
     },
     services::{
         ErrorCode, InputError,
-        restaurant_settings::{self as service, Period, Settings},
+        restaurant_settings::{self as service, Closure, Period, Settings},
     },
 };
 
@@ -57,6 +57,27 @@ pub struct UpdateRestaurantInput {
     pub time_zone: Option<String>,
     /// The whole week's hours, replacing the old ones; periods must not overlap.
     pub opening_hours: Option<Vec<OpeningPeriodInput>>,
+    /// A phone number for customers and couriers (digits, spaces, `+-()/.`; at most 40);
+    /// an empty string removes it.
+    pub phone: Option<String>,
+    /// The cuisines it is listed under (at most 10, each 1 to 40 characters; stored in lower
+    /// case), replacing the old ones: what `restaurants(filter: {cuisines})` matches.
+    pub cuisines: Option<Vec<String>>,
+    /// Days it is closed whatever its hours say (holidays), replacing the old ones; at most
+    /// 50. Past ones may be left out.
+    pub closures: Option<Vec<ClosureInput>>,
+}
+
+/// Days a restaurant is closed, in its own time zone.
+#[derive(InputObject)]
+pub struct ClosureInput {
+    /// The first day closed.
+    pub starts_on: chrono::NaiveDate,
+    /// The last day closed (the same as `startsOn` for one day; at most a year after it).
+    pub ends_on: chrono::NaiveDate,
+    /// Why, for customers ("Christmas"); at most 200 characters.
+    #[graphql(default)]
+    pub reason: String,
 }
 
 /// A new restaurant.
@@ -205,6 +226,17 @@ impl RestaurantMutation {
             preparation_minutes: input.preparation_minutes,
             time_zone: input.time_zone,
             opening_hours,
+            phone: input.phone,
+            cuisines: input.cuisines,
+            closures: input.closures.map(|list| {
+                list.into_iter()
+                    .map(|closure| Closure {
+                        starts_on: closure.starts_on,
+                        ends_on: closure.ends_on,
+                        reason: closure.reason,
+                    })
+                    .collect()
+            }),
         };
         let db = ctx.data::<DatabaseConnection>()?;
         Ok(payload(

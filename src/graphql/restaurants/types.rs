@@ -92,8 +92,44 @@ impl Restaurant {
             .load_one(self.0.id)
             .await?
             .unwrap_or_default();
-        let now = local_minute_of_week(zone(&self.0.time_zone), Utc::now());
-        Ok(hours.iter().any(|p| p.opens_at <= now && now < p.closes_at))
+        let (zone, now) = (zone(&self.0.time_zone), Utc::now());
+        let minute = local_minute_of_week(zone, now);
+        if !hours
+            .iter()
+            .any(|p| p.opens_at <= minute && minute < p.closes_at)
+        {
+            return Ok(false);
+        }
+        let today = now.with_timezone(&zone).date_naive();
+        Ok(!self
+            .load_closures(ctx)
+            .await?
+            .iter()
+            .any(|c| c.starts_on <= today && today <= c.ends_on))
+    }
+
+    /// Days it is closed whatever its hours say (holidays), today's and later ones, soonest
+    /// first; dates are in the restaurant's time zone.
+    async fn closures(&self, ctx: &Context<'_>) -> Result<Vec<Closure>> {
+        let today = Utc::now()
+            .with_timezone(&zone(&self.0.time_zone))
+            .date_naive();
+        Ok(self
+            .load_closures(ctx)
+            .await?
+            .iter()
+            .filter(|c| c.ends_on >= today)
+            .map(|c| Closure {
+                starts_on: c.starts_on,
+                ends_on: c.ends_on,
+                reason: c.reason.clone(),
+            })
+            .collect())
+    }
+
+    /// A phone number for customers and couriers, when the restaurant gives one.
+    async fn phone(&self) -> Option<&str> {
+        self.0.phone.as_deref()
     }
 
     /// Weekly opening hours in the restaurant's local time, Monday first.
@@ -374,4 +410,30 @@ pub struct RestaurantMembership {
     pub restaurant: Restaurant,
     /// The user's role there.
     pub role: StaffRole,
+}
+
+impl Restaurant {
+    /// Its dated closures that have not ended, through the request's loader.
+    async fn load_closures(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Arc<[entities::restaurant_closure::Model]>> {
+        Ok(ctx
+            .data::<Loaders>()?
+            .closures
+            .load_one(self.0.id)
+            .await?
+            .unwrap_or_default())
+    }
+}
+
+/// Days a restaurant is closed, both included, in its own time zone.
+#[derive(async_graphql::SimpleObject)]
+pub struct Closure {
+    /// The first day closed.
+    pub starts_on: chrono::NaiveDate,
+    /// The last day closed.
+    pub ends_on: chrono::NaiveDate,
+    /// Why ("Christmas"); may be empty.
+    pub reason: String,
 }
