@@ -65,6 +65,12 @@ impl Application {
                 seed::seed_demo(&db, 1)
                     .await
                     .context("seeding the demo data")?;
+                let media =
+                    crate::media::Media::from_settings(&settings.media, &settings.database_url)
+                        .context("opening the media directory")?;
+                seed::demo_photos(&db, &media)
+                    .await
+                    .context("drawing the demo's photos")?;
             } else {
                 tracing::info!("the database already has restaurants: not seeding the demo data");
             }
@@ -104,6 +110,8 @@ impl Application {
         let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let documents = Arc::new(graphql::documents::Documents::default());
         let webhooks = webhook_policy(&settings, &auth.signing_keys);
+        let media = crate::media::Media::from_settings(&settings.media, &settings.database_url)
+            .context("opening the media directory")?;
         if settings.webhooks.send {
             let sender = crate::webhooks::sender::Sender::new(
                 db.clone(),
@@ -124,14 +132,18 @@ impl Application {
                 workers,
                 documents: documents.clone(),
                 webhooks,
+                media: media.clone(),
             },
         );
         let state = web::Data::new(http::AppState::new(
             schema,
             db.clone(),
             authenticator,
-            persisted,
-            documents,
+            http::Shared {
+                persisted,
+                documents,
+                media,
+            },
             &settings,
             workers,
         ));

@@ -199,7 +199,13 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
             );
             let started = std::time::Instant::now();
             let counts = seed::seed_demo(&db, scale).await?;
-            println!("seeded in {:.1?}: {counts}", started.elapsed());
+            let media =
+                crate::media::Media::from_settings(&settings.media, &settings.database_url)?;
+            let photos = seed::demo_photos(&db, &media).await?;
+            println!(
+                "seeded in {:.1?}: {counts}, {photos} photos",
+                started.elapsed()
+            );
         }
     }
     Ok(())

@@ -68,6 +68,61 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Signed event notifications to integrators' endpoints.
     pub webhooks: WebhookSettings,
+    /// Photo uploads and where their files are kept.
+    pub media: MediaSettings,
+}
+
+/// Photo uploads (GraphQL multipart requests) and their storage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaSettings {
+    /// Directory the files are kept in. Unset: beside the SQLite file (`<file>.media`), or
+    /// `./media` on PostgreSQL (replicas then need a shared directory).
+    pub dir: Option<std::path::PathBuf>,
+    /// Largest file accepted, in bytes.
+    pub max_file_bytes: usize,
+    /// Most files in one request.
+    pub max_files: usize,
+    /// Most pixels (width times height) an image may have; checked from its header before
+    /// anything is decoded.
+    pub max_pixels: u64,
+    /// Keep the files in S3-compatible object storage instead of `dir` (what replicas on
+    /// several machines need). The server still serves them on `/media`.
+    pub s3: Option<S3Settings>,
+}
+
+/// An S3-compatible bucket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Settings {
+    /// The bucket, which must exist.
+    pub bucket: String,
+    /// The service's URL for anything but AWS itself (`MinIO`, R2, …); path-style requests.
+    pub endpoint: Option<String>,
+    /// Region (default `us-east-1`).
+    #[serde(default = "default_region")]
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    /// Allow a plain-`http` endpoint (local servers only).
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            max_file_bytes: 10 * 1024 * 1024,
+            max_files: 4,
+            max_pixels: 40_000_000,
+            s3: None,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -97,6 +152,7 @@ impl Default for Settings {
             shutdown_drain_secs: 2,
             auth: AuthSettings::default(),
             webhooks: WebhookSettings::default(),
+            media: MediaSettings::default(),
         }
     }
 }

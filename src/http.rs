@@ -80,6 +80,18 @@ pub struct AppState {
     pub allowed_origins: Vec<String>,
     /// Set when the server begins to stop.
     pub drain: Arc<crate::shutdown::Drain>,
+    /// Photo storage (served on `/media`) and upload limits.
+    pub media: crate::media::Media,
+}
+
+/// What the HTTP layer shares with the schema.
+pub struct Shared {
+    /// The allow-list and automatic persisted queries.
+    pub persisted: Arc<PersistedQueries>,
+    /// Documents already parsed and validated.
+    pub documents: Arc<crate::graphql::documents::Documents>,
+    /// Photo storage and upload limits.
+    pub media: crate::media::Media,
 }
 
 impl AppState {
@@ -88,11 +100,15 @@ impl AppState {
         schema: AppSchema,
         db: DatabaseConnection,
         authenticator: std::sync::Arc<Authenticator>,
-        persisted: Arc<PersistedQueries>,
-        documents: Arc<crate::graphql::documents::Documents>,
+        shared: Shared,
         settings: &Settings,
         workers: usize,
     ) -> Self {
+        let Shared {
+            persisted,
+            documents,
+            media,
+        } = shared;
         Self {
             schema,
             db,
@@ -112,6 +128,7 @@ impl AppState {
             metrics_token: settings.metrics_token.clone(),
             allowed_origins: settings.cors_allowed_origins.clone(),
             drain: Arc::default(),
+            media,
         }
     }
 }
@@ -223,7 +240,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route(get().to(graphql_get))
                 .default_service(web::to(method_not_allowed)),
         )
-        .route("/graphiql/{file}", get().to(graphiql_asset));
+        .route("/graphiql/{file}", get().to(graphiql_asset))
+        .route("/media/{key}", get().to(media_file));
 }
 
 /// A GraphQL-shaped error response for requests that never reach execution.
@@ -338,9 +356,20 @@ async fn graphql_post(
     let Some(media) = MediaType::negotiate(&request) else {
         return not_acceptable();
     };
-    // Only JSON bodies run. Browsers send text/plain, form and multipart bodies cross-site
-    // without a CORS preflight, so refusing them here is what stops cross-site request forgery.
-    if let Err(message) = json_content_type(&request) {
+    // Only JSON bodies run, and multipart ones (file uploads) that carry a header browsers
+    // only send cross-site after a CORS preflight. Browsers send text/plain, form and
+    // multipart bodies cross-site without one, so refusing them here is what stops
+    // cross-site request forgery.
+    let multipart = is_multipart(&request);
+    if multipart && !request.headers().contains_key(UPLOAD_PREFLIGHT_HEADER) {
+        return refuse(
+            media,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code::BAD_REQUEST,
+            "multipart requests (file uploads) need an `Apollo-Require-Preflight` header",
+        );
+    }
+    if !multipart && let Err(message) = json_content_type(&request) {
         return refuse(
             media,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -348,7 +377,13 @@ async fn graphql_post(
             message,
         );
     }
-    let body = match read_body(payload, state.max_body_bytes).await {
+    let limits = &state.media.limits;
+    let limit = if multipart {
+        state.max_body_bytes + limits.max_file_bytes.saturating_mul(limits.max_files)
+    } else {
+        state.max_body_bytes
+    };
+    let body = match read_body(payload, limit).await {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -360,15 +395,16 @@ async fn graphql_post(
             "the request has no body",
         );
     }
-    let batch: BatchRequest = match serde_json::from_slice(&body) {
+    let parsed = if multipart {
+        read_multipart(&request, &body, limits).await
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|error| format!("the body is not a GraphQL request: {error}"))
+    };
+    let batch: BatchRequest = match parsed {
         Ok(batch) => batch,
-        Err(error) => {
-            return refuse(
-                media,
-                StatusCode::BAD_REQUEST,
-                code::BAD_REQUEST,
-                format!("the body is not a GraphQL request: {error}"),
-            );
+        Err(message) => {
+            return refuse(media, StatusCode::BAD_REQUEST, code::BAD_REQUEST, message);
         }
     };
     let mut requests = match batch {
@@ -430,6 +466,68 @@ async fn graphql_post(
             .await
         }
         Err(response) => response,
+    }
+}
+
+/// The header a multipart request must carry: one a browser cannot add to a cross-site request
+/// without a CORS preflight (the name Apollo Client's and Apollo Router's docs use).
+const UPLOAD_PREFLIGHT_HEADER: &str = "apollo-require-preflight";
+
+/// Whether the body is `multipart/form-data` (the GraphQL multipart request spec).
+fn is_multipart(request: &HttpRequest) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("multipart/form-data"))
+}
+
+/// The operations of a multipart request, with its files in place of their variables; at
+/// most `limits.max_files` files of at most `limits.max_file_bytes` each.
+async fn read_multipart(
+    request: &HttpRequest,
+    body: &[u8],
+    limits: &crate::config::MediaSettings,
+) -> Result<BatchRequest, String> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok());
+    let options = async_graphql::http::MultipartOptions::default()
+        .max_file_size(limits.max_file_bytes)
+        .max_num_files(limits.max_files);
+    let batch = async_graphql::http::receive_batch_body(content_type, body, options)
+        .await
+        .map_err(|error| format!("the multipart request cannot be read: {error}"))?;
+    let files: usize = batch.iter().map(|request| request.uploads.len()).sum();
+    if files > limits.max_files {
+        return Err(format!(
+            "a request carries at most {} files, this one has {files}",
+            limits.max_files
+        ));
+    }
+    Ok(batch)
+}
+
+/// Serves a stored photo: immutable (its key is its content), as JPEG, never sniffed.
+async fn media_file(key: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    let key = key.into_inner();
+    if !crate::media::is_key(&key) {
+        return HttpResponse::NotFound().finish();
+    }
+    match state.media.store.get(&key).await {
+        Ok(Some(bytes)) => HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, "image/jpeg"))
+            .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+            .insert_header((header::CACHE_CONTROL, "public, max-age=31536000, immutable"))
+            .insert_header((header::CONTENT_SECURITY_POLICY, "default-src 'none'"))
+            .body(bytes),
+        Ok(None) => HttpResponse::NotFound().finish(),
+        Err(error) => {
+            tracing::error!(%error, key, "cannot read a photo");
+            HttpResponse::InternalServerError().finish()
+        }
     }
 }
 

@@ -16,6 +16,7 @@ pub mod events;
 pub mod graphiql;
 pub mod graphql;
 pub mod http;
+pub mod media;
 pub mod metrics;
 pub mod persisted;
 pub mod ratelimit;

@@ -13,8 +13,9 @@ use entities::{
     restaurant_cuisine, restaurant_staff, review, user,
 };
 use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    EntityTrait, IntoActiveModel, PaginatorTrait, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    DbBackend, DbErr, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
 };
 use serde_json::json;
 
@@ -533,6 +534,82 @@ pub async fn seed_demo(db: &DatabaseConnection, scale: u32) -> Result<SeedCounts
     // instead of when autovacuum (PostgreSQL) or nobody (SQLite) gets to it.
     db.execute_unprepared("ANALYZE").await?;
     Ok(counts)
+}
+
+/// Photos for the demo's first restaurant (its logo, cover and first dishes), drawn here
+/// rather than downloaded, and stored through the same checks and re-encoding as uploads.
+pub async fn demo_photos(
+    db: &DatabaseConnection,
+    media: &crate::media::Media,
+) -> anyhow::Result<usize> {
+    use crate::services::photos::{Target, upload};
+    let items = menu_item::Entity::find()
+        .filter(menu_item::Column::RestaurantId.eq(1))
+        .order_by_asc(menu_item::Column::Id)
+        .limit(8)
+        .all(db)
+        .await?;
+    let mut targets = vec![
+        (
+            Target::Logo(1),
+            "Trattoria Roma".to_owned(),
+            draw(400, 400, 0),
+        ),
+        (
+            Target::Cover(1),
+            "The dining room".to_owned(),
+            draw(1600, 600, 1),
+        ),
+    ];
+    for item in &items {
+        targets.push((
+            Target::Item(item.id),
+            item.name.clone(),
+            draw(1200, 900, item.id),
+        ));
+    }
+    let count = targets.len();
+    for (target, alt, png) in targets {
+        let stored = upload(db, media, None, target, png, &alt, Utc::now())
+            .await
+            .map_err(|error| anyhow::anyhow!("storing a demo photo: {error:?}"))?;
+        if let Err(error) = stored {
+            anyhow::bail!("a demo photo was refused: {}", error.message);
+        }
+    }
+    Ok(count)
+}
+
+/// A dish on a plate on a wooden table, `seed` choosing the colours, as PNG.
+fn draw(width: u32, height: u32, seed: i64) -> Vec<u8> {
+    let mut rng = fastrand::Rng::with_seed(seed.unsigned_abs());
+    let food = [rng.u8(150..=230), rng.u8(60..=170), rng.u8(20..=90)];
+    let (cx, cy) = (f64::from(width) / 2.0, f64::from(height) / 2.0);
+    let plate = f64::from(width.min(height)) * 0.42;
+    let picture = image::RgbImage::from_fn(width, height, |x, y| {
+        let (dx, dy) = (f64::from(x) - cx, f64::from(y) - cy);
+        let distance = (dx * dx + dy * dy).sqrt();
+        let grain = ((f64::from(y) * 0.15 + (f64::from(x) * 0.02).sin() * 6.0).sin() * 18.0) as i16;
+        let shade = |base: u8, by: i16| (i16::from(base) + by).clamp(0, 255) as u8;
+        if distance < plate * 0.62 {
+            let speckle = ((dx * 0.3).sin() * (dy * 0.3).cos() * 25.0) as i16;
+            image::Rgb([
+                shade(food[0], speckle),
+                shade(food[1], speckle),
+                shade(food[2], speckle / 2),
+            ])
+        } else if distance < plate {
+            let rim = if distance > plate * 0.92 { -20 } else { 0 };
+            image::Rgb([shade(242, rim), shade(240, rim), shade(235, rim)])
+        } else {
+            image::Rgb([shade(120, grain), shade(80, grain), shade(50, grain / 2)])
+        }
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(picture)
+        .write_to(&mut out, image::ImageFormat::Png)
+        .expect("a PNG encodes in memory");
+    out.into_inner()
 }
 
 /// An option group of the demo's menus: its name, most choices, and options with price

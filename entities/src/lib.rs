@@ -7,6 +7,7 @@ pub mod address;
 pub mod api_token;
 pub mod delivery;
 pub mod identity;
+pub mod image;
 pub mod menu_category;
 pub mod menu_item;
 pub mod menu_option;

@@ -16,6 +16,7 @@ mod m20261207_000007_category_deletion;
 mod m20261207_000008_restaurant_settings;
 mod m20261208_000001_menu_options;
 mod m20261208_000002_closures;
+mod m20261208_000003_images;
 
 pub use m20261122_000001_create_marketplace::RATING_MILLI_SQL;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000008_restaurant_settings::Migration),
             Box::new(m20261208_000001_menu_options::Migration),
             Box::new(m20261208_000002_closures::Migration),
+            Box::new(m20261208_000003_images::Migration),
         ]
     }
 }

@@ -29,7 +29,7 @@ pub fn signing_keys(
     if !configured.is_empty() {
         return Ok(configured.to_vec());
     }
-    let Some(path) = key_path(database) else {
+    let Some(path) = beside_database(database, ".signing-key") else {
         return Ok(Vec::new());
     };
     let secret = read_or_create(&path)
@@ -40,8 +40,9 @@ pub fn signing_keys(
     }])
 }
 
-/// `<file>.signing-key` for a `sqlite://<file>` URL; none for in-memory SQLite and PostgreSQL.
-fn key_path(database: &DatabaseUrl) -> Option<PathBuf> {
+/// `<file><suffix>` for a `sqlite://<file>` URL (`.signing-key` for the kept key); none for
+/// in-memory SQLite and PostgreSQL.
+pub(crate) fn beside_database(database: &DatabaseUrl, suffix: &str) -> Option<PathBuf> {
     let url = database.expose();
     let rest = url
         .strip_prefix("sqlite://")
@@ -51,7 +52,7 @@ fn key_path(database: &DatabaseUrl) -> Option<PathBuf> {
         return None;
     }
     let mut name = Path::new(file).as_os_str().to_owned();
-    name.push(".signing-key");
+    name.push(suffix);
     Some(PathBuf::from(name))
 }
 

@@ -243,6 +243,7 @@ pub struct Loaders {
     pub categories_by_restaurant: Batched<CategoriesByRestaurant>,
     pub items_by_restaurant: Batched<ItemsByRestaurant>,
     pub option_groups: Batched<OptionGroupsByItem>,
+    pub images: Batched<crate::graphql::media::ImagesByTarget>,
     pub review_pages: Batched<Pages<ReviewPages>>,
     pub order_pages: Batched<Pages<OrderPages>>,
     pub order_counts: Batched<OrderCounts>,
@@ -340,6 +341,12 @@ impl Loaders {
             categories_by_restaurant: loader(
                 "categories_by_restaurant",
                 CategoriesByRestaurant(db.clone()),
+                counter,
+                &requested,
+            ),
+            images: loader(
+                "images",
+                crate::graphql::media::ImagesByTarget(db.clone()),
                 counter,
                 &requested,
             ),

@@ -6,6 +6,7 @@ pub mod extensions;
 pub mod integrations;
 pub mod limits;
 pub mod loaders;
+pub mod media;
 pub mod menu;
 pub mod node;
 pub mod orders;
@@ -58,6 +59,8 @@ pub struct SchemaOptions {
     pub documents: Arc<documents::Documents>,
     /// Keys and rules for webhook endpoints.
     pub webhooks: crate::services::webhooks::Policy,
+    /// Where photos are stored, and upload limits.
+    pub media: crate::media::Media,
 }
 
 /// The schema ready to execute against `db`, publishing and following events on `bus`.
@@ -80,7 +83,8 @@ pub fn build_schema(
         .extension(extensions::Observe)
         .data(db)
         .data(bus)
-        .data(options.webhooks);
+        .data(options.webhooks)
+        .data(options.media);
     if !options.introspection {
         builder = builder.disable_introspection();
     }

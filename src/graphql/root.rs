@@ -4,6 +4,7 @@ use async_graphql::{MergedObject, MergedSubscription};
 
 use super::{
     integrations::{mutation::ApiTokenMutation, webhooks::WebhookMutation},
+    media::MediaMutation,
     menu::{import::MenuImportMutation, mutation::MenuMutation, subscription::MenuSubscription},
     node::NodeQuery,
     orders::{mutation::OrderMutation, query::OrderQuery, subscription::OrderSubscription},
@@ -25,6 +26,7 @@ pub struct Mutation(
     AddressMutation,
     MenuMutation,
     MenuImportMutation,
+    MediaMutation,
     RestaurantMutation,
 );
 

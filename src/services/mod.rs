@@ -7,6 +7,7 @@ pub mod menu_import;
 pub mod menu_options;
 pub mod menus;
 pub mod orders;
+pub mod photos;
 pub mod restaurant_settings;
 pub mod restaurants;
 pub mod sessions;

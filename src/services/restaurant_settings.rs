@@ -159,7 +159,7 @@ fn check_closures(closures: &[Closure]) -> Result<Vec<Closure>, InputError> {
 
 /// The restaurant, if `viewer` may act on it: with `staff_too`, its staff as well as its owner
 /// and admins; tokens need `menu:write`. FORBIDDEN otherwise.
-async fn authorize(
+pub(crate) async fn authorize(
     txn: &DatabaseTransaction,
     viewer: &Viewer,
     id: i64,

@@ -60,6 +60,33 @@ async fn serve_demo_answers_the_nested_query_logs_json_and_stops_on_sigterm() {
             .any(|e| e["node"]["reviews"]["edges"][0]["node"]["author"]["displayName"].is_string())
     );
 
+    // The demo's first restaurant has photos, drawn at seed time and served from beside the
+    // database file.
+    let photos: Value = client
+        .post(format!("{address}/graphql"))
+        .json(&json!({ "query": "{ restaurant(slug: \"trattoria-roma\") { logo { url alt } cover { width } menu { items { image { url(width: 480) } } } } }" }))
+        .send().await.unwrap().json().await.unwrap();
+    let roma = &photos["data"]["restaurant"];
+    assert_eq!(roma["logo"]["alt"], "Trattoria Roma", "{photos}");
+    assert_eq!(roma["cover"]["width"], 1200);
+    let shown = roma["menu"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["image"].is_object())
+        .count();
+    assert_eq!(shown, 8, "{photos}");
+    let served = client
+        .get(format!(
+            "{address}{}",
+            roma["logo"]["url"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.headers()["content-type"], "image/jpeg");
+    assert!(dir.path().join("demo.db.media").is_dir());
+
     // The printed demo header works as it is, and a tampered copy is refused.
     let authorization = serving.demo_authorization("customer");
     let viewer = |authorization: String| {
@@ -161,6 +188,7 @@ fn seed_fills_an_empty_database_once() {
     );
     let summary = String::from_utf8(first.stdout).unwrap();
     assert!(summary.contains("200 users, 20 restaurants"), "{summary}");
+    assert!(summary.contains("10 photos"), "{summary}");
     let second = dishpatch()
         .args(["seed", "--demo", "--database-url", &url])
         .output()

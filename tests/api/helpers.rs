@@ -33,6 +33,15 @@ pub fn test_settings(url: &str) -> Settings {
         kid: "test".into(),
         secret: dishpatch::config::Secret::new("a-signing-key-for-the-tests-only-0123456789"),
     }];
+    // Photos of a PostgreSQL test database go to a directory of its own, shared by its
+    // replicas (SQLite keeps them beside its temporary file).
+    if url.starts_with("postgres") {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        url.hash(&mut hasher);
+        settings.media.dir =
+            Some(std::env::temp_dir().join(format!("dishpatch-test-media-{:x}", hasher.finish())));
+    }
     settings
 }
 

@@ -28,6 +28,7 @@ mod oauth;
 mod orders;
 mod outage;
 mod people;
+mod photos;
 mod rows;
 mod schema;
 mod settings;

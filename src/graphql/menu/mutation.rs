@@ -300,7 +300,7 @@ async fn deleted(
 
 /// Tells live subscribers (`menuUpdated`), on every replica, that `restaurant_id`'s menu
 /// changed; called after the change committed.
-pub(super) async fn announce(ctx: &Context<'_>, restaurant_id: i64) {
+pub(crate) async fn announce(ctx: &Context<'_>, restaurant_id: i64) {
     if let Ok(bus) = ctx.data::<crate::events::EventBus>() {
         bus.menu_changed(restaurant_id).await;
     }

@@ -328,7 +328,14 @@ impl MenuItem {
             .collect())
     }
 
-    /// URL of a photo, when there is one.
+    /// Its photo, when it has one.
+    async fn image(&self, ctx: &Context<'_>) -> Result<Option<crate::graphql::media::Image>> {
+        crate::graphql::media::load_image(ctx, crate::services::photos::Target::Item(self.0.id))
+            .await
+    }
+
+    /// URL of a photo, when there is one (the widest size of `image`).
+    #[graphql(deprecation = "Use `image { url(width:) }`, which has sizes and alt text.")]
     async fn image_url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         Ok(self.details(ctx).await?.image_url.clone())
     }

@@ -127,6 +127,18 @@ impl Restaurant {
             .collect())
     }
 
+    /// Its logo, when it has one.
+    async fn logo(&self, ctx: &Context<'_>) -> Result<Option<crate::graphql::media::Image>> {
+        crate::graphql::media::load_image(ctx, crate::services::photos::Target::Logo(self.0.id))
+            .await
+    }
+
+    /// The wide picture at the top of its page, when it has one.
+    async fn cover(&self, ctx: &Context<'_>) -> Result<Option<crate::graphql::media::Image>> {
+        crate::graphql::media::load_image(ctx, crate::services::photos::Target::Cover(self.0.id))
+            .await
+    }
+
     /// A phone number for customers and couriers, when the restaurant gives one.
     async fn phone(&self) -> Option<&str> {
         self.0.phone.as_deref()
