@@ -154,6 +154,11 @@ db_test! {
         let admin = app.bearer(seed::DEMO_ADMIN).await;
         let done = import(&app, &admin, &restaurant, pos_menu()).await;
         assert_eq!(done.data()["importMenu"]["userErrors"], json!([]));
+        let staff = crate::settings::staff_of(&app, &restaurant).await;
+        let mut renamed = pos_menu();
+        renamed[0]["name"] = json!("Pizze");
+        let by_staff = import(&app, &staff, &restaurant, renamed).await;
+        assert_eq!(by_staff.data()["importMenu"]["summary"]["categories"], tally(0, 1, 0));
         let owner = app.bearer(seed::DEMO_OWNER).await;
         let again = import(&app, &owner, &restaurant, pos_menu()).await;
         assert_eq!(again.data()["importMenu"]["summary"]["items"], tally(0, 0, 0));

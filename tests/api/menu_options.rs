@@ -195,7 +195,9 @@ db_test! {
         let other_owner = format!("Bearer {}", app.tokens.issue(owner_id + 1, None, None, chrono::Utc::now()));
         let customer = app.bearer(seed::DEMO_CUSTOMER).await;
         let one = json!([{ "name": "Dip", "maxChoices": 1, "options": [{ "name": "Aioli" }] }]);
-        for who in [admin, scoped("menu:write")] {
+        let restaurant = crate::orders::roma_items(&app).await.0;
+        let staff = crate::settings::staff_of(&app, &restaurant).await;
+        for who in [staff, admin, scoped("menu:write")] {
             let done = set(who.clone(), item.clone(), one.clone()).await;
             assert_eq!(done.data()["setMenuItemOptions"]["userErrors"], json!([]), "{who}");
         }

@@ -315,6 +315,12 @@ db_test! {
             let (_, body) = upload(&app, who, UPLOAD_ITEM, item_input.clone(), file(), true).await;
             assert_eq!(body["data"]["uploadMenuItemPhoto"]["userErrors"], json!([]), "{who}: {body}");
         }
+        // Staff: the menu's photos, not the restaurant's logo.
+        let staff = crate::settings::staff_of(&app, &restaurant).await;
+        let (_, body) = upload(&app, &staff, UPLOAD_ITEM, item_input.clone(), file(), true).await;
+        assert_eq!(body["data"]["uploadMenuItemPhoto"]["userErrors"], json!([]), "{body}");
+        let (_, body) = upload(&app, &staff, UPLOAD_RESTAURANT, logo_input.clone(), file(), true).await;
+        assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN", "{body}");
         let (_, body) = upload(&app, &owner, UPLOAD_RESTAURANT, logo_input.clone(), file(), true).await;
         assert_eq!(body["data"]["uploadRestaurantImage"]["image"]["width"], 300, "{body}");
         let (_, body) = upload(&app, &owner, UPLOAD_RESTAURANT, json!({ "restaurantId": restaurant, "kind": "COVER", "file": null }), picture(2000, 600, image::ImageFormat::WebP), true).await;

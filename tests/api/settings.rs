@@ -44,7 +44,7 @@ fn always_open() -> Value {
 
 /// A customer (no restaurant of their own) made staff of `restaurant` by an admin; their
 /// authorization header.
-async fn staff_of(app: &TestApp, restaurant: &str) -> String {
+pub(crate) async fn staff_of(app: &TestApp, restaurant: &str) -> String {
     let worker = entities::user::Entity::find()
         .filter(entities::user::Column::Email.like("user%@example.test"))
         .order_by_desc(entities::user::Column::Id)
