@@ -15,7 +15,10 @@ use std::{
 };
 
 use futures_util::future::BoxFuture;
-use image::{ImageFormat, ImageReader, Limits, codecs::jpeg::JpegEncoder, imageops::FilterType};
+use image::{
+    DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, codecs::jpeg::JpegEncoder,
+    imageops::FilterType, metadata::Orientation,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -88,7 +91,13 @@ pub fn process(bytes: &[u8], limits: &MediaSettings) -> Result<Processed, Reject
     decode_limits.max_image_height = Some(height);
     decode_limits.max_alloc = Some(limits.max_pixels.saturating_mul(8));
     reader.limits(decode_limits);
-    let decoded = reader.decode().map_err(|_| Rejected::Unreadable)?;
+    let mut source = reader.into_decoder().map_err(|_| Rejected::Unreadable)?;
+    // Phones store portraits sideways with an EXIF orientation; the metadata goes, so the
+    // turn is applied to the pixels.
+    let orientation = source.orientation().unwrap_or(Orientation::NoTransforms);
+    let mut decoded = DynamicImage::from_decoder(source).map_err(|_| Rejected::Unreadable)?;
+    decoded.apply_orientation(orientation);
+    let (width, height) = (decoded.width(), decoded.height());
     let hash = hex::encode(Sha256::digest(bytes));
     let mut widths: Vec<u32> = WIDTHS.iter().copied().filter(|w| *w < width).collect();
     if widths.len() < WIDTHS.len() {

@@ -51,6 +51,22 @@ fn jpeg_with_gps() -> Vec<u8> {
     out
 }
 
+/// A 640 × 480 JPEG whose EXIF orientation says "turn 90° clockwise", as phones store
+/// portraits.
+fn sideways_jpeg() -> Vec<u8> {
+    let plain = picture(640, 480, image::ImageFormat::Jpeg);
+    // TIFF header (big-endian), one IFD entry: Orientation (0x0112), SHORT, 1, value 6.
+    let mut exif =
+        b"Exif\0\0MM\0*\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0".to_vec();
+    exif.extend_from_slice(&[0; 4]);
+    let mut out = plain[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&u16::try_from(exif.len() + 2).unwrap().to_be_bytes());
+    out.extend_from_slice(&exif);
+    out.extend_from_slice(&plain[2..]);
+    out
+}
+
 /// A PNG whose header says 30000 × 30000 pixels (and whose data would never decode).
 fn pixel_bomb() -> Vec<u8> {
     let mut png = picture(4, 4, image::ImageFormat::Png);
@@ -162,6 +178,11 @@ db_test! {
             let bytes = get(&app, size["url"].as_str().unwrap()).await.bytes().await.unwrap();
             assert!(!bytes.windows(4).any(|w| w == b"Exif") && !bytes.windows(3).any(|w| w == b"GPS"), "metadata left in {size}");
         }
+        // A portrait stored sideways with an EXIF orientation is turned upright.
+        let (_, body) = upload(&app, &owner, UPLOAD_ITEM, json!({ "menuItemId": items[1].0, "file": null }), sideways_jpeg(), true).await;
+        let upright = &body["data"]["uploadMenuItemPhoto"]["image"];
+        assert_eq!((upright["width"].as_i64(), upright["height"].as_i64()), (Some(480), Some(640)), "{body}");
+        app.graphql_as(Some(&owner), REMOVE_ITEM, json!({ "input": { "menuItemId": items[1].0 } })).await;
         // The first photo's files are gone now that nothing shows them.
         for size in photo["sizes"].as_array().unwrap() {
             assert_eq!(get(&app, size["url"].as_str().unwrap()).await.status(), 404, "{size}");
