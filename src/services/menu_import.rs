@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::{
     ErrorCode, InputError,
-    menu_options::{self, CheckedGroup, GroupSpec, MAX_EXTERNAL_ID_CHARS, Tally},
+    menu_options::{self, CheckedGroup, GroupSpec, MAX_EXTERNAL_ID_CHARS, Tally, count, position},
     menus::{MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_PRICE},
 };
 use crate::{auth::Viewer, db::begin_write, error::AppResult, graphql::common::Money};
@@ -218,10 +218,6 @@ fn check<'a>(
     }
 }
 
-fn position(index: usize) -> i32 {
-    i32::try_from(index).unwrap_or(i32::MAX)
-}
-
 /// Makes `restaurant_id`'s menu be `categories`, as its owner, staff, an admin, or a
 /// `menu:write` token of one. On any user error nothing is changed and every error is
 /// returned.
@@ -376,8 +372,8 @@ async fn apply(
                 Ok(changes) => changes,
                 Err(error) => return Ok(Err(error)),
             };
-            add(&mut summary.option_groups, changes.groups);
-            add(&mut summary.options, changes.options);
+            summary.option_groups += changes.groups;
+            summary.options += changes.options;
         }
     }
     // What the import did not name leaves the menu: items first, then their categories.
@@ -417,14 +413,4 @@ async fn apply(
             .await?;
     }
     Ok(Ok(summary))
-}
-
-fn count(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
-}
-
-fn add(total: &mut Tally, more: Tally) {
-    total.created += more.created;
-    total.updated += more.updated;
-    total.removed += more.removed;
 }

@@ -90,6 +90,19 @@ pub struct Tally {
     pub removed: u32,
 }
 
+impl std::ops::AddAssign for Tally {
+    fn add_assign(&mut self, more: Self) {
+        self.created += more.created;
+        self.updated += more.updated;
+        self.removed += more.removed;
+    }
+}
+
+/// How many rows a list holds, as a tally counts them.
+pub(crate) fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 impl Tally {
     /// Whether anything changed.
     pub fn any(self) -> bool {
@@ -331,7 +344,8 @@ fn external(key: &Key) -> Option<String> {
     }
 }
 
-fn position(index: usize) -> i32 {
+/// A list index as a stored position.
+pub(crate) fn position(index: usize) -> i32 {
     i32::try_from(index).unwrap_or(i32::MAX)
 }
 
@@ -447,7 +461,7 @@ pub async fn sync(
         }
         let gone: Vec<i64> = current_options.iter().map(|row| row.id).collect();
         if !gone.is_empty() {
-            changes.options.removed += u32::try_from(gone.len()).unwrap_or(u32::MAX);
+            changes.options.removed += count(gone.len());
             menu_option::Entity::delete_many()
                 .filter(one_of(
                     menu_option::Column::Id,
@@ -465,10 +479,10 @@ pub async fn sync(
         .filter(|id| !kept_groups.contains(id))
         .collect();
     if !gone.is_empty() {
-        changes.groups.removed += u32::try_from(gone.len()).unwrap_or(u32::MAX);
+        changes.groups.removed += count(gone.len());
         changes.options.removed += existing
             .iter()
-            .map(|(_, options)| u32::try_from(options.len()).unwrap_or(u32::MAX))
+            .map(|(_, options)| count(options.len()))
             .sum::<u32>();
         remove_groups(txn, &gone).await?;
     }
