@@ -47,7 +47,7 @@ async fn load_node(ctx: &Context<'_>, id: GlobalId) -> Result<Option<Node>> {
             .restaurants
             .load_one(id.id)
             .await?
-            .map(|m| Node::Restaurant(Restaurant(m))),
+            .map(|m| Node::Restaurant(Restaurant::from(m))),
         NodeKind::MenuCategory => loaders
             .menu_categories
             .load_one(id.id)

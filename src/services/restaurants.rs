@@ -1,5 +1,7 @@
 //! Finding restaurants: filters, orderings and keyset pagination.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Tz;
 use entities::{FromRowByPosition, opening_hours, restaurant, restaurant_cuisine};
@@ -151,10 +153,91 @@ impl SortKey {
     }
 }
 
+/// What a list of restaurants shows of each one unless its query asks for more: the
+/// columns of a restaurant's card in an app (name, rating, fee, whether it is open). A page
+/// of fifty whole rows is 22 columns each, long descriptions and two timestamps parsed on
+/// SQLite among them, and reading, copying and dropping them was most of a listing's cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Card {
+    pub id: i64,
+    pub slug: String,
+    pub name: String,
+    /// ISO 4217 code of the menu's and the fee's currency.
+    pub currency: String,
+    /// Delivery fee in minor units of `currency`.
+    pub delivery_fee: i64,
+    pub rating_sum: i64,
+    pub rating_count: i64,
+    pub is_open: bool,
+    pub paused_until: Option<DateTime<Utc>>,
+    pub time_zone: String,
+}
+
+impl Card {
+    /// The columns `read` reads, in its order.
+    pub const COLUMNS: [restaurant::Column; 10] = [
+        restaurant::Column::Id,
+        restaurant::Column::Slug,
+        restaurant::Column::Name,
+        restaurant::Column::Currency,
+        restaurant::Column::DeliveryFee,
+        restaurant::Column::RatingSum,
+        restaurant::Column::RatingCount,
+        restaurant::Column::IsOpen,
+        restaurant::Column::PausedUntil,
+        restaurant::Column::TimeZone,
+    ];
+
+    /// A card from a row starting with [`Card::COLUMNS`].
+    fn read(row: &sea_orm::QueryResult, check: bool) -> Result<Self, sea_orm::DbErr> {
+        use entities::ReadColumn as _;
+        Ok(Self {
+            id: i64::read(row, 0, check)?,
+            slug: String::read(row, 1, check)?,
+            name: String::read(row, 2, check)?,
+            currency: String::read(row, 3, check)?,
+            delivery_fee: i64::read(row, 4, check)?,
+            rating_sum: i64::read(row, 5, check)?,
+            rating_count: i64::read(row, 6, check)?,
+            is_open: bool::read(row, 7, check)?,
+            paused_until: Option::read(row, 8, check)?,
+            time_zone: String::read(row, 9, check)?,
+        })
+    }
+}
+
+impl From<&restaurant::Model> for Card {
+    fn from(restaurant: &restaurant::Model) -> Self {
+        Self {
+            id: restaurant.id,
+            slug: restaurant.slug.clone(),
+            name: restaurant.name.clone(),
+            currency: restaurant.currency.clone(),
+            delivery_fee: restaurant.delivery_fee,
+            rating_sum: restaurant.rating_sum,
+            rating_count: restaurant.rating_count,
+            is_open: restaurant.is_open,
+            paused_until: restaurant.paused_until,
+            time_zone: restaurant.time_zone.clone(),
+        }
+    }
+}
+
+/// The columns a listing reads of each restaurant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Columns {
+    /// Its [`Card`].
+    Card,
+    /// All of them.
+    Whole,
+}
+
 /// A listed restaurant with its position in the ordering.
 #[derive(Debug, Clone)]
 pub struct Listed {
-    pub restaurant: restaurant::Model,
+    pub card: Arc<Card>,
+    /// The whole row, when the listing read it ([`Columns::Whole`]).
+    pub whole: Option<Arc<restaurant::Model>>,
     pub cursor: KeysetPosition<SortKey>,
 }
 
@@ -417,6 +500,7 @@ pub async fn list(
     filter: &RestaurantFilter,
     ordering: Ordering,
     page: &PageArgs,
+    columns: Columns,
     now: DateTime<Utc>,
 ) -> AppResult<Page<Listed>> {
     filter.validate()?;
@@ -424,7 +508,11 @@ pub async fn list(
     let tag = ordering.tag();
     // Reading backwards walks the ordering from its end.
     let ascending = ordering.ascending == (page.direction == Direction::Forward);
-    let mut select = restaurant::Entity::find()
+    let mut select = restaurant::Entity::find();
+    if columns == Columns::Card {
+        select = select.select_only().columns(Card::COLUMNS);
+    }
+    let mut select = select
         .filter(condition(filter, now))
         .expr_as(key.clone(), "sort_key");
     if let Some(cursor) = &page.cursor {
@@ -468,11 +556,18 @@ pub async fn list(
     let rows = db.query_all_raw(statement).await?;
     let mut listed = Vec::with_capacity(rows.len());
     for (index, row) in rows.into_iter().enumerate() {
-        // `find()` selects `Column::iter()` first, in order; `sort_key` comes after them. On
-        // PostgreSQL the column types are checked on the first row (they are the same in all).
-        let restaurant = restaurant::Model::read(&row, index == 0)?;
+        // The card's columns, or `find()`'s `Column::iter()`, come first, in order;
+        // `sort_key` comes after them. On PostgreSQL the column types are checked on the
+        // first row (they are the same in all).
+        let (card, whole) = match columns {
+            Columns::Card => (Card::read(&row, index == 0)?, None),
+            Columns::Whole => {
+                let whole = restaurant::Model::read(&row, index == 0)?;
+                (Card::from(&whole), Some(Arc::new(whole)))
+            }
+        };
         let key = match ordering.field {
-            SortField::Name => SortKey::Text(restaurant.name.clone()),
+            SortField::Name => SortKey::Text(card.name.clone()),
             SortField::Rating => SortKey::Int(row.try_get("", "sort_key")?),
             SortField::Distance => SortKey::Float(row.try_get("", "sort_key")?),
         };
@@ -480,9 +575,10 @@ pub async fn list(
             cursor: KeysetPosition {
                 ordering: tag.clone(),
                 key,
-                id: restaurant.id,
+                id: card.id,
             },
-            restaurant,
+            card: Arc::new(card),
+            whole,
         });
     }
     Ok(Page::from_rows(listed, page))

@@ -18,6 +18,7 @@ mod graphiql;
 mod hardening;
 mod hostile_input;
 mod http;
+mod listing;
 mod live;
 mod menu_import;
 mod menu_options;

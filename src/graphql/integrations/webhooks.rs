@@ -65,7 +65,7 @@ impl WebhookEndpoint {
             .restaurants
             .load_one(id)
             .await?
-            .map(Restaurant))
+            .map(Restaurant::from))
     }
 
     /// Whether it receives deliveries. An endpoint whose attempts all failed for

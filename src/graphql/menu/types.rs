@@ -385,7 +385,7 @@ pub async fn load_restaurant(ctx: &Context<'_>, id: i64) -> Result<Restaurant> {
         .load_one(id)
         .await?
         .ok_or_else(|| AppError::NotFound("restaurant".into()))?;
-    Ok(Restaurant(restaurant))
+    Ok(Restaurant::from(restaurant))
 }
 
 /// A choice to make about a menu item: "Size" (exactly one of Small / Large), "Extras" (up

@@ -127,7 +127,7 @@ pub struct RestaurantPayload {
 fn payload(result: Result<entities::restaurant::Model, InputError>) -> RestaurantPayload {
     match result {
         Ok(model) => RestaurantPayload {
-            restaurant: Some(Restaurant(std::sync::Arc::new(model))),
+            restaurant: Some(Restaurant::from(std::sync::Arc::new(model))),
             user_errors: Vec::new(),
         },
         Err(error) => RestaurantPayload {

@@ -4,8 +4,10 @@ use std::sync::Arc;
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use chrono::Utc;
-use entities::restaurant;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use entities::{FromRowByPosition as _, restaurant};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryTrait,
+};
 
 use super::types::{Restaurant, RestaurantConnection};
 use crate::{
@@ -15,7 +17,7 @@ use crate::{
         loaders::Loaders,
         relay::{GlobalId, NodeKind, PageArgs},
     },
-    services::restaurants::{self as service, Ordering, RestaurantFilter, SortField},
+    services::restaurants::{self as service, Columns, Ordering, RestaurantFilter, SortField},
 };
 
 /// Which restaurants to list; all parts must match.
@@ -87,6 +89,35 @@ impl RestaurantOrder {
     }
 }
 
+/// Fields of `Restaurant` that need more than its card's columns.
+const BEYOND_THE_CARD: [&str; 8] = [
+    "description",
+    "address",
+    "location",
+    "distanceKm",
+    "phone",
+    "deliveryRadiusMeters",
+    "minimumOrder",
+    "preparationMinutes",
+];
+
+/// The columns a restaurant list resolving in `list` reads: whole rows when its nodes select
+/// a field beyond the card (through fragments and aliases; under `@skip`/`@include` too, which
+/// the look-ahead does not evaluate), else the card's. Were a field beyond the card ever
+/// reached on a card, it would read the row through the loader: one more statement, never a
+/// wrong answer.
+fn columns_for(list: &async_graphql::Lookahead<'_>) -> Columns {
+    let nodes = [list.field("edges").field("node"), list.field("nodes")];
+    if BEYOND_THE_CARD
+        .iter()
+        .any(|field| nodes.iter().any(|node| node.field(field).exists()))
+    {
+        Columns::Whole
+    } else {
+        Columns::Card
+    }
+}
+
 /// Browsing restaurants.
 #[derive(Default)]
 pub struct RestaurantQuery;
@@ -121,7 +152,8 @@ impl RestaurantQuery {
             })
             .ordering();
         let db = ctx.data::<DatabaseConnection>()?;
-        let page = service::list(db, &filter, ordering, &args, Utc::now()).await?;
+        let columns = columns_for(&ctx.look_ahead());
+        let page = service::list(db, &filter, ordering, &args, columns, Utc::now()).await?;
         Ok(RestaurantConnection { page, args, filter })
     }
 
@@ -136,16 +168,19 @@ impl RestaurantQuery {
             (Some(id), None) => {
                 let id = GlobalId::decode_as(&id, NodeKind::Restaurant)?;
                 let restaurant = ctx.data::<Loaders>()?.restaurants.load_one(id).await?;
-                Ok(restaurant.map(Restaurant))
+                Ok(restaurant.map(Restaurant::from))
             }
             (None, Some(slug)) => {
                 let db = ctx.data::<DatabaseConnection>()?;
-                let restaurant = restaurant::Entity::find()
+                let statement = restaurant::Entity::find()
                     .filter(restaurant::Column::Slug.eq(slug))
-                    .one(db)
-                    .await
+                    .build(db.get_database_backend());
+                let row = db.query_one_raw(statement).await.map_err(AppError::from)?;
+                let restaurant = row
+                    .map(|row| restaurant::Model::read(&row, true))
+                    .transpose()
                     .map_err(AppError::from)?;
-                Ok(restaurant.map(|r| Restaurant(Arc::new(r))))
+                Ok(restaurant.map(|r| Restaurant::from(Arc::new(r))))
             }
             _ => Err(AppError::bad_input("give exactly one of `id` and `slug`").into()),
         }

@@ -9,6 +9,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::{
     auth::guards::viewer,
+    error::AppError,
     graphql::{
         common::{GeoPoint, GeoPointInput, Money, round_to_metres},
         loaders::Loaders,
@@ -18,81 +19,117 @@ use crate::{
         reviews::{loaders::ReviewCursor, types::ReviewConnection},
     },
     services::restaurants::{
-        self as service, Listed, RestaurantFilter, SortKey, local_minute_of_week, offset_minutes,
-        zone,
+        self as service, Card, Listed, RestaurantFilter, SortKey, local_minute_of_week,
+        offset_minutes, zone,
     },
 };
 
-/// A restaurant on the marketplace, with its menu and reviews.
+/// A restaurant on the marketplace, with its menu and reviews: the columns of its card, and
+/// its whole row when whatever found it read the row. Fields beyond the card read the rest
+/// through the request's loader (one statement for all the restaurants of a page) when the
+/// row was not read: a listing reads whole rows only when its query asks for such a field
+/// (`RestaurantQuery::restaurants`), so this happens only when that guess misses.
 #[derive(Clone)]
-pub struct Restaurant(pub Arc<restaurant::Model>);
+pub struct Restaurant {
+    card: Arc<Card>,
+    whole: Option<Arc<restaurant::Model>>,
+}
+
+impl From<Arc<restaurant::Model>> for Restaurant {
+    fn from(whole: Arc<restaurant::Model>) -> Self {
+        Self {
+            card: Arc::new(Card::from(&*whole)),
+            whole: Some(whole),
+        }
+    }
+}
+
+impl From<&Listed> for Restaurant {
+    fn from(listed: &Listed) -> Self {
+        Self {
+            card: listed.card.clone(),
+            whole: listed.whole.clone(),
+        }
+    }
+}
 
 /// A restaurant on the marketplace, with its menu and reviews.
 #[Object]
 impl Restaurant {
     /// Global ID of the restaurant.
     pub async fn id(&self) -> ID {
-        GlobalId::encode(NodeKind::Restaurant, self.0.id)
+        GlobalId::encode(NodeKind::Restaurant, self.card.id)
     }
 
     /// Unique, URL-friendly name, e.g. `trattoria-roma`.
     async fn slug(&self) -> &str {
-        &self.0.slug
+        &self.card.slug
     }
 
     /// Display name.
     async fn name(&self) -> &str {
-        &self.0.name
+        &self.card.name
     }
 
     /// A few sentences about the restaurant.
-    async fn description(&self) -> &str {
-        &self.0.description
+    async fn description(&self, ctx: &Context<'_>) -> Result<String> {
+        Ok(self.whole(ctx).await?.description.clone())
     }
 
     /// Cuisines served, lower case, alphabetically, e.g. `["italian", "pizza"]`.
     async fn cuisines(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
-        let cuisines = ctx.data::<Loaders>()?.cuisines.load_one(self.0.id).await?;
+        let cuisines = ctx
+            .data::<Loaders>()?
+            .cuisines
+            .load_one(self.card.id)
+            .await?;
         Ok(cuisines.map(|c| c.to_vec()).unwrap_or_default())
     }
 
     /// Street address.
-    async fn address(&self) -> &str {
-        &self.0.address
+    async fn address(&self, ctx: &Context<'_>) -> Result<String> {
+        Ok(self.whole(ctx).await?.address.clone())
     }
 
     /// Where the restaurant is.
-    async fn location(&self) -> GeoPoint {
-        GeoPoint {
-            latitude: self.0.latitude,
-            longitude: self.0.longitude,
-        }
+    async fn location(&self, ctx: &Context<'_>) -> Result<GeoPoint> {
+        let whole = self.whole(ctx).await?;
+        Ok(GeoPoint {
+            latitude: whole.latitude,
+            longitude: whole.longitude,
+        })
     }
 
     /// Distance in kilometres from `from` to the restaurant, as the crow flies.
-    async fn distance_km(&self, from: GeoPointInput) -> Result<f64> {
-        let restaurant = service::Point::new(self.0.latitude, self.0.longitude)?;
+    async fn distance_km(&self, ctx: &Context<'_>, from: GeoPointInput) -> Result<f64> {
+        let whole = self.whole(ctx).await?;
+        let restaurant = service::Point::new(whole.latitude, whole.longitude)?;
         Ok(round_to_metres(from.to_point()?.distance_km(restaurant)))
     }
 
     /// Whether the restaurant has ordering switched on, whatever its hours say.
     async fn accepts_orders(&self) -> bool {
-        self.0.is_open
+        self.card.is_open
     }
 
     /// Whether an order placed now would be taken: ordering is on, not paused, and it is
     /// within the hours.
     async fn open_now(&self, ctx: &Context<'_>) -> Result<bool> {
-        if !self.0.is_open || self.0.paused_until.is_some_and(|until| until > Utc::now()) {
+        if !self.card.is_open
+            || self
+                .card
+                .paused_until
+                .is_some_and(|until| until > Utc::now())
+        {
             return Ok(false);
         }
         let hours = ctx
             .data::<Loaders>()?
             .opening_hours
-            .load_one(self.0.id)
+            .load_one(self.card.id)
             .await?
             .unwrap_or_default();
-        let (zone, now) = (zone(&self.0.time_zone), Utc::now());
+        let (zone, now) = (zone(&self.card.time_zone), Utc::now());
         let minute = local_minute_of_week(zone, now);
         if !hours
             .iter()
@@ -112,7 +149,7 @@ impl Restaurant {
     /// first; dates are in the restaurant's time zone.
     async fn closures(&self, ctx: &Context<'_>) -> Result<Vec<Closure>> {
         let today = Utc::now()
-            .with_timezone(&zone(&self.0.time_zone))
+            .with_timezone(&zone(&self.card.time_zone))
             .date_naive();
         Ok(self
             .load_closures(ctx)
@@ -129,19 +166,19 @@ impl Restaurant {
 
     /// Its logo, when it has one.
     async fn logo(&self, ctx: &Context<'_>) -> Result<Option<crate::graphql::media::Image>> {
-        crate::graphql::media::load_image(ctx, crate::services::photos::Target::Logo(self.0.id))
+        crate::graphql::media::load_image(ctx, crate::services::photos::Target::Logo(self.card.id))
             .await
     }
 
     /// The wide picture at the top of its page, when it has one.
     async fn cover(&self, ctx: &Context<'_>) -> Result<Option<crate::graphql::media::Image>> {
-        crate::graphql::media::load_image(ctx, crate::services::photos::Target::Cover(self.0.id))
+        crate::graphql::media::load_image(ctx, crate::services::photos::Target::Cover(self.card.id))
             .await
     }
 
     /// A phone number for customers and couriers, when the restaurant gives one.
-    async fn phone(&self) -> Option<&str> {
-        self.0.phone.as_deref()
+    async fn phone(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        Ok(self.whole(ctx).await?.phone.clone())
     }
 
     /// Weekly opening hours in the restaurant's local time, Monday first.
@@ -149,7 +186,7 @@ impl Restaurant {
         let hours = ctx
             .data::<Loaders>()?
             .opening_hours
-            .load_one(self.0.id)
+            .load_one(self.card.id)
             .await?
             .unwrap_or_default();
         Ok(hours.iter().map(OpeningPeriod::from).collect())
@@ -158,35 +195,36 @@ impl Restaurant {
     /// The IANA time zone its opening hours are in, e.g. `Europe/Berlin`: render the hours
     /// in it (daylight saving time included) or convert them with it.
     async fn time_zone(&self) -> &str {
-        &self.0.time_zone
+        &self.card.time_zone
     }
 
     /// How far the restaurant's local time is ahead of UTC right now, in minutes (it changes
     /// with daylight saving time: use `timeZone` to compute other instants).
     async fn utc_offset_minutes(&self) -> i32 {
-        offset_minutes(zone(&self.0.time_zone), Utc::now())
+        offset_minutes(zone(&self.card.time_zone), Utc::now())
     }
 
     /// Fee added to every order for delivery.
     async fn delivery_fee(&self) -> Money {
-        Money::from_minor(self.0.delivery_fee, &self.0.currency)
+        Money::from_minor(self.card.delivery_fee, &self.card.currency)
     }
 
     /// How far it delivers, in metres from the restaurant (straight line). Orders to places
     /// farther away are refused with `OUTSIDE_DELIVERY_AREA`; `filter.deliversTo` lists only
     /// the restaurants that deliver to a place.
-    async fn delivery_radius_meters(&self) -> i32 {
-        self.0.delivery_radius_m
+    async fn delivery_radius_meters(&self, ctx: &Context<'_>) -> Result<i32> {
+        Ok(self.whole(ctx).await?.delivery_radius_m)
     }
 
     /// The smallest subtotal it takes an order for (`BELOW_MINIMUM_ORDER` under it).
-    async fn minimum_order(&self) -> Money {
-        Money::from_minor(self.0.minimum_order, &self.0.currency)
+    async fn minimum_order(&self, ctx: &Context<'_>) -> Result<Money> {
+        let whole = self.whole(ctx).await?;
+        Ok(Money::from_minor(whole.minimum_order, &whole.currency))
     }
 
     /// Until when it does not take orders ("busy, back at 19:30"); null when it is not paused.
     async fn paused_until(&self) -> Option<crate::graphql::common::Timestamp> {
-        self.0
+        self.card
             .paused_until
             .filter(|until| *until > Utc::now())
             .map(crate::graphql::common::Timestamp)
@@ -194,22 +232,22 @@ impl Restaurant {
 
     /// How long its kitchen usually takes for an order, in minutes (what
     /// `Order.estimatedReadyAt` counts with).
-    async fn preparation_minutes(&self) -> i32 {
-        self.0.preparation_minutes
+    async fn preparation_minutes(&self, ctx: &Context<'_>) -> Result<i32> {
+        Ok(self.whole(ctx).await?.preparation_minutes)
     }
 
     /// Average rating and number of ratings.
     async fn rating(&self) -> Rating {
         Rating {
-            count: self.0.rating_count,
-            sum: self.0.rating_sum,
+            count: self.card.rating_count,
+            sum: self.card.rating_sum,
         }
     }
 
     /// The menu: categories in order, each with its items.
     async fn menu(&self) -> Menu {
         Menu {
-            restaurant_id: self.0.id,
+            restaurant_id: self.card.id,
         }
     }
 
@@ -227,9 +265,9 @@ impl Restaurant {
         #[graphql(desc = "How many from the newest, at most 100 (default 20).")] first: Option<i32>,
         #[graphql(desc = "How many from the oldest, at most 100.")] last: Option<i32>,
     ) -> Result<OrderConnection> {
-        require_restaurant_orders(viewer(ctx)?, self.0.id)?;
+        require_restaurant_orders(viewer(ctx)?, self.card.id)?;
         let args = PageArgs::new(first, after, last, before, 20)?;
-        OrderConnection::load(ctx, OrderOwner::Restaurant(self.0.id), status, args).await
+        OrderConnection::load(ctx, OrderOwner::Restaurant(self.card.id), status, args).await
     }
 
     /// Reviews, newest first.
@@ -246,7 +284,7 @@ impl Restaurant {
         #[graphql(desc = "How many reviews from the end, at most 100.")] last: Option<i32>,
     ) -> Result<ReviewConnection> {
         let args = PageArgs::new(first, after, last, before, 10)?;
-        ReviewConnection::load(ctx, self.0.id, self.0.rating_count, args).await
+        ReviewConnection::load(ctx, self.card.id, self.card.rating_count, args).await
     }
 }
 
@@ -377,7 +415,7 @@ impl RestaurantConnection {
             .items
             .iter()
             .map(|listed| Edge {
-                node: Restaurant(Arc::new(listed.restaurant.clone())),
+                node: Restaurant::from(listed),
                 position: listed.cursor.clone(),
             })
             .collect()
@@ -385,11 +423,7 @@ impl RestaurantConnection {
 
     /// The restaurants of this page.
     async fn nodes(&self) -> Vec<Restaurant> {
-        self.page
-            .items
-            .iter()
-            .map(|listed| Restaurant(Arc::new(listed.restaurant.clone())))
-            .collect()
+        self.page.items.iter().map(Restaurant::from).collect()
     }
 
     /// Where this page is in the list.
@@ -425,6 +459,23 @@ pub struct RestaurantMembership {
 }
 
 impl Restaurant {
+    /// Its database id.
+    pub fn database_id(&self) -> i64 {
+        self.card.id
+    }
+
+    /// Its whole row: the one it was found with, or else read through the request's loader.
+    async fn whole(&self, ctx: &Context<'_>) -> Result<Arc<restaurant::Model>> {
+        if let Some(whole) = &self.whole {
+            return Ok(whole.clone());
+        }
+        ctx.data::<Loaders>()?
+            .restaurants
+            .load_one(self.card.id)
+            .await?
+            .ok_or_else(|| AppError::NotFound("restaurant".to_owned()).into())
+    }
+
     /// Its dated closures that have not ended, through the request's loader.
     async fn load_closures(
         &self,
@@ -433,7 +484,7 @@ impl Restaurant {
         Ok(ctx
             .data::<Loaders>()?
             .closures
-            .load_one(self.0.id)
+            .load_one(self.card.id)
             .await?
             .unwrap_or_default())
     }

@@ -120,7 +120,7 @@ impl User {
         Ok(places
             .iter()
             .map(|(restaurant, owner)| RestaurantMembership {
-                restaurant: Restaurant(restaurant.clone()),
+                restaurant: Restaurant::from(restaurant.clone()),
                 role: if *owner {
                     StaffRole::Owner
                 } else {
