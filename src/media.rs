@@ -271,8 +271,16 @@ impl Store for S3Store {
                 .collect(),
                 ..Default::default()
             };
+            let path = object_path(key)?;
+            // Stored already: a key's bytes never change (and an upload re-stores its files
+            // while it holds them against collection, `services::photos::swap`).
+            match self.bucket.head(&path).await {
+                Ok(_) => return Ok(()),
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(error) => return Err(std::io::Error::other(error)),
+            }
             self.bucket
-                .put_opts(&object_path(key)?, bytes.to_vec().into(), options)
+                .put_opts(&path, bytes.to_vec().into(), options)
                 .await
                 .map(|_| ())
                 .map_err(std::io::Error::other)

@@ -7,8 +7,9 @@
 use chrono::{DateTime, Utc};
 use entities::{image, menu_item};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait, sea_query::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    DatabaseTransaction, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, Statement,
+    TransactionTrait, sea_query::Expr,
 };
 use serde_json::json;
 
@@ -108,19 +109,60 @@ pub fn url(variant: &Variant) -> String {
     format!("/media/{}", variant.key)
 }
 
+/// Holds the files of the upload `hash` until `txn` ends: [`collect`] deletes them only
+/// while it holds them, and an upload stores them again while it holds them, just before its
+/// row goes in ([`swap`]). So a photo removed at the moment the same bytes are uploaded for
+/// something else never leaves the new row without its files. On SQLite a write transaction
+/// already excludes every other one; PostgreSQL takes a transaction-scoped advisory lock on
+/// the hash.
+async fn hold(txn: &DatabaseTransaction, hash: &str) -> AppResult<()> {
+    /// The first key of the lock, setting photos' locks apart from other advisory locks.
+    const PHOTOS: i32 = 0x7068_6f74; // "phot"
+    if txn.get_database_backend() == DbBackend::Postgres {
+        // The first 32 bits of the SHA-256: two hashes sharing them only take turns.
+        let key = hash
+            .get(..8)
+            .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+            .map_or(0, |bits| i32::from_be_bytes(bits.to_be_bytes()));
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            [PHOTOS.into(), key.into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
 /// Deletes the files of the upload `hash` unless a row still shows it.
 async fn collect(db: &DatabaseConnection, media: &Media, hash: &str, keys: &[String]) {
+    if let Err(error) = try_collect(db, media, hash, keys).await {
+        tracing::warn!(?error, hash, "cannot collect a photo's files");
+    }
+}
+
+async fn try_collect(
+    db: &DatabaseConnection,
+    media: &Media,
+    hash: &str,
+    keys: &[String],
+) -> AppResult<()> {
+    let txn = begin_write(db).await?;
+    hold(&txn, hash).await?;
     let still = image::Entity::find()
         .filter(image::Column::Hash.eq(hash))
-        .count(db)
-        .await;
-    if still.is_ok_and(|n| n == 0) {
+        .count(&txn)
+        .await?;
+    if still == 0 {
         for key in keys {
             if let Err(error) = media.store.delete(key).await {
                 tracing::warn!(%error, key, "cannot delete a photo's file");
             }
         }
     }
+    // Nothing was written: ending the transaction lets the hold go.
+    txn.rollback().await?;
+    Ok(())
 }
 
 /// Shows `bytes` (an uploaded file) for `target`, replacing what showed it before, as
@@ -173,7 +215,7 @@ pub async fn upload(
             )));
         }
     }
-    let result = swap(db, viewer, target, &processed, &alt, now).await;
+    let result = swap(db, media, viewer, target, &processed, &alt, now).await;
     match result {
         Ok(Ok((row, old))) => {
             if let Some(old) = old
@@ -195,6 +237,7 @@ pub async fn upload(
 /// The transaction of an upload: the new row in, the old one out.
 async fn swap(
     db: &DatabaseConnection,
+    media: &Media,
     viewer: Option<&Viewer>,
     target: Target,
     processed: &crate::media::Processed,
@@ -205,6 +248,16 @@ async fn swap(
     let Some(restaurant_id) = authorize(&txn, viewer, target).await? else {
         return Ok(Err(not_found(target)));
     };
+    // The files were stored before the transaction; a photo collected since then with the
+    // same bytes may have taken them away. Held, they stay until the row is in.
+    hold(&txn, &processed.hash).await?;
+    for (variant, bytes) in &processed.variants {
+        media
+            .store
+            .put(&variant.key, bytes)
+            .await
+            .map_err(|error| AppError::Internal(anyhow::anyhow!("storing a photo: {error}")))?;
+    }
     let old = current(&txn, target).await?;
     if let Some(old) = &old {
         image::Entity::delete_by_id(old.id).exec(&txn).await?;

@@ -502,3 +502,127 @@ async fn with_s3(backend: Backend) -> Option<(TestApp, S3Server)> {
     .await?;
     Some((app, server))
 }
+
+/// Puts left before the pause, the signal that they are done, and the go-ahead.
+type Pause = (
+    usize,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::sync::oneshot::Receiver<()>,
+);
+
+/// A local store whose next upload stops after storing its files, until the test lets it go
+/// on: the moment between an upload's files and its row.
+struct PausingStore {
+    inner: dishpatch::media::LocalStore,
+    pause: std::sync::Mutex<Option<Pause>>,
+}
+
+impl dishpatch::media::Store for PausingStore {
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        bytes: &'a [u8],
+    ) -> futures_util::future::BoxFuture<'a, std::io::Result<()>> {
+        Box::pin(async move {
+            self.inner.put(key, bytes).await?;
+            let resume = {
+                let mut pause = self.pause.lock().unwrap();
+                match pause.as_mut() {
+                    Some((left, _, _)) if *left > 1 => {
+                        *left -= 1;
+                        None
+                    }
+                    Some(_) => pause.take().map(|(_, stored, resume)| {
+                        stored.send(()).unwrap();
+                        resume
+                    }),
+                    None => None,
+                }
+            };
+            if let Some(resume) = resume {
+                resume.await.unwrap();
+            }
+            Ok(())
+        })
+    }
+
+    fn get<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, std::io::Result<Option<Vec<u8>>>> {
+        self.inner.get(key)
+    }
+
+    fn delete<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, std::io::Result<()>> {
+        self.inner.delete(key)
+    }
+}
+
+db_test! {
+    /// Item A shows photo P; the same P is uploaded for item B and, between B's files and B's
+    /// row, A's photo is replaced (P's last row goes, so P's files are collected). B's row
+    /// must still find every file it names.
+    async fn a_photo_collected_while_the_same_bytes_are_uploaded_keeps_the_new_rows_files(app) {
+        use dishpatch::{media::Store as _, services::photos::{self, Target}};
+        use entities::menu_item;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(PausingStore {
+            inner: dishpatch::media::LocalStore::new(dir.path()).unwrap(),
+            pause: std::sync::Mutex::new(None),
+        });
+        let media = std::sync::Arc::new(dishpatch::media::Media {
+            store: store.clone(),
+            limits: dishpatch::config::MediaSettings::default(),
+        });
+        let items: Vec<i64> = menu_item::Entity::find()
+            .filter(menu_item::Column::RestaurantId.eq(1))
+            .order_by_asc(menu_item::Column::Id)
+            .all(&app.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|item| item.id)
+            .collect();
+        let (a, b) = (items[0], items[1]);
+        let p = picture(1600, 1000, image::ImageFormat::Png);
+        let q = picture(900, 700, image::ImageFormat::Png);
+        let now = chrono::Utc::now();
+
+        let shown = photos::upload(&app.db, &media, None, Target::Item(a), p.clone(), "", now)
+            .await
+            .unwrap()
+            .unwrap();
+        let keys: Vec<String> = photos::variants(&shown).into_iter().map(|v| v.key).collect();
+
+        // B's upload of the same bytes stops once its files are stored.
+        let (stored, stored_rx) = tokio::sync::oneshot::channel();
+        let (resume, resume_rx) = tokio::sync::oneshot::channel();
+        *store.pause.lock().unwrap() = Some((keys.len(), stored, resume_rx));
+        let upload_b = tokio::spawn({
+            let (db, media) = (app.db.clone(), media.clone());
+            async move { photos::upload(&db, &media, None, Target::Item(b), p, "", now).await }
+        });
+        stored_rx.await.unwrap();
+
+        // Meanwhile A gets another photo: P has no row left, and its files are collected.
+        photos::upload(&app.db, &media, None, Target::Item(a), q, "", now)
+            .await
+            .unwrap()
+            .unwrap();
+        resume.send(()).unwrap();
+        let row = upload_b.await.unwrap().unwrap().unwrap();
+        assert_eq!(row.hash, shown.hash, "the same bytes");
+        for variant in photos::variants(&row) {
+            assert!(
+                store.get(&variant.key).await.unwrap().is_some(),
+                "{} is shown for item {b} and must be stored",
+                variant.key
+            );
+        }
+    }
+}
