@@ -360,6 +360,10 @@ pub struct WebhookSettings {
     pub lease_secs: u64,
     /// Milliseconds between looks for due deliveries when nothing rang.
     pub poll_ms: u64,
+    /// Days a sent or failed delivery stays (in `WebhookEndpoint.deliveries`, and for
+    /// `redeliverWebhook`); older ones are deleted, hourly, by the processes that send.
+    /// 0 keeps them forever.
+    pub keep_days: u32,
 }
 
 impl Default for WebhookSettings {
@@ -377,6 +381,7 @@ impl Default for WebhookSettings {
             disable_after_secs: 5 * 24 * 3600,
             lease_secs: 60,
             poll_ms: 1_000,
+            keep_days: 30,
         }
     }
 }

@@ -29,6 +29,10 @@ use crate::{config::WebhookSettings, metrics::METRICS};
 const KEPT_RESPONSE_BYTES: usize = 1024;
 /// The `User-Agent` of every delivery.
 const USER_AGENT: &str = concat!("dishpatch-webhooks/", env!("CARGO_PKG_VERSION"));
+/// How often a sending process deletes deliveries past `webhooks.keep_days`.
+const PRUNE_EVERY: Duration = Duration::from_hours(1);
+/// Deliveries deleted per statement, so a large backlog never holds the database for long.
+const PRUNE_BATCH: u64 = 1000;
 
 /// The sender of one process.
 pub struct Sender {
@@ -75,7 +79,12 @@ impl Sender {
     pub async fn run(self) {
         let poll = Duration::from_millis(self.settings.poll_ms.max(10));
         let mut failing = false;
+        let mut pruned: Option<std::time::Instant> = None;
         loop {
+            if pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+                self.prune().await;
+                pruned = Some(std::time::Instant::now());
+            }
             match self.pass().await {
                 Ok(sent) if sent > 0 => continue,
                 Ok(_) => failing = false,
@@ -89,6 +98,24 @@ impl Sender {
             tokio::select! {
                 () = super::WAKE.notified() => {}
                 () = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+
+    /// Deletes the sent and failed deliveries older than `keep_days`, a batch at a time.
+    async fn prune(&self) {
+        if self.settings.keep_days == 0 {
+            return;
+        }
+        let before = Utc::now() - chrono::Duration::days(i64::from(self.settings.keep_days));
+        loop {
+            match crate::services::webhooks::prune_deliveries(&self.db, before, PRUNE_BATCH).await {
+                Ok(deleted) if deleted == PRUNE_BATCH => {}
+                Ok(_) => return,
+                Err(error) => {
+                    tracing::warn!(?error, "deleting old webhook deliveries failed");
+                    return;
+                }
             }
         }
     }

@@ -834,3 +834,60 @@ db_test! {
         assert_eq!(received[0]["verifiedWith"], json!([true]));
     }
 }
+
+db_test! {
+    /// Sent and failed deliveries older than `webhooks.keep_days` are deleted by a sending
+    /// process; pending ones and recent ones stay.
+    setup = silent_app,
+    async fn old_sent_and_failed_deliveries_are_deleted(app) {
+        use entities::{WebhookDeliveryStatus as Status, webhook, webhook_delivery};
+        use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
+        let (_, _) = roma_endpoint(&app, "http://127.0.0.1:9/hooks").await;
+        let endpoint = webhook::Entity::find().one(&app.db).await.unwrap().expect("the endpoint");
+        let now = chrono::Utc::now();
+        let mut ids = Vec::new();
+        for (n, (status, age_days)) in [
+            (Status::Delivered, 40),
+            (Status::Failed, 31),
+            (Status::Pending, 40),
+            (Status::Delivered, 29),
+            (Status::Failed, 1),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let created = now - chrono::Duration::days(age_days);
+            let row = webhook_delivery::ActiveModel {
+                webhook_id: Set(endpoint.id),
+                event_type: Set("order.placed".to_owned()),
+                payload: Set(json!({ "n": n })),
+                status: Set(status),
+                attempts: Set(1),
+                // A pending one not due for a day: the sender leaves it alone meanwhile.
+                next_attempt_at: Set((status == Status::Pending).then(|| now + chrono::Duration::days(1))),
+                created_at: Set(created),
+                delivered_at: Set((status == Status::Delivered).then_some(created)),
+                message_id: Set(format!("msg_keep_{n}")),
+                ..Default::default()
+            }
+            .insert(&app.db)
+            .await
+            .unwrap();
+            ids.push(row.id);
+        }
+        let mut settings = crate::helpers::test_settings(&app.database_url);
+        quick(&mut settings);
+        let sender = dishpatch::app::Application::build(settings).await.unwrap();
+        tokio::spawn(sender.run_until_stopped());
+        let mut left = Vec::new();
+        for _ in 0..50 {
+            left = webhook_delivery::Entity::find().all(&app.db).await.unwrap().into_iter().map(|d| d.id).collect::<Vec<_>>();
+            if left.len() <= 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        left.sort_unstable();
+        assert_eq!(left, vec![ids[2], ids[3], ids[4]], "the old pending one and the recent ones stay");
+    }
+}

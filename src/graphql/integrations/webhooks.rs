@@ -104,7 +104,8 @@ impl WebhookEndpoint {
     }
 
     /// Its deliveries, newest first, optionally only those with `status`: what was sent, when,
-    /// and what the endpoint answered.
+    /// and what the endpoint answered. Sent and failed ones are kept for the server's
+    /// `webhooks.keep_days` (30 days unless configured), pending ones until they are sent.
     #[graphql(
         complexity = "crate::graphql::relay::connection_cost(first, last, 20, child_complexity)"
     )]
