@@ -66,6 +66,14 @@ def database_url(backend: str) -> str:
     return PG_ADMIN.rsplit("/", 1)[0] + "/" + PG_DB
 
 
+def dishpatch_env(backend: str) -> dict[str, str]:
+    """dishpatch's environment: photos beside the SQLite file, and for PostgreSQL in
+    bench/.data (by default they would go to ./media in the working directory)."""
+    if backend == "sqlite":
+        return dict(os.environ)
+    return {**os.environ, "DISHPATCH_MEDIA__DIR": str(DATA / f"{backend}.media")}
+
+
 def seed(dishpatch: Path, backend: str, scale: int, reseed: bool) -> None:
     url = database_url(backend)
     marker = DATA / f"{backend}-scale{scale}.seeded"
@@ -82,7 +90,8 @@ def seed(dishpatch: Path, backend: str, scale: int, reseed: bool) -> None:
         run(*admin, f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
         run(*admin, f"CREATE DATABASE {PG_DB}")
     log(f"{backend}: seeding --scale {scale}")
-    run(str(dishpatch), "--database-url", url, "--log-format", "json", "seed", "--demo", "--scale", str(scale))
+    run(str(dishpatch), "--database-url", url, "--log-format", "json", "seed", "--demo", "--scale", str(scale),
+        env=dishpatch_env(backend))
     marker.touch()
 
 
@@ -132,7 +141,7 @@ def start_dishpatch(binary: Path, backend: str, config: Path) -> Server:
     process = subprocess.Popen(
         [str(binary), "--config", str(config), "--database-url", database_url(backend),
          "--log-format", "json", "serve", "--listen", f"127.0.0.1:{DISHPATCH_PORT}"],
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, env=dishpatch_env(backend),
     )
     wait_ready(url, process)
     return Server("dishpatch", process, url)
