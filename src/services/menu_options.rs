@@ -505,37 +505,37 @@ pub async fn remove_groups<C: ConnectionTrait>(txn: &C, ids: &[i64]) -> AppResul
 
 /// Sets the option groups of the item `item_id` to `groups` (by id: entries without one are
 /// new, existing groups and options left out are removed), as its restaurant's owner, staff,
-/// an admin or a `menu:write` token of one.
+/// an admin or a `menu:write` token of one. Refused, it says every problem [`check`] found
+/// in `groups` at once (or the first id that is not the item's), and changes nothing.
 pub async fn set_item_options(
     db: &DatabaseConnection,
     viewer: &Viewer,
     item_id: i64,
     groups: &[GroupSpec],
     now: DateTime<Utc>,
-) -> ServiceResult<(menu_item::Model, Changes)> {
+) -> AppResult<Result<(menu_item::Model, Changes), Vec<InputError>>> {
+    let not_found = || {
+        vec![InputError::new(
+            "menuItemId",
+            ErrorCode::NotFound,
+            "no such menu item",
+        )]
+    };
     let txn = begin_write(db).await?;
     let Some(item) = super::menus::live_item(&txn, item_id).await? else {
-        return Ok(Err(InputError::new(
-            "menuItemId",
-            ErrorCode::NotFound,
-            "no such menu item",
-        )));
+        return Ok(Err(not_found()));
     };
     let Some(restaurant) = super::menus::authorize(&txn, viewer, item.restaurant_id).await? else {
-        return Ok(Err(InputError::new(
-            "menuItemId",
-            ErrorCode::NotFound,
-            "no such menu item",
-        )));
+        return Ok(Err(not_found()));
     };
     let path = ["optionGroups".to_owned()];
     let checked = match check(groups, &restaurant.currency, &path, false) {
         Ok(checked) => checked,
-        Err(mut errors) => return Ok(Err(errors.remove(0))),
+        Err(errors) => return Ok(Err(errors)),
     };
     let changes = match sync(&txn, &item, &checked, now).await? {
         Ok(changes) => changes,
-        Err(error) => return Ok(Err(error)),
+        Err(error) => return Ok(Err(vec![error])),
     };
     if changes.groups.any() || changes.options.any() {
         super::menus::changed(

@@ -181,6 +181,28 @@ db_test! {
             assert_eq!(refused.data()["setMenuItemOptions"]["userErrors"][0]["field"], field, "{groups}");
             assert_eq!(refused.data()["setMenuItemOptions"]["userErrors"][0]["code"], code, "{groups}");
         }
+        // Every problem at once, each at its place, and nothing changed.
+        let several = json!([
+            { "name": " ", "maxChoices": 0, "options": [{ "name": "S", "priceDelta": "-1" }] },
+            { "name": "Extras", "maxChoices": 1, "options": [] },
+        ]);
+        let refused = set(owner.clone(), item.clone(), several).await;
+        let payload = &refused.data()["setMenuItemOptions"];
+        assert_eq!(payload["menuItem"], Value::Null);
+        let mut fields: Vec<Value> = payload["userErrors"].as_array().unwrap().iter().map(|e| e["field"].clone()).collect();
+        fields.sort_by_key(ToString::to_string);
+        assert_eq!(
+            fields,
+            vec![
+                json!(["input", "optionGroups", "0", "maxChoices"]),
+                json!(["input", "optionGroups", "0", "name"]),
+                json!(["input", "optionGroups", "0", "options", "0", "priceDelta"]),
+                // No options: none to choose, and at most none may be chosen.
+                json!(["input", "optionGroups", "1", "maxChoices"]),
+                json!(["input", "optionGroups", "1", "options"]),
+            ],
+            "{payload}"
+        );
         let too_many: Vec<Value> = (0..21).map(|n| json!({ "name": format!("G{n}"), "maxChoices": 1, "options": [{ "name": "x" }] })).collect();
         let refused = set(owner.clone(), item.clone(), json!(too_many)).await;
         assert_eq!(refused.data()["setMenuItemOptions"]["userErrors"][0]["code"], "INVALID");

@@ -493,7 +493,8 @@ impl MenuMutation {
     }
 
     /// Sets an item's option groups ("Size", "Extras") and their options, all at once, in
-    /// the order given. Orders already placed keep the options they were placed with.
+    /// the order given. Orders already placed keep the options they were placed with. A
+    /// refusal lists every problem in the groups given, each at its field, and changes nothing.
     async fn set_menu_item_options(
         &self,
         ctx: &Context<'_>,
@@ -530,6 +531,12 @@ impl MenuMutation {
         let db = ctx.data::<DatabaseConnection>()?;
         let result =
             menu_options::set_item_options(db, viewer(ctx)?, item_id, &groups, Utc::now()).await?;
-        Ok(item_payload(ctx, result.map(|(item, _)| item)).await)
+        Ok(match result {
+            Ok((item, _)) => item_payload(ctx, Ok(item)).await,
+            Err(errors) => MenuItemPayload {
+                menu_item: None,
+                user_errors: errors.into_iter().map(UserError::from).collect(),
+            },
+        })
     }
 }
