@@ -284,6 +284,10 @@ async fn apply(
             .or_default()
             .push(item);
     }
+    // Every existing item's option groups at once: an import that changes little (a POS
+    // syncing its whole menu every few minutes) runs a few statements, not two per item.
+    let item_ids: Vec<i64> = items.values().flatten().map(|item| item.id).collect();
+    let mut existing_groups = menu_options::groups_of(txn, &item_ids).await?;
     for (c, (external, name, entries)) in menu.iter().enumerate() {
         let found = categories
             .get_mut(&Some(external.clone()))
@@ -368,10 +372,13 @@ async fn apply(
                     .await?
                 }
             };
-            let changes = match menu_options::sync(txn, &item, &entry.groups, now).await? {
-                Ok(changes) => changes,
-                Err(error) => return Ok(Err(error)),
-            };
+            // A new item has none (and no entry in the map).
+            let existing = existing_groups.remove(&item.id).unwrap_or_default();
+            let changes =
+                match menu_options::sync_from(txn, &item, &entry.groups, existing, now).await? {
+                    Ok(changes) => changes,
+                    Err(error) => return Ok(Err(error)),
+                };
             summary.option_groups += changes.groups;
             summary.options += changes.options;
         }

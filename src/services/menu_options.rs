@@ -358,11 +358,23 @@ pub async fn sync(
     groups: &[CheckedGroup],
     now: DateTime<Utc>,
 ) -> ServiceResult<Changes> {
-    let mut changes = Changes::default();
-    let mut existing = groups_of(txn, &[item.id])
+    let existing = groups_of(txn, &[item.id])
         .await?
         .remove(&item.id)
         .unwrap_or_default();
+    sync_from(txn, item, groups, existing, now).await
+}
+
+/// [`sync`], given the item's `existing` groups as [`groups_of`] read them in `txn` (an
+/// import reads every item's at once).
+pub async fn sync_from(
+    txn: &DatabaseTransaction,
+    item: &menu_item::Model,
+    groups: &[CheckedGroup],
+    mut existing: Groups,
+    now: DateTime<Utc>,
+) -> ServiceResult<Changes> {
+    let mut changes = Changes::default();
     let mut kept_groups = HashSet::new();
     for (index, group) in groups.iter().enumerate() {
         let found = existing

@@ -166,3 +166,39 @@ db_test! {
         assert_eq!(missing.data()["importMenu"]["userErrors"][0]["code"], "NOT_FOUND");
     }
 }
+
+/// A POS menu of `n` items in two categories, each item with a size group of two options.
+fn menu_of(n: usize) -> Value {
+    let items = |from: usize, to: usize| -> Vec<Value> {
+        (from..to)
+            .map(|i| json!({ "externalId": format!("sku-{i}"), "name": format!("Dish {i}"), "price": "9.00",
+                "optionGroups": [{ "externalId": format!("grp-{i}"), "name": "Size", "minChoices": 1, "maxChoices": 1,
+                    "options": [{ "externalId": format!("opt-{i}-s"), "name": "Small" }, { "externalId": format!("opt-{i}-l"), "name": "Large", "priceDelta": "2.00" }] }] }))
+            .collect()
+    };
+    json!([
+        { "externalId": "cat-a", "name": "A", "items": items(0, n / 2) },
+        { "externalId": "cat-b", "name": "B", "items": items(n / 2, n) },
+    ])
+}
+
+db_test! {
+    /// A POS syncing a menu that has not changed: the import changes nothing and runs the same
+    /// statements for 6 items as for 60 (the items' option groups are read at once).
+    async fn an_unchanged_import_runs_the_same_statements_for_6_and_60_items(app) {
+        let (restaurant, _) = roma_items(&app).await;
+        let owner = app.bearer(seed::DEMO_OWNER).await;
+        let mut statements = Vec::new();
+        for n in [6, 60] {
+            let first = import(&app, &owner, &restaurant, menu_of(n)).await;
+            assert_eq!(first.data()["importMenu"]["userErrors"], json!([]));
+            let again = import(&app, &owner, &restaurant, menu_of(n)).await;
+            let summary = &again.data()["importMenu"]["summary"];
+            for part in ["categories", "items", "optionGroups", "options"] {
+                assert_eq!(summary[part], tally(0, 0, 0), "{part}: {summary}");
+            }
+            statements.push(again.sql_statements());
+        }
+        assert_eq!(statements[0], statements[1], "statements of an unchanged import of 6 and of 60 items");
+    }
+}
