@@ -89,6 +89,10 @@ pub struct MediaSettings {
     /// Keep the files in S3-compatible object storage instead of `dir` (what replicas on
     /// several machines need). The server still serves them on `/media`.
     pub s3: Option<S3Settings>,
+    /// Where clients fetch photos from, when not from this server's `/media/`: a CDN in front
+    /// of the bucket or of `/media`, e.g. `https://cdn.example.com/photos`. A photo's URL is
+    /// this, a slash, and its file name (what `/media/` serves it as).
+    pub public_url: Option<String>,
 }
 
 /// An S3-compatible bucket.
@@ -121,6 +125,7 @@ impl Default for MediaSettings {
             max_files: 4,
             max_pixels: 40_000_000,
             s3: None,
+            public_url: None,
         }
     }
 }

@@ -273,11 +273,10 @@ impl Store for S3Store {
             };
             let path = object_path(key)?;
             // Stored already: a key's bytes never change (and an upload re-stores its files
-            // while it holds them against collection, `services::photos::swap`).
-            match self.bucket.head(&path).await {
-                Ok(_) => return Ok(()),
-                Err(object_store::Error::NotFound { .. }) => {}
-                Err(error) => return Err(std::io::Error::other(error)),
+            // while it holds them against collection, `services::photos::swap`). Anything
+            // else (not found, or a 403 from a bucket policy without `s3:ListBucket`) puts.
+            if self.bucket.head(&path).await.is_ok() {
+                return Ok(());
             }
             self.bucket
                 .put_opts(&path, bytes.to_vec().into(), options)
@@ -325,6 +324,18 @@ impl Media {
         settings: &MediaSettings,
         database: &crate::config::DatabaseUrl,
     ) -> std::io::Result<Self> {
+        if let Some(base) = &settings.public_url {
+            let scheme = base.starts_with("https://") || base.starts_with("http://");
+            if !scheme || base.contains(['?', '#']) || base.chars().any(char::is_whitespace) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "media.public_url must be an http(s) URL without a query, e.g. \
+                         https://cdn.example.com/photos (got `{base}`)"
+                    ),
+                ));
+            }
+        }
         if let Some(s3) = &settings.s3 {
             return Ok(Self {
                 store: Arc::new(S3Store::new(s3)?),

@@ -33,7 +33,8 @@ pub struct ImageSize {
     pub width: i32,
     /// Height in pixels.
     pub height: i32,
-    /// Where it is served (`/media/…`; immutable, cache it for ever).
+    /// Where it is served (`/media/…`, or under the server's CDN; immutable, cache it for
+    /// ever).
     pub url: String,
 }
 
@@ -43,17 +44,18 @@ impl Image {
     /// The URL of the narrowest stored size at least `width` pixels wide (the widest when
     /// none is; the widest without `width`). Sizes are 96, 480 and 1200 pixels wide, or the
     /// original's width when it is narrower.
-    async fn url(&self, width: Option<i32>) -> String {
+    async fn url(&self, ctx: &Context<'_>, width: Option<i32>) -> Result<String> {
+        let media = ctx.data::<Media>()?;
         let variants = photos::variants(&self.0);
         let wanted = width
             .and_then(|w| u32::try_from(w).ok())
             .unwrap_or(u32::MAX);
-        variants
+        Ok(variants
             .iter()
             .find(|v| v.width >= wanted)
             .or_else(|| variants.last())
-            .map(photos::url)
-            .unwrap_or_default()
+            .map(|variant| photos::url(media, variant))
+            .unwrap_or_default())
     }
 
     /// Width of the widest stored size, in pixels.
@@ -72,15 +74,16 @@ impl Image {
     }
 
     /// Every stored size, narrowest first (for `srcset`).
-    async fn sizes(&self) -> Vec<ImageSize> {
-        photos::variants(&self.0)
+    async fn sizes(&self, ctx: &Context<'_>) -> Result<Vec<ImageSize>> {
+        let media = ctx.data::<Media>()?;
+        Ok(photos::variants(&self.0)
             .iter()
             .map(|v| ImageSize {
                 width: i32::try_from(v.width).unwrap_or(i32::MAX),
                 height: i32::try_from(v.height).unwrap_or(i32::MAX),
-                url: photos::url(v),
+                url: photos::url(media, v),
             })
-            .collect()
+            .collect())
     }
 }
 

@@ -104,9 +104,13 @@ pub fn variants(row: &image::Model) -> Vec<Variant> {
     serde_json::from_value(row.variants.clone()).unwrap_or_default()
 }
 
-/// The path a variant is served from.
-pub fn url(variant: &Variant) -> String {
-    format!("/media/{}", variant.key)
+/// Where clients fetch a variant: under `media.public_url` when set, else this server's
+/// `/media/` path.
+pub fn url(media: &Media, variant: &Variant) -> String {
+    match &media.limits.public_url {
+        Some(base) => format!("{}/{}", base.trim_end_matches('/'), variant.key),
+        None => format!("/media/{}", variant.key),
+    }
 }
 
 /// Holds the files of the upload `hash` until `txn` ends: [`collect`] deletes them only
@@ -147,7 +151,17 @@ async fn try_collect(
     hash: &str,
     keys: &[String],
 ) -> AppResult<()> {
-    let txn = begin_write(db).await?;
+    // The count must see rows committed while the hold was waited for: on PostgreSQL that is
+    // READ COMMITTED, whatever the server's default isolation.
+    let txn = if db.get_database_backend() == DbBackend::Postgres {
+        db.begin_with_options(sea_orm::TransactionOptions {
+            isolation_level: Some(sea_orm::IsolationLevel::ReadCommitted),
+            ..sea_orm::TransactionOptions::default()
+        })
+        .await?
+    } else {
+        begin_write(db).await?
+    };
     hold(&txn, hash).await?;
     let still = image::Entity::find()
         .filter(image::Column::Hash.eq(hash))
@@ -282,7 +296,7 @@ async fn swap(
     .insert(&txn)
     .await?;
     if let Target::Item(id) = target {
-        show_on_item(&txn, restaurant_id, id, Some(url(widest)), now).await?;
+        show_on_item(&txn, restaurant_id, id, Some(url(media, widest)), now).await?;
     }
     txn.commit().await?;
     Ok(Ok((row, old)))

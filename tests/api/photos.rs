@@ -511,10 +511,28 @@ type Pause = (
 );
 
 /// A local store whose next upload stops after storing its files, until the test lets it go
-/// on: the moment between an upload's files and its row.
+/// on (the moment between an upload's files and its row), or whose next deletion stops before
+/// deleting (a collection that found no row and is about to delete).
 struct PausingStore {
     inner: dishpatch::media::LocalStore,
     pause: std::sync::Mutex<Option<Pause>>,
+    /// The signal that a deletion was reached, and the go-ahead.
+    pause_delete: std::sync::Mutex<
+        Option<(
+            tokio::sync::oneshot::Sender<()>,
+            tokio::sync::oneshot::Receiver<()>,
+        )>,
+    >,
+}
+
+impl PausingStore {
+    fn new(dir: &std::path::Path) -> Self {
+        Self {
+            inner: dishpatch::media::LocalStore::new(dir).unwrap(),
+            pause: std::sync::Mutex::new(None),
+            pause_delete: std::sync::Mutex::new(None),
+        }
+    }
 }
 
 impl dishpatch::media::Store for PausingStore {
@@ -557,7 +575,14 @@ impl dishpatch::media::Store for PausingStore {
         &'a self,
         key: &'a str,
     ) -> futures_util::future::BoxFuture<'a, std::io::Result<()>> {
-        self.inner.delete(key)
+        Box::pin(async move {
+            let paused = self.pause_delete.lock().unwrap().take();
+            if let Some((reached, go)) = paused {
+                reached.send(()).unwrap();
+                go.await.unwrap();
+            }
+            self.inner.delete(key).await
+        })
     }
 }
 
@@ -571,10 +596,7 @@ db_test! {
         use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
         let dir = tempfile::tempdir().unwrap();
-        let store = std::sync::Arc::new(PausingStore {
-            inner: dishpatch::media::LocalStore::new(dir.path()).unwrap(),
-            pause: std::sync::Mutex::new(None),
-        });
+        let store = std::sync::Arc::new(PausingStore::new(dir.path()));
         let media = std::sync::Arc::new(dishpatch::media::Media {
             store: store.clone(),
             limits: dishpatch::config::MediaSettings::default(),
@@ -617,6 +639,108 @@ db_test! {
         resume.send(()).unwrap();
         let row = upload_b.await.unwrap().unwrap().unwrap();
         assert_eq!(row.hash, shown.hash, "the same bytes");
+        for variant in photos::variants(&row) {
+            assert!(
+                store.get(&variant.key).await.unwrap().is_some(),
+                "{} is shown for item {b} and must be stored",
+                variant.key
+            );
+        }
+    }
+}
+
+/// A server whose photos are fetched from a CDN.
+async fn behind_a_cdn(backend: Backend) -> Option<TestApp> {
+    TestApp::spawn_with(backend, 1, |settings| {
+        settings.media.public_url = Some("https://cdn.example.test/photos/".to_owned());
+    })
+    .await
+}
+
+db_test! {
+    /// With `media.public_url`, photos are linked under it (the file name the same as on
+    /// `/media/`, which still serves them to the CDN); a value that is not an http(s) URL
+    /// stops the server from starting, saying why.
+    setup = behind_a_cdn,
+    async fn photos_behind_a_cdn_are_linked_under_its_url(app) {
+        let (_, items) = roma_items(&app).await;
+        let owner = app.bearer(seed::DEMO_OWNER).await;
+        let input = json!({ "menuItemId": items[0].0, "alt": "", "file": null });
+        let (status, body) = upload(&app, &owner, UPLOAD_ITEM, input, picture(700, 500, image::ImageFormat::Png), true).await;
+        assert_eq!(status, 200, "{body}");
+        let image = &body["data"]["uploadMenuItemPhoto"]["image"];
+        let url = image["url"].as_str().unwrap_or_else(|| panic!("a url: {body}"));
+        let name = url.strip_prefix("https://cdn.example.test/photos/").unwrap_or_else(|| panic!("{url} is under the CDN"));
+        assert!(dishpatch::media::is_key(name), "{name}");
+        for size in image["sizes"].as_array().unwrap() {
+            assert!(size["url"].as_str().unwrap().starts_with("https://cdn.example.test/photos/"), "{size}");
+        }
+        let origin = get(&app, &format!("/media/{name}")).await;
+        assert_eq!(origin.status(), 200, "the CDN's origin still serves it");
+
+        for bad in ["cdn.example.test/photos", "https://cdn.example.test/p?x=1", "ftp://cdn.example.test"] {
+            let mut settings = crate::helpers::test_settings(&app.database_url);
+            settings.media.public_url = Some(bad.to_owned());
+            let Err(error) = dishpatch::app::Application::build(settings).await else {
+                panic!("{bad} was accepted");
+            };
+            assert!(format!("{error:#}").contains("media.public_url"), "{bad}: {error:#}");
+        }
+    }
+}
+
+db_test! {
+    /// Item A's photo P is replaced, and its collection, finding no row left with P, is about
+    /// to delete P's files when P is uploaded for item B. B's row must not go in until the
+    /// collection is done (it holds P), and then brings P's files back. On SQLite the
+    /// collection's write transaction already keeps B out; on PostgreSQL the hold does.
+    async fn a_photo_uploaded_while_its_files_are_being_collected_keeps_them(app) {
+        use dishpatch::{media::Store as _, services::photos::{self, Target}};
+        use entities::menu_item;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(PausingStore::new(dir.path()));
+        let media = std::sync::Arc::new(dishpatch::media::Media {
+            store: store.clone(),
+            limits: dishpatch::config::MediaSettings::default(),
+        });
+        let items: Vec<i64> = menu_item::Entity::find()
+            .filter(menu_item::Column::RestaurantId.eq(1))
+            .order_by_asc(menu_item::Column::Id)
+            .all(&app.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|item| item.id)
+            .collect();
+        let (a, b) = (items[0], items[1]);
+        let p = picture(1600, 1000, image::ImageFormat::Png);
+        let q = picture(900, 700, image::ImageFormat::Png);
+        let now = chrono::Utc::now();
+        photos::upload(&app.db, &media, None, Target::Item(a), p.clone(), "", now)
+            .await
+            .unwrap()
+            .unwrap();
+
+        // A's new photo: the collection of P stops just before deleting.
+        let (reached, reached_rx) = tokio::sync::oneshot::channel();
+        let (go, go_rx) = tokio::sync::oneshot::channel();
+        *store.pause_delete.lock().unwrap() = Some((reached, go_rx));
+        let replace_a = tokio::spawn({
+            let (db, media) = (app.db.clone(), media.clone());
+            async move { photos::upload(&db, &media, None, Target::Item(a), q, "", now).await }
+        });
+        reached_rx.await.unwrap();
+        // P for B meanwhile; were it not held, it would be in well within this wait.
+        let upload_b = tokio::spawn({
+            let (db, media) = (app.db.clone(), media.clone());
+            async move { photos::upload(&db, &media, None, Target::Item(b), p, "", now).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        go.send(()).unwrap();
+        replace_a.await.unwrap().unwrap().unwrap();
+        let row = upload_b.await.unwrap().unwrap().unwrap();
         for variant in photos::variants(&row) {
             assert!(
                 store.get(&variant.key).await.unwrap().is_some(),
