@@ -109,7 +109,7 @@ def server_env() -> dict[str, str]:
         "DISHPATCH_AUTH__SIGNING_KEYS": SIGNING_KEYS,
         "DISHPATCH_RATE_LIMIT__ENABLED": "false",
         "DISHPATCH_SHUTDOWN_DRAIN_SECS": "0",
-        # The demo's photos: on PostgreSQL they would go to ./media in the working directory.
+        # The demo's photos, in bench/.data (on PostgreSQL they would go to ./media).
         "DISHPATCH_MEDIA__DIR": str(DATA / "subscriptions.media"),
     }
 

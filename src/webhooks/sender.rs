@@ -34,6 +34,35 @@ const PRUNE_EVERY: Duration = Duration::from_hours(1);
 /// Deliveries deleted per statement, so a large backlog never holds the database for long.
 const PRUNE_BATCH: u64 = 1000;
 
+/// Deletes the sent and failed deliveries older than `keep_days` (0: none), at start and
+/// then hourly, a batch at a time, beside the sending (a backlog to delete on a first start
+/// does not hold up deliveries).
+async fn prune_every_hour(db: DatabaseConnection, keep_days: u32) {
+    if keep_days == 0 {
+        return;
+    }
+    let mut hourly = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        hourly.tick().await;
+        // A keep reaching before any date there is keeps everything.
+        let Some(before) =
+            Utc::now().checked_sub_signed(chrono::Duration::days(i64::from(keep_days)))
+        else {
+            return;
+        };
+        loop {
+            match crate::services::webhooks::prune_deliveries(&db, before, PRUNE_BATCH).await {
+                Ok(deleted) if deleted == PRUNE_BATCH => {}
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::warn!(?error, "deleting old webhook deliveries failed");
+                    break;
+                }
+            }
+        }
+    }
+}
+
 /// The sender of one process.
 pub struct Sender {
     db: DatabaseConnection,
@@ -79,12 +108,8 @@ impl Sender {
     pub async fn run(self) {
         let poll = Duration::from_millis(self.settings.poll_ms.max(10));
         let mut failing = false;
-        let mut pruned: Option<std::time::Instant> = None;
+        tokio::spawn(prune_every_hour(self.db.clone(), self.settings.keep_days));
         loop {
-            if pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
-                self.prune().await;
-                pruned = Some(std::time::Instant::now());
-            }
             match self.pass().await {
                 Ok(sent) if sent > 0 => continue,
                 Ok(_) => failing = false,
@@ -98,24 +123,6 @@ impl Sender {
             tokio::select! {
                 () = super::WAKE.notified() => {}
                 () = tokio::time::sleep(poll) => {}
-            }
-        }
-    }
-
-    /// Deletes the sent and failed deliveries older than `keep_days`, a batch at a time.
-    async fn prune(&self) {
-        if self.settings.keep_days == 0 {
-            return;
-        }
-        let before = Utc::now() - chrono::Duration::days(i64::from(self.settings.keep_days));
-        loop {
-            match crate::services::webhooks::prune_deliveries(&self.db, before, PRUNE_BATCH).await {
-                Ok(deleted) if deleted == PRUNE_BATCH => {}
-                Ok(_) => return,
-                Err(error) => {
-                    tracing::warn!(?error, "deleting old webhook deliveries failed");
-                    return;
-                }
             }
         }
     }

@@ -494,7 +494,8 @@ impl MenuMutation {
 
     /// Sets an item's option groups ("Size", "Extras") and their options, all at once, in
     /// the order given. Orders already placed keep the options they were placed with. A
-    /// refusal lists every problem in the groups given, each at its field, and changes nothing.
+    /// refusal changes nothing and lists every problem found in the groups given, each at its
+    /// field (more than 20 groups, or an id that is not one of the item's, is said alone).
     async fn set_menu_item_options(
         &self,
         ctx: &Context<'_>,

@@ -459,11 +459,6 @@ pub struct RestaurantMembership {
 }
 
 impl Restaurant {
-    /// Its database id.
-    pub fn database_id(&self) -> i64 {
-        self.card.id
-    }
-
     /// Its whole row: the one it was found with, or else read through the request's loader.
     async fn whole(&self, ctx: &Context<'_>) -> Result<Arc<restaurant::Model>> {
         if let Some(whole) = &self.whole {
