@@ -440,24 +440,27 @@ pub async fn count_deliveries(
     Ok(query.count(db).await?)
 }
 
-/// Deletes up to `batch` sent or failed deliveries created before `before` (oldest first);
-/// how many went. Pending ones stay whatever their age: they are still being sent.
+/// Deletes up to `batch` sent or failed deliveries created before `before`; how many went.
+/// Pending ones stay whatever their age: they are still being sent. The `(status,
+/// created_at)` index finds them without reading the rest.
 pub async fn prune_deliveries(
     db: &DatabaseConnection,
     before: DateTime<Utc>,
     batch: u64,
 ) -> AppResult<u64> {
     use webhook_delivery::Column;
-    let oldest = sea_orm::sea_query::Query::select()
+    let old = sea_orm::sea_query::Query::select()
         .column(Column::Id)
         .from(webhook_delivery::Entity)
-        .and_where(Column::Status.ne(WebhookDeliveryStatus::Pending))
+        .and_where(Column::Status.is_in([
+            WebhookDeliveryStatus::Delivered,
+            WebhookDeliveryStatus::Failed,
+        ]))
         .and_where(Column::CreatedAt.lt(before))
-        .order_by(Column::Id, sea_orm::Order::Asc)
         .limit(batch)
         .to_owned();
     let deleted = webhook_delivery::Entity::delete_many()
-        .filter(Column::Id.in_subquery(oldest))
+        .filter(Column::Id.in_subquery(old))
         .exec(db)
         .await?;
     Ok(deleted.rows_affected)
