@@ -331,6 +331,9 @@ impl Sender {
             outcome = label,
             "webhook attempt"
         );
+        // The delivery's outcome and the endpoint's failure streak change together: a reader
+        // never sees a delivered delivery beside a streak it ended.
+        let txn = crate::db::begin_write(&self.db).await?;
         webhook_delivery::Entity::update_many()
             .col_expr(webhook_delivery::Column::Status, status.into())
             .col_expr(webhook_delivery::Column::Attempts, attempts.into())
@@ -357,7 +360,7 @@ impl Sender {
                 Option::<DateTime<Utc>>::None.into(),
             )
             .filter(webhook_delivery::Column::Id.eq(delivery.id))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
         if outcome.error.is_none() {
             webhook::Entity::update_many()
@@ -367,15 +370,15 @@ impl Sender {
                 )
                 .filter(webhook::Column::Id.eq(endpoint.id))
                 .filter(webhook::Column::FailingSince.is_not_null())
-                .exec(&self.db)
+                .exec(&txn)
                 .await?;
-            return Ok(());
+            return txn.commit().await;
         }
         webhook::Entity::update_many()
             .col_expr(webhook::Column::FailingSince, Some(now).into())
             .filter(webhook::Column::Id.eq(endpoint.id))
             .filter(webhook::Column::FailingSince.is_null())
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
         let cutoff = now - chrono::Duration::seconds(self.settings.disable_after_secs as i64);
         let disabled = webhook::Entity::update_many()
@@ -399,8 +402,9 @@ impl Sender {
             .filter(webhook::Column::Id.eq(endpoint.id))
             .filter(webhook::Column::IsActive.eq(true))
             .filter(webhook::Column::FailingSince.lte(cutoff))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
+        txn.commit().await?;
         if disabled.rows_affected > 0 {
             tracing::warn!(
                 endpoint = endpoint.id,
