@@ -102,10 +102,10 @@ const BEYOND_THE_CARD: [&str; 8] = [
 ];
 
 /// The columns a restaurant list resolving in `list` reads: whole rows when its nodes select
-/// a field beyond the card (through fragments and aliases; under `@skip`/`@include` too, which
-/// the look-ahead does not evaluate), else the card's. Were a field beyond the card ever
-/// reached on a card, it would read the row through the loader: one more statement, never a
-/// wrong answer.
+/// a field beyond the card (through fragments and aliases; `@skip`/`@include` are applied
+/// before execution, so a skipped field does not count), else the card's. Were a field beyond
+/// the card ever reached on a card, it would read the row through the loader: one more
+/// statement, never a wrong answer.
 fn columns_for(list: &async_graphql::Lookahead<'_>) -> Columns {
     let nodes = [list.field("edges").field("node"), list.field("nodes")];
     if BEYOND_THE_CARD
@@ -183,6 +183,96 @@ impl RestaurantQuery {
                 Ok(restaurant.map(|r| Restaurant::from(Arc::new(r))))
             }
             _ => Err(AppError::bad_input("give exactly one of `id` and `slug`").into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use async_graphql::{Context, EmptyMutation, EmptySubscription, Object, Schema, SimpleObject};
+
+    use super::{Columns, columns_for};
+
+    /// What `columns_for` decided for the list.
+    type Decision = Arc<Mutex<Option<Columns>>>;
+
+    /// A restaurant with one field on the card and one beyond it.
+    #[derive(SimpleObject, Default)]
+    struct Place {
+        name: String,
+        description: String,
+    }
+
+    #[derive(SimpleObject, Default)]
+    struct PlaceEdge {
+        node: Place,
+    }
+
+    #[derive(SimpleObject, Default)]
+    struct Places {
+        edges: Vec<PlaceEdge>,
+        nodes: Vec<Place>,
+    }
+
+    struct Query;
+
+    #[Object]
+    impl Query {
+        async fn restaurants(&self, ctx: &Context<'_>) -> Places {
+            *ctx.data_unchecked::<Decision>().lock().unwrap() =
+                Some(columns_for(&ctx.look_ahead()));
+            Places::default()
+        }
+    }
+
+    async fn decided(query: &str) -> Columns {
+        let schema = Schema::new(Query, EmptyMutation, EmptySubscription);
+        let decision = Decision::default();
+        let response = schema
+            .execute(async_graphql::Request::new(query).data(decision.clone()))
+            .await;
+        assert!(response.errors.is_empty(), "{query}: {:?}", response.errors);
+        decision.lock().unwrap().expect("the list resolved")
+    }
+
+    #[tokio::test]
+    async fn a_list_reads_cards_unless_its_nodes_ask_beyond_them() {
+        for (query, columns) in [
+            (
+                "{ restaurants { edges { node { name } } nodes { name } } }",
+                Columns::Card,
+            ),
+            (
+                "{ restaurants { edges { node { description } } } }",
+                Columns::Whole,
+            ),
+            (
+                "{ restaurants { nodes { name description } } }",
+                Columns::Whole,
+            ),
+            (
+                "{ restaurants { edges { n: node { d: description } } } }",
+                Columns::Whole,
+            ),
+            (
+                "{ restaurants { edges { ...E } } } fragment E on PlaceEdge { node { ... on Place { description } } }",
+                Columns::Whole,
+            ),
+            // Skipped fields are gone before execution, included ones stay.
+            (
+                "{ restaurants { edges { node { description @skip(if: true) name } } } }",
+                Columns::Card,
+            ),
+            (
+                "{ restaurants { edges { node { name description @include(if: true) } } } }",
+                Columns::Whole,
+            ),
+            // A field of that name elsewhere is not the nodes'.
+            ("{ restaurants { nodes { name } } }", Columns::Card),
+        ] {
+            assert_eq!(decided(query).await, columns, "{query}");
         }
     }
 }
