@@ -586,15 +586,23 @@ impl dishpatch::media::Store for PausingStore {
     }
 }
 
-db_test! {
-    /// Item A shows photo P; the same P is uploaded for item B and, between B's files and B's
-    /// row, A's photo is replaced (P's last row goes, so P's files are collected). B's row
-    /// must still find every file it names.
-    async fn a_photo_collected_while_the_same_bytes_are_uploaded_keeps_the_new_rows_files(app) {
-        use dishpatch::{media::Store as _, services::photos::{self, Target}};
+/// Two items of Trattoria Roma (`a`, `b`), two pictures (`p`, `q`) and media in a pausing
+/// store of their own: the cast of the photo race tests.
+struct Race {
+    _dir: tempfile::TempDir,
+    store: std::sync::Arc<PausingStore>,
+    media: std::sync::Arc<dishpatch::media::Media>,
+    a: i64,
+    b: i64,
+    p: Vec<u8>,
+    q: Vec<u8>,
+    now: chrono::DateTime<chrono::Utc>,
+}
+
+impl Race {
+    async fn new(app: &TestApp) -> Self {
         use entities::menu_item;
         use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
-
         let dir = tempfile::tempdir().unwrap();
         let store = std::sync::Arc::new(PausingStore::new(dir.path()));
         let media = std::sync::Arc::new(dishpatch::media::Media {
@@ -610,10 +618,38 @@ db_test! {
             .into_iter()
             .map(|item| item.id)
             .collect();
-        let (a, b) = (items[0], items[1]);
-        let p = picture(1600, 1000, image::ImageFormat::Png);
-        let q = picture(900, 700, image::ImageFormat::Png);
-        let now = chrono::Utc::now();
+        Self {
+            _dir: dir,
+            store,
+            media,
+            a: items[0],
+            b: items[1],
+            p: picture(1600, 1000, image::ImageFormat::Png),
+            q: picture(900, 700, image::ImageFormat::Png),
+            now: chrono::Utc::now(),
+        }
+    }
+}
+
+/// Every file `row` names (the photo of item `item`) is in `store`.
+async fn assert_stored(store: &PausingStore, row: &entities::image::Model, item: i64) {
+    use dishpatch::media::Store as _;
+    for variant in dishpatch::services::photos::variants(row) {
+        assert!(
+            store.get(&variant.key).await.unwrap().is_some(),
+            "{} is shown for item {item} and must be stored",
+            variant.key
+        );
+    }
+}
+
+db_test! {
+    /// Item A shows photo P; the same P is uploaded for item B and, between B's files and B's
+    /// row, A's photo is replaced (P's last row goes, so P's files are collected). B's row
+    /// must still find every file it names.
+    async fn a_photo_collected_while_the_same_bytes_are_uploaded_keeps_the_new_rows_files(app) {
+        use dishpatch::services::photos::{self, Target};
+        let Race { _dir, store, media, a, b, p, q, now } = Race::new(&app).await;
 
         let shown = photos::upload(&app.db, &media, None, Target::Item(a), p.clone(), "", now)
             .await
@@ -639,13 +675,7 @@ db_test! {
         resume.send(()).unwrap();
         let row = upload_b.await.unwrap().unwrap().unwrap();
         assert_eq!(row.hash, shown.hash, "the same bytes");
-        for variant in photos::variants(&row) {
-            assert!(
-                store.get(&variant.key).await.unwrap().is_some(),
-                "{} is shown for item {b} and must be stored",
-                variant.key
-            );
-        }
+        assert_stored(&store, &row, b).await;
     }
 }
 
@@ -695,29 +725,8 @@ db_test! {
     /// collection is done (it holds P), and then brings P's files back. On SQLite the
     /// collection's write transaction already keeps B out; on PostgreSQL the hold does.
     async fn a_photo_uploaded_while_its_files_are_being_collected_keeps_them(app) {
-        use dishpatch::{media::Store as _, services::photos::{self, Target}};
-        use entities::menu_item;
-        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
-
-        let dir = tempfile::tempdir().unwrap();
-        let store = std::sync::Arc::new(PausingStore::new(dir.path()));
-        let media = std::sync::Arc::new(dishpatch::media::Media {
-            store: store.clone(),
-            limits: dishpatch::config::MediaSettings::default(),
-        });
-        let items: Vec<i64> = menu_item::Entity::find()
-            .filter(menu_item::Column::RestaurantId.eq(1))
-            .order_by_asc(menu_item::Column::Id)
-            .all(&app.db)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|item| item.id)
-            .collect();
-        let (a, b) = (items[0], items[1]);
-        let p = picture(1600, 1000, image::ImageFormat::Png);
-        let q = picture(900, 700, image::ImageFormat::Png);
-        let now = chrono::Utc::now();
+        use dishpatch::services::photos::{self, Target};
+        let Race { _dir, store, media, a, b, p, q, now } = Race::new(&app).await;
         photos::upload(&app.db, &media, None, Target::Item(a), p.clone(), "", now)
             .await
             .unwrap()
@@ -741,12 +750,6 @@ db_test! {
         go.send(()).unwrap();
         replace_a.await.unwrap().unwrap().unwrap();
         let row = upload_b.await.unwrap().unwrap().unwrap();
-        for variant in photos::variants(&row) {
-            assert!(
-                store.get(&variant.key).await.unwrap().is_some(),
-                "{} is shown for item {b} and must be stored",
-                variant.key
-            );
-        }
+        assert_stored(&store, &row, b).await;
     }
 }
