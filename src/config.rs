@@ -512,19 +512,20 @@ pub enum LogFormat {
 pub struct DatabaseUrl(pub String);
 
 impl Settings {
-    /// The pool size: as configured, else by backend. SQLite runs inside this process, on its
-    /// cores: each connection is a thread with its own page cache, and a few already keep the
-    /// cores busy, so more only take memory. PostgreSQL connections wait on another process,
-    /// and more of them keep more requests moving: 24, half as many again as the 16 requests
-    /// that execute at once by default, because a request runs sibling loaders' statements
-    /// side by side, and sqlx hands a used connection back from a task of its own, which
-    /// waits its turn on a busy worker. With 16 the database and the server both sat idle
-    /// waiting for connections (the cores 12% idle in the benchmark's nested query at first
-    /// 10; 2-4% with 24, and 8-11% more requests/s there and in the other short queries).
+    /// The pool size: as configured, else by backend. On both, a request runs sibling loaders'
+    /// statements side by side, and sqlx hands a used connection back from a task of its own, which
+    /// waits its turn on a busy worker: with fewer connections than requests in flight, requests
+    /// wait for one while the database has nothing to do. PostgreSQL: 24, half as many again as the
+    /// 16 requests that execute at once by default (with 16 the cores sat 12% idle in the
+    /// benchmark's nested query at first 10; 2-4% with 24, and 8-11% more requests/s). SQLite: 16
+    /// (with 4, one restaurant's menu and the nested query at first 10 ran some 15% fewer
+    /// requests/s). Each SQLite connection is a thread with its own page cache (at most 2 MB each,
+    /// SQLite's default); writers take turns before SQLite's lock (`db::begin_write`), so a larger
+    /// pool does not make writes wait in SQLite's busy handler.
     pub fn pool_size(&self) -> u32 {
         self.database_max_connections
             .unwrap_or(if self.database_url.scheme() == "sqlite" {
-                4
+                16
             } else {
                 24
             })
@@ -568,7 +569,7 @@ mod tests {
             database_url: DatabaseUrl("sqlite://dishpatch.db?mode=rwc".into()),
             ..Settings::default()
         };
-        assert_eq!(settings.pool_size(), 4);
+        assert_eq!(settings.pool_size(), 16);
         settings.database_url = DatabaseUrl("postgres://app@db/dishpatch".into());
         assert_eq!(settings.pool_size(), 24);
         settings.database_max_connections = Some(40);

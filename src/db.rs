@@ -1,6 +1,7 @@
 //! Database connection, migrations, and counting the SQL statements each request executes.
 
 use std::{
+    collections::HashMap,
     sync::{
         Arc,
         atomic::{AtomicU32, Ordering},
@@ -133,13 +134,120 @@ fn plain_sqlx_error(error: &sea_orm::sqlx::Error) -> String {
 
 /// Begins a transaction that will write. On SQLite it takes the write lock at once
 /// (`BEGIN IMMEDIATE`): a deferred transaction that read first would fail outright, instead of
-/// waiting, when another writer committed in between.
-pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, sea_orm::DbErr> {
-    db.begin_with_options(TransactionOptions {
-        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-        ..TransactionOptions::default()
-    })
-    .await
+/// waiting, when another writer committed in between. SQLite lets one writer in at a time, and
+/// one that finds the lock taken sleeps in SQLite's busy handler (1, 2, 5, … up to 100 ms
+/// between tries): with many writers waiting, a write could wait far longer than the writes
+/// ahead of it took. So writers of this process first take their turn here, in order, and
+/// reach SQLite's lock when it is free. Waiting for a turn is bounded like waiting for a
+/// connection: after `WRITE_TURN_TIMEOUT` it fails as the database being unavailable.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<WriteTransaction, sea_orm::DbErr> {
+    begin_write_at(db, None).await
+}
+
+/// `begin_write` at an isolation level on PostgreSQL (SQLite's writer sees every commit).
+pub async fn begin_write_at(
+    db: &DatabaseConnection,
+    postgres_isolation: Option<sea_orm::IsolationLevel>,
+) -> Result<WriteTransaction, sea_orm::DbErr> {
+    let sqlite = db.get_database_backend() == DbBackend::Sqlite;
+    let turn = if sqlite {
+        Some(write_turn(db).await?)
+    } else {
+        None
+    };
+    let txn = db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            isolation_level: postgres_isolation.filter(|_| !sqlite),
+            ..TransactionOptions::default()
+        })
+        .await?;
+    Ok(WriteTransaction { txn, _turn: turn })
+}
+
+/// How long a writer waits for its turn to write to SQLite: SQLite's own busy timeout.
+const WRITE_TURN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// This process's turn to write to the SQLite file `db` opened; one queue per file.
+async fn write_turn(
+    db: &DatabaseConnection,
+) -> Result<tokio::sync::OwnedMutexGuard<()>, sea_orm::DbErr> {
+    static TURNS: std::sync::LazyLock<
+        std::sync::Mutex<HashMap<std::path::PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+    > = std::sync::LazyLock::new(Default::default);
+    let file = db
+        .get_sqlite_connection_pool()
+        .connect_options()
+        .get_filename()
+        .to_path_buf();
+    let queue = TURNS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .entry(file)
+        .or_default()
+        .clone();
+    tokio::time::timeout(WRITE_TURN_TIMEOUT, queue.lock_owned())
+        .await
+        .map_err(|_| sea_orm::DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout))
+}
+
+/// A transaction begun by `begin_write`, holding (on SQLite) this process's turn to write
+/// until it is committed, rolled back or dropped. It is used like the `DatabaseTransaction`
+/// it wraps.
+pub struct WriteTransaction {
+    // Declared first, so dropped first: the turn passes on after the transaction has ended.
+    txn: DatabaseTransaction,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTransaction {
+    pub async fn commit(self) -> Result<(), sea_orm::DbErr> {
+        self.txn.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), sea_orm::DbErr> {
+        self.txn.rollback().await
+    }
+}
+
+impl std::ops::Deref for WriteTransaction {
+    type Target = DatabaseTransaction;
+
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for WriteTransaction {
+    fn get_database_backend(&self) -> DbBackend {
+        self.txn.get_database_backend()
+    }
+
+    async fn execute_raw(
+        &self,
+        stmt: sea_orm::Statement,
+    ) -> Result<sea_orm::ExecResult, sea_orm::DbErr> {
+        self.txn.execute_raw(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<sea_orm::ExecResult, sea_orm::DbErr> {
+        self.txn.execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(
+        &self,
+        stmt: sea_orm::Statement,
+    ) -> Result<Option<sea_orm::QueryResult>, sea_orm::DbErr> {
+        self.txn.query_one_raw(stmt).await
+    }
+
+    async fn query_all_raw(
+        &self,
+        stmt: sea_orm::Statement,
+    ) -> Result<Vec<sea_orm::QueryResult>, sea_orm::DbErr> {
+        self.txn.query_all_raw(stmt).await
+    }
 }
 
 /// Applies pending migrations. On PostgreSQL an advisory lock makes replicas that start
@@ -278,5 +386,75 @@ mod one_of_tests {
             "{text}"
         );
         assert_eq!(values, vec![sea_orm::Value::from("[]")]);
+    }
+}
+
+#[cfg(test)]
+mod write_turn_tests {
+    use std::time::Duration;
+
+    use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+
+    use super::{begin_write, connect};
+    use crate::config::DatabaseUrl;
+
+    async fn write(db: DatabaseConnection, writer: i64) {
+        let txn = begin_write(&db).await.expect("a turn to write");
+        txn.execute_unprepared(&format!("INSERT INTO turns VALUES ({writer})"))
+            .await
+            .expect("insert");
+        txn.commit().await.expect("commit");
+    }
+
+    /// Writers to one SQLite file write in the order they asked to, whatever SQLite's busy
+    /// handler would have chosen: a writer that has waited long sleeps up to 100 ms between its
+    /// tries at SQLite's lock, so one that came later but tries sooner would overtake it (and
+    /// could starve it). A transaction dropped without a commit passes the turn on too.
+    #[tokio::test]
+    async fn sqlite_writers_take_turns_in_the_order_they_came() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let file = dir.path().join("turns.db");
+        let url = DatabaseUrl(format!("sqlite://{}?mode=rwc", file.display()));
+        let db = connect(&url, 4).await.expect("open SQLite");
+        db.execute_unprepared("CREATE TABLE turns (writer INTEGER NOT NULL)")
+            .await
+            .expect("create the table");
+
+        let first = begin_write(&db).await.expect("the first turn");
+        first
+            .execute_unprepared("INSERT INTO turns VALUES (0)")
+            .await
+            .expect("insert");
+        let early = tokio::spawn(write(db.clone(), 1));
+        // Long enough for SQLite's busy handler to be sleeping 25 ms between tries.
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        let late = tokio::spawn(write(db.clone(), 2));
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        first.commit().await.expect("commit");
+        early.await.expect("the early writer");
+        late.await.expect("the late writer");
+
+        let abandoned = begin_write(&db).await.expect("a turn");
+        abandoned
+            .execute_unprepared("INSERT INTO turns VALUES (99)")
+            .await
+            .expect("insert");
+        drop(abandoned);
+        tokio::time::timeout(Duration::from_secs(5), write(db.clone(), 3))
+            .await
+            .expect("the turn passed on when the transaction was dropped");
+
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT writer FROM turns ORDER BY rowid",
+            ))
+            .await
+            .expect("read");
+        let order: Vec<i64> = rows
+            .iter()
+            .map(|row| row.try_get_by_index(0).expect("writer"))
+            .collect();
+        assert_eq!(order, [0, 1, 2, 3]);
     }
 }

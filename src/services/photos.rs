@@ -16,7 +16,7 @@ use serde_json::json;
 use super::{ErrorCode, InputError, ServiceResult, bounded_text};
 use crate::{
     auth::Viewer,
-    db::begin_write,
+    db::{begin_write, begin_write_at},
     error::{AppError, AppResult},
     media::{Media, Rejected, Variant},
 };
@@ -153,15 +153,7 @@ async fn try_collect(
 ) -> AppResult<()> {
     // The count must see rows committed while the hold was waited for: on PostgreSQL that is
     // READ COMMITTED, whatever the server's default isolation.
-    let txn = if db.get_database_backend() == DbBackend::Postgres {
-        db.begin_with_options(sea_orm::TransactionOptions {
-            isolation_level: Some(sea_orm::IsolationLevel::ReadCommitted),
-            ..sea_orm::TransactionOptions::default()
-        })
-        .await?
-    } else {
-        begin_write(db).await?
-    };
+    let txn = begin_write_at(db, Some(sea_orm::IsolationLevel::ReadCommitted)).await?;
     hold(&txn, hash).await?;
     let still = image::Entity::find()
         .filter(image::Column::Hash.eq(hash))
