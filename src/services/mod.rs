@@ -114,6 +114,18 @@ pub(crate) fn location(
         .map_err(|_| InputError::new(field, ErrorCode::Invalid, "the location is off the map"))
 }
 
+/// `select` narrowed to the rows `condition` matches, with no `WHERE` at all when the
+/// condition is empty. SeaORM writes an empty condition as `WHERE TRUE`, and any `WHERE`
+/// keeps SQLite from counting a table from its b-tree: an unfiltered `totalCount` stepped
+/// through every row instead.
+pub(crate) fn matching<S: sea_orm::QueryFilter>(select: S, condition: sea_orm::Condition) -> S {
+    if condition.is_empty() {
+        select
+    } else {
+        select.filter(condition)
+    }
+}
+
 /// What a service returns: a result, a fixable input problem, or a failure (`AppError`).
 pub type ServiceResult<T> = crate::error::AppResult<Result<T, InputError>>;
 

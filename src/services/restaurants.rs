@@ -512,9 +512,11 @@ pub async fn list(
     if columns == Columns::Card {
         select = select.select_only().columns(Card::COLUMNS);
     }
-    let mut select = select
-        .filter(condition(filter, now))
-        .expr_as(key.clone(), "sort_key");
+    let mut select = super::matching(select, condition(filter, now));
+    if ordering.field != SortField::Name {
+        // By name, the key is the name the row already has.
+        select = select.expr_as(key.clone(), "sort_key");
+    }
     if let Some(cursor) = &page.cursor {
         let position: KeysetPosition<SortKey> = decode_cursor(cursor)?;
         if position.ordering != tag {
@@ -591,17 +593,31 @@ pub async fn count(
     now: DateTime<Utc>,
 ) -> AppResult<u64> {
     filter.validate()?;
-    // `COUNT(*)` of the table itself, not SeaORM's `count`, which counts a subquery selecting
-    // every column: SQLite answers a plain count of a whole table from its b-tree without
-    // reading a row (0.01 ms against 0.6 ms for 2,000 restaurants).
-    let count: Option<i64> = restaurant::Entity::find()
-        .select_only()
-        .expr(Expr::cust("COUNT(*)"))
-        .filter(condition(filter, now))
-        .into_tuple()
-        .one(db)
+    let row = db
+        .query_one_raw(count_statement(filter, now, db.get_database_backend()))
         .await?;
-    Ok(count.map_or(0, |count| u64::try_from(count).unwrap_or(0)))
+    let count: i64 = match row {
+        Some(row) => row.try_get_by_index(0)?,
+        None => 0,
+    };
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
+/// The statement `count` runs: `COUNT(*)` of the table itself, not SeaORM's `count`, which
+/// counts a subquery selecting every column, and no `WHERE` when nothing filters, so SQLite
+/// counts the whole table from its b-tree without reading a row.
+pub fn count_statement(
+    filter: &RestaurantFilter,
+    now: DateTime<Utc>,
+    backend: sea_orm::DbBackend,
+) -> sea_orm::Statement {
+    super::matching(
+        restaurant::Entity::find()
+            .select_only()
+            .expr(Expr::cust("COUNT(*)")),
+        condition(filter, now),
+    )
+    .build(backend)
 }
 
 #[cfg(test)]

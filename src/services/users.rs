@@ -131,7 +131,7 @@ pub async fn find(
     limit: u64,
 ) -> AppResult<Vec<user::Model>> {
     use sea_orm::{QueryOrder, QuerySelect};
-    let mut query = user::Entity::find().filter(user_condition(filter));
+    let mut query = super::matching(user::Entity::find(), user_condition(filter));
     query = match (cursor, forward) {
         (Some(id), true) => query.filter(user::Column::Id.gt(id)),
         (Some(id), false) => query.filter(user::Column::Id.lt(id)),
@@ -147,11 +147,19 @@ pub async fn find(
 
 /// How many users match `filter`.
 pub async fn count(db: &DatabaseConnection, filter: &UserFilter) -> AppResult<u64> {
-    use sea_orm::PaginatorTrait;
-    Ok(user::Entity::find()
-        .filter(user_condition(filter))
-        .count(db)
-        .await?)
+    use sea_orm::{QuerySelect, sea_query::Expr};
+    // A plain `COUNT(*)` (SeaORM's `count` counts a subquery of every column), with no
+    // `WHERE` when nothing filters: SQLite counts the table from its b-tree then.
+    let count: Option<i64> = super::matching(
+        user::Entity::find()
+            .select_only()
+            .expr(Expr::cust("COUNT(*)")),
+        user_condition(filter),
+    )
+    .into_tuple()
+    .one(db)
+    .await?;
+    Ok(count.map_or(0, |count| u64::try_from(count).unwrap_or(0)))
 }
 
 fn not_found(field: &'static str, what: &str) -> InputError {

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::db_test;
+use crate::helpers::{Backend, TestApp, db_test};
 
 const NESTED: &str = "query Nested($n: Int!) {
   restaurants(first: $n) {
@@ -89,4 +89,55 @@ db_test! {
         }
         assert_eq!(counts, [stated, stated], "statements for 5 and 50 restaurants");
     }
+}
+
+/// An unfiltered `totalCount` of restaurants is SQLite's count of the table from its b-tree
+/// (the `Count` instruction), not a step through every row (`AggStep`), which a `WHERE TRUE`
+/// had made it; a filtered count still counts what matches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unfiltered_restaurant_count_is_read_from_the_tables_btree() {
+    use dishpatch::services::restaurants::{RestaurantFilter, count_statement};
+    use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, Statement};
+
+    let app = TestApp::spawn(Backend::Sqlite, 1)
+        .await
+        .expect("SQLite is always available");
+    let unfiltered = RestaurantFilter::default();
+    let count = count_statement(&unfiltered, chrono::Utc::now(), DbBackend::Sqlite);
+    let explain = Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        format!("EXPLAIN {}", count.sql),
+        count.values.map(|values| values.0).unwrap_or_default(),
+    );
+    let opcodes: Vec<String> = app
+        .db
+        .query_all_raw(explain)
+        .await
+        .expect("explain the count")
+        .iter()
+        .map(|row| row.try_get_by_index(1).expect("an opcode"))
+        .collect();
+    assert!(
+        opcodes.iter().any(|op| op == "Count") && !opcodes.iter().any(|op| op == "AggStep"),
+        "the unfiltered count steps through rows: {opcodes:?}"
+    );
+
+    let stored = entities::restaurant::Entity::find()
+        .count(&app.db)
+        .await
+        .expect("count the table");
+    let answer = app
+        .graphql(
+            r#"{ all: restaurants { totalCount } italian: restaurants(filter: { cuisines: ["italian"] }) { totalCount } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(answer.data()["all"]["totalCount"], stored);
+    let italian = answer.data()["italian"]["totalCount"]
+        .as_u64()
+        .expect("a count");
+    assert!(
+        italian > 0 && italian < stored,
+        "the filter counts only Italian restaurants: {italian} of {stored}"
+    );
 }

@@ -44,7 +44,7 @@ struct Cli {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
     listen: String,
     /// Connection pool size. 16: more do not help the baseline in the benchmark (24 and 32
-    /// measured slower or within the noise); dishpatch's default is 4 on SQLite and 24 on
+    /// measured slower or within the noise); dishpatch's default is 16 on SQLite and 24 on
     /// PostgreSQL.
     #[arg(long, value_name = "N", default_value_t = 16)]
     max_connections: u32,
