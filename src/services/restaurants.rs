@@ -157,51 +157,76 @@ impl SortKey {
 /// columns of a restaurant's card in an app (name, rating, fee, whether it is open). A page
 /// of fifty whole rows is 22 columns each, long descriptions and two timestamps parsed on
 /// SQLite among them, and reading, copying and dropping them was most of a listing's cost.
+/// A list whose query asks only the name and the rating (and what loaders find by id) reads
+/// just those: the brief, without the [`CardRest`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Card {
     pub id: i64,
-    pub slug: String,
     pub name: String,
+    pub rating_sum: i64,
+    pub rating_count: i64,
+    /// The rest of the card; `None` when the list read only the brief ([`Columns::Brief`]).
+    pub rest: Option<CardRest>,
+}
+
+/// What a restaurant's card shows beyond its name and rating.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CardRest {
+    pub slug: String,
     /// ISO 4217 code of the menu's and the fee's currency.
     pub currency: String,
     /// Delivery fee in minor units of `currency`.
     pub delivery_fee: i64,
-    pub rating_sum: i64,
-    pub rating_count: i64,
     pub is_open: bool,
     pub paused_until: Option<DateTime<Utc>>,
     pub time_zone: String,
 }
 
 impl Card {
-    /// The columns `read` reads, in its order.
-    pub const COLUMNS: [restaurant::Column; 10] = [
+    /// The brief's columns, in the order `read` reads them.
+    pub const BRIEF_COLUMNS: [restaurant::Column; 4] = [
         restaurant::Column::Id,
-        restaurant::Column::Slug,
         restaurant::Column::Name,
-        restaurant::Column::Currency,
-        restaurant::Column::DeliveryFee,
         restaurant::Column::RatingSum,
         restaurant::Column::RatingCount,
+    ];
+
+    /// The rest of the card's columns, read after the brief's, in this order.
+    pub const REST_COLUMNS: [restaurant::Column; 6] = [
+        restaurant::Column::Slug,
+        restaurant::Column::Currency,
+        restaurant::Column::DeliveryFee,
         restaurant::Column::IsOpen,
         restaurant::Column::PausedUntil,
         restaurant::Column::TimeZone,
     ];
 
-    /// A card from a row starting with [`Card::COLUMNS`].
-    fn read(row: &sea_orm::QueryResult, check: bool) -> Result<Self, sea_orm::DbErr> {
+    /// A card from a row starting with [`Card::BRIEF_COLUMNS`], followed by
+    /// [`Card::REST_COLUMNS`] when `with_rest`.
+    fn read(
+        row: &sea_orm::QueryResult,
+        check: bool,
+        with_rest: bool,
+    ) -> Result<Self, sea_orm::DbErr> {
         use entities::ReadColumn as _;
+        let rest = if with_rest {
+            Some(CardRest {
+                slug: String::read(row, 4, check)?,
+                currency: String::read(row, 5, check)?,
+                delivery_fee: i64::read(row, 6, check)?,
+                is_open: bool::read(row, 7, check)?,
+                paused_until: Option::read(row, 8, check)?,
+                time_zone: String::read(row, 9, check)?,
+            })
+        } else {
+            None
+        };
         Ok(Self {
             id: i64::read(row, 0, check)?,
-            slug: String::read(row, 1, check)?,
-            name: String::read(row, 2, check)?,
-            currency: String::read(row, 3, check)?,
-            delivery_fee: i64::read(row, 4, check)?,
-            rating_sum: i64::read(row, 5, check)?,
-            rating_count: i64::read(row, 6, check)?,
-            is_open: bool::read(row, 7, check)?,
-            paused_until: Option::read(row, 8, check)?,
-            time_zone: String::read(row, 9, check)?,
+            name: String::read(row, 1, check)?,
+            rating_sum: i64::read(row, 2, check)?,
+            rating_count: i64::read(row, 3, check)?,
+            rest,
         })
     }
 }
@@ -210,12 +235,20 @@ impl From<&restaurant::Model> for Card {
     fn from(restaurant: &restaurant::Model) -> Self {
         Self {
             id: restaurant.id,
-            slug: restaurant.slug.clone(),
             name: restaurant.name.clone(),
-            currency: restaurant.currency.clone(),
-            delivery_fee: restaurant.delivery_fee,
             rating_sum: restaurant.rating_sum,
             rating_count: restaurant.rating_count,
+            rest: Some(CardRest::from(restaurant)),
+        }
+    }
+}
+
+impl From<&restaurant::Model> for CardRest {
+    fn from(restaurant: &restaurant::Model) -> Self {
+        Self {
+            slug: restaurant.slug.clone(),
+            currency: restaurant.currency.clone(),
+            delivery_fee: restaurant.delivery_fee,
             is_open: restaurant.is_open,
             paused_until: restaurant.paused_until,
             time_zone: restaurant.time_zone.clone(),
@@ -226,6 +259,8 @@ impl From<&restaurant::Model> for Card {
 /// The columns a listing reads of each restaurant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Columns {
+    /// Its [`Card`] without the [`CardRest`]: id, name and rating.
+    Brief,
     /// Its [`Card`].
     Card,
     /// All of them.
@@ -509,8 +544,15 @@ pub async fn list(
     // Reading backwards walks the ordering from its end.
     let ascending = ordering.ascending == (page.direction == Direction::Forward);
     let mut select = restaurant::Entity::find();
-    if columns == Columns::Card {
-        select = select.select_only().columns(Card::COLUMNS);
+    match columns {
+        Columns::Brief => select = select.select_only().columns(Card::BRIEF_COLUMNS),
+        Columns::Card => {
+            select = select
+                .select_only()
+                .columns(Card::BRIEF_COLUMNS)
+                .columns(Card::REST_COLUMNS);
+        }
+        Columns::Whole => {}
     }
     let mut select = super::matching(select, condition(filter, now));
     if ordering.field != SortField::Name {
@@ -562,7 +604,8 @@ pub async fn list(
         // `sort_key` comes after them. On PostgreSQL the column types are checked on the
         // first row (they are the same in all).
         let (card, whole) = match columns {
-            Columns::Card => (Card::read(&row, index == 0)?, None),
+            Columns::Brief => (Card::read(&row, index == 0, false)?, None),
+            Columns::Card => (Card::read(&row, index == 0, true)?, None),
             Columns::Whole => {
                 let whole = restaurant::Model::read(&row, index == 0)?;
                 (Card::from(&whole), Some(Arc::new(whole)))

@@ -1,5 +1,6 @@
-//! Restaurant lists read each restaurant's card (the columns a list shows) unless the query
-//! asks for more, and answer exactly as when they read whole rows.
+//! Restaurant lists read each restaurant's card (the columns a list shows), or only its brief
+//! (id, name, rating) when that is all the query asks, or whole rows when it asks for more,
+//! and answer exactly as when they read whole rows.
 
 use chrono::{Duration, Utc};
 use entities::restaurant;
@@ -12,6 +13,9 @@ use crate::helpers::{TestApp, db_test};
 /// walks run seconds apart, and a restaurant may open or close in between).
 const CARD: &str = "id slug name rating { average count } deliveryFee { amount currency }
     acceptsOrders pausedUntil timeZone utcOffsetMinutes cuisines";
+
+/// Fields a list answers from the brief (and loaders by id).
+const BRIEF: &str = "__typename id name rating { average count } cuisines";
 
 /// The fields beyond the card, as a fragment (the list must see through it).
 const BEYOND: &str = "fragment Beyond on Restaurant {
@@ -56,7 +60,7 @@ async fn walk(
 
 db_test! {
     /// By name, by rating and by distance, both ways: the same restaurants, the same cursors
-    /// and counts whether a page reads cards or whole rows, in the same statements (the list,
+    /// and counts whether a page reads briefs, cards or whole rows, in the same statements (the list,
     /// its count and the cuisines), and the fields beyond the card as the restaurant itself
     /// answers them.
     scale = 3,
@@ -75,6 +79,7 @@ db_test! {
             for direction in ["ASC", "DESC"] {
                 let order = json!({ "field": field, "direction": direction });
                 let (cards, card_counts, card_statements) = walk(&app, &order, CARD, "").await;
+                let (briefs, brief_counts, brief_statements) = walk(&app, &order, BRIEF, "").await;
                 let (wholes, whole_counts, whole_statements) =
                     walk(&app, &order, &format!("{CARD} ...Beyond"), BEYOND).await;
                 assert_eq!(cards.len(), restaurants, "{order}: every restaurant, once");
@@ -84,6 +89,18 @@ db_test! {
                 // beyond the card.
                 assert!(card_statements.iter().all(|&s| s == 3), "{order}: {card_statements:?}");
                 assert_eq!(card_statements, whole_statements, "{order}");
+                assert_eq!(brief_statements, whole_statements, "{order}: the brief");
+                assert_eq!(brief_counts, whole_counts, "{order}: the brief");
+                assert_eq!(briefs.len(), wholes.len(), "{order}: the brief");
+                for (brief, whole) in briefs.iter().zip(&wholes) {
+                    assert_eq!(brief["cursor"], whole["cursor"], "{order}: the brief");
+                    for (key, value) in brief["node"].as_object().expect("a node") {
+                        if key != "__typename" {
+                            assert_eq!(&whole["node"][key], value, "{order}: the brief's {key}");
+                        }
+                    }
+                    assert_eq!(brief["node"]["__typename"], "Restaurant");
+                }
                 for (card, whole) in cards.iter().zip(&wholes) {
                     assert_eq!(card["cursor"], whole["cursor"], "{order}");
                     for (key, value) in card["node"].as_object().expect("a node") {

@@ -101,21 +101,44 @@ const BEYOND_THE_CARD: [&str; 8] = [
     "preparationMinutes",
 ];
 
+/// Fields of `Restaurant` that need nothing of its card but its id, name and rating (what
+/// loaders find by its id counts as nothing): a list whose nodes ask only these reads the
+/// brief. Any other field, including one added later, reads the whole card.
+const ON_THE_BRIEF: [&str; 11] = [
+    "__typename",
+    "id",
+    "name",
+    "rating",
+    "cuisines",
+    "logo",
+    "cover",
+    "openingHours",
+    "menu",
+    "orders",
+    "reviews",
+];
+
 /// The columns a restaurant list resolving in `list` reads: whole rows when its nodes select
 /// a field beyond the card (through fragments and aliases; `@skip`/`@include` are applied
-/// before execution, so a skipped field does not count), else the card's. Were a field beyond
-/// the card ever reached on a card, it would read the row through the loader: one more
-/// statement, never a wrong answer.
+/// before execution, so a skipped field does not count), the brief when they select only
+/// fields [`ON_THE_BRIEF`], else the card's. Were a field beyond what was read ever reached,
+/// it would read the row through the loader: one more statement, never a wrong answer.
 fn columns_for(list: &async_graphql::Lookahead<'_>) -> Columns {
     let nodes = [list.field("edges").field("node"), list.field("nodes")];
     if BEYOND_THE_CARD
         .iter()
         .any(|field| nodes.iter().any(|node| node.field(field).exists()))
     {
-        Columns::Whole
-    } else {
-        Columns::Card
+        return Columns::Whole;
     }
+    let brief = nodes
+        .iter()
+        .flat_map(async_graphql::Lookahead::selection_fields)
+        .all(|node| {
+            node.selection_set()
+                .all(|field| ON_THE_BRIEF.contains(&field.name()))
+        });
+    if brief { Columns::Brief } else { Columns::Card }
 }
 
 /// Browsing restaurants.
@@ -202,6 +225,7 @@ mod tests {
     #[derive(SimpleObject, Default)]
     struct Place {
         name: String,
+        slug: String,
         description: String,
     }
 
@@ -238,10 +262,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_list_reads_cards_unless_its_nodes_ask_beyond_them() {
+    async fn a_list_reads_the_brief_the_card_or_whole_rows_as_its_nodes_ask() {
         for (query, columns) in [
             (
                 "{ restaurants { edges { node { name } } nodes { name } } }",
+                Columns::Brief,
+            ),
+            (
+                "{ restaurants { edges { node { name } } nodes { name slug } } }",
+                Columns::Card,
+            ),
+            (
+                "{ restaurants { edges { node { ... on Place { slug } } } } }",
+                Columns::Card,
+            ),
+            (
+                "{ restaurants { edges { node { ...P } } } } fragment P on Place { __typename name slug }",
                 Columns::Card,
             ),
             (
@@ -263,14 +299,18 @@ mod tests {
             // Skipped fields are gone before execution, included ones stay.
             (
                 "{ restaurants { edges { node { description @skip(if: true) name } } } }",
-                Columns::Card,
+                Columns::Brief,
+            ),
+            (
+                "{ restaurants { edges { node { slug @skip(if: true) name } } } }",
+                Columns::Brief,
             ),
             (
                 "{ restaurants { edges { node { name description @include(if: true) } } } }",
                 Columns::Whole,
             ),
             // A field of that name elsewhere is not the nodes'.
-            ("{ restaurants { nodes { name } } }", Columns::Card),
+            ("{ restaurants { nodes { name } } }", Columns::Brief),
         ] {
             assert_eq!(decided(query).await, columns, "{query}");
         }

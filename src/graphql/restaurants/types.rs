@@ -19,7 +19,7 @@ use crate::{
         reviews::{loaders::ReviewCursor, types::ReviewConnection},
     },
     services::restaurants::{
-        self as service, Card, Listed, RestaurantFilter, SortKey, local_minute_of_week,
+        self as service, Card, CardRest, Listed, RestaurantFilter, SortKey, local_minute_of_week,
         offset_minutes, zone,
     },
 };
@@ -62,8 +62,8 @@ impl Restaurant {
     }
 
     /// Unique, URL-friendly name, e.g. `trattoria-roma`.
-    async fn slug(&self) -> &str {
-        &self.card.slug
+    async fn slug(&self, ctx: &Context<'_>) -> Result<String> {
+        Ok(self.rest(ctx).await?.slug.clone())
     }
 
     /// Display name.
@@ -108,19 +108,15 @@ impl Restaurant {
     }
 
     /// Whether the restaurant has ordering switched on, whatever its hours say.
-    async fn accepts_orders(&self) -> bool {
-        self.card.is_open
+    async fn accepts_orders(&self, ctx: &Context<'_>) -> Result<bool> {
+        Ok(self.rest(ctx).await?.is_open)
     }
 
     /// Whether an order placed now would be taken: ordering is on, not paused, and it is
     /// within the hours.
     async fn open_now(&self, ctx: &Context<'_>) -> Result<bool> {
-        if !self.card.is_open
-            || self
-                .card
-                .paused_until
-                .is_some_and(|until| until > Utc::now())
-        {
+        let rest = self.rest(ctx).await?;
+        if !rest.is_open || rest.paused_until.is_some_and(|until| until > Utc::now()) {
             return Ok(false);
         }
         let hours = ctx
@@ -129,7 +125,7 @@ impl Restaurant {
             .load_one(self.card.id)
             .await?
             .unwrap_or_default();
-        let (zone, now) = (zone(&self.card.time_zone), Utc::now());
+        let (zone, now) = (zone(&rest.time_zone), Utc::now());
         let minute = local_minute_of_week(zone, now);
         if !hours
             .iter()
@@ -149,7 +145,7 @@ impl Restaurant {
     /// first; dates are in the restaurant's time zone.
     async fn closures(&self, ctx: &Context<'_>) -> Result<Vec<Closure>> {
         let today = Utc::now()
-            .with_timezone(&zone(&self.card.time_zone))
+            .with_timezone(&zone(&self.rest(ctx).await?.time_zone))
             .date_naive();
         Ok(self
             .load_closures(ctx)
@@ -194,19 +190,23 @@ impl Restaurant {
 
     /// The IANA time zone its opening hours are in, e.g. `Europe/Berlin`: render the hours
     /// in it (daylight saving time included) or convert them with it.
-    async fn time_zone(&self) -> &str {
-        &self.card.time_zone
+    async fn time_zone(&self, ctx: &Context<'_>) -> Result<String> {
+        Ok(self.rest(ctx).await?.time_zone.clone())
     }
 
     /// How far the restaurant's local time is ahead of UTC right now, in minutes (it changes
     /// with daylight saving time: use `timeZone` to compute other instants).
-    async fn utc_offset_minutes(&self) -> i32 {
-        offset_minutes(zone(&self.card.time_zone), Utc::now())
+    async fn utc_offset_minutes(&self, ctx: &Context<'_>) -> Result<i32> {
+        Ok(offset_minutes(
+            zone(&self.rest(ctx).await?.time_zone),
+            Utc::now(),
+        ))
     }
 
     /// Fee added to every order for delivery.
-    async fn delivery_fee(&self) -> Money {
-        Money::from_minor(self.card.delivery_fee, &self.card.currency)
+    async fn delivery_fee(&self, ctx: &Context<'_>) -> Result<Money> {
+        let rest = self.rest(ctx).await?;
+        Ok(Money::from_minor(rest.delivery_fee, &rest.currency))
     }
 
     /// How far it delivers, in metres from the restaurant (straight line). Orders to places
@@ -223,11 +223,16 @@ impl Restaurant {
     }
 
     /// Until when it does not take orders ("busy, back at 19:30"); null when it is not paused.
-    async fn paused_until(&self) -> Option<crate::graphql::common::Timestamp> {
-        self.card
+    async fn paused_until(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<crate::graphql::common::Timestamp>> {
+        Ok(self
+            .rest(ctx)
+            .await?
             .paused_until
             .filter(|until| *until > Utc::now())
-            .map(crate::graphql::common::Timestamp)
+            .map(crate::graphql::common::Timestamp))
     }
 
     /// How long its kitchen usually takes for an order, in minutes (what
@@ -469,6 +474,15 @@ impl Restaurant {
             .load_one(self.card.id)
             .await?
             .ok_or_else(|| AppError::NotFound("restaurant".to_owned()).into())
+    }
+
+    /// The rest of its card: the one it was listed with, or else from its whole row (a list
+    /// that read only the brief, were such a field ever asked of it).
+    async fn rest(&self, ctx: &Context<'_>) -> Result<std::borrow::Cow<'_, CardRest>> {
+        Ok(match &self.card.rest {
+            Some(rest) => std::borrow::Cow::Borrowed(rest),
+            None => std::borrow::Cow::Owned(CardRest::from(&*self.whole(ctx).await?)),
+        })
     }
 
     /// Its dated closures that have not ended, through the request's loader.
