@@ -103,6 +103,13 @@ def build() -> Path:
     return TARGET / "release" / "dishpatch"
 
 
+def build_client() -> Path:
+    log(f"building the subscriber client in release mode (target {TARGET})")
+    loadbench.run("cargo", "build", "--release", "--locked", "-p", "dishpatch-baseline", "--bin",
+                  "dishpatch-subscribers", cwd=ROOT, env={**os.environ, "CARGO_TARGET_DIR": str(TARGET)})
+    return TARGET / "release" / "dishpatch-subscribers"
+
+
 def server_env() -> dict[str, str]:
     return {
         **os.environ,
@@ -178,17 +185,18 @@ def start_replica(binary: Path, url: str, port: int, log_path: Path) -> Replica:
     return replica
 
 
-# --- the Node subscribers --------------------------------------------------------------------
+# --- the subscribers (Rust or Node) --------------------------------------------------------------------
 
 
 class Subscribers:
     """bench/subscribers.mjs, and the lines it prints."""
 
-    def __init__(self, urls: list[str], count: int, batch: int, restaurant: str, owner_token: str, max_seconds: int):
+    def __init__(self, client: list[str], urls: list[str], count: int, batch: int, restaurant: str,
+                 owner_token: str, max_seconds: int):
         self.lines: queue.Queue[dict | None] = queue.Queue()
         self.complete: dict[str, float] = {}  # key -> time it reached every client
         self.process = subprocess.Popen(
-            ["node", str(SUBSCRIBERS_JS), "--urls", ",".join(urls), "--count", str(count),
+            [*client, "--urls", ",".join(urls), "--count", str(count),
              "--batch", str(batch), "--restaurant", restaurant, "--max-seconds", str(max_seconds)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
             env={**os.environ, "BENCH_TOKEN": owner_token},
@@ -337,7 +345,7 @@ def measure(binary: Path, backend: str, url: str, tokens: dict[str, str], n: int
         restaurant, items = menu(replicas[0])
 
         log(f"  {backend} n={n}: opening {n} subscribers on {len(replicas)} server(s)")
-        subscribers = Subscribers([r.ws_url for r in replicas], n, args.batch, restaurant, tokens["owner"], node_seconds)
+        subscribers = Subscribers(args.client_command, [r.ws_url for r in replicas], n, args.batch, restaurant, tokens["owner"], node_seconds)
         ready = subscribers.wait("ready", ready_timeout)
         if ready is None:
             raise Failed(f"the subscribers were not ready within {ready_timeout:.0f} s")
@@ -502,6 +510,9 @@ def main() -> int:
     parser.add_argument("--no-build", action="store_true", help=f"use {TARGET}/release/dishpatch as it is")
     parser.add_argument("--deadline", type=int, default=3600, help="the whole run stops after this many seconds")
     parser.add_argument("--json", type=Path, help="also write every measurement here")
+    parser.add_argument("--client", choices=["rust", "node"], default="rust",
+                        help="the subscribers: dishpatch-subscribers (one thread of Rust, built with the "
+                             "benchmark) or bench/subscribers.mjs (Node)")
     args = parser.parse_args()
     if args.events < 1:
         parser.error("--events must be at least 1")
@@ -521,7 +532,15 @@ def main() -> int:
     per_process = max(counts)
     if open_files < per_process + 200:
         log(f"warning: the open-file limit is {open_files}; {per_process:,} sockets in one process may not fit")
-    ensure_node_clients()
+    if args.client == "node":
+        ensure_node_clients()
+        args.client_command = ["node", str(SUBSCRIBERS_JS)]
+    else:
+        client = build_client() if not args.no_build else TARGET / "release" / "dishpatch-subscribers"
+        if not client.is_file():
+            raise SystemExit(f"no subscriber client at {client}; run without --no-build, or "
+                             f"cargo build --release -p dishpatch-baseline --bin dishpatch-subscribers")
+        args.client_command = [str(client)]
     if args.binary:
         binary = args.binary.expanduser().resolve()
     elif args.no_build:
@@ -553,7 +572,7 @@ def main() -> int:
         signal.alarm(0)
 
     machine = f"{os.cpu_count()} cores, {os.sysconf('SC_PHYS_PAGES') * loadbench.PAGE / 2**30:.0f} GiB"
-    print(f"dishpatch subscription benchmark, {time.strftime('%Y-%m-%d')}, {machine}, binary {binary}, "
+    print(f"dishpatch subscription benchmark, {time.strftime('%Y-%m-%d')}, {machine}, binary {binary}, client {args.client}, "
           f"{args.events} events {args.pause * 1000:.0f} ms apart per case; latencies from the placeOrder "
           f"response to the event's arrival; CPU per event includes the placeOrder request; "
           f"PostgreSQL: per replica in parentheses\n")

@@ -168,6 +168,11 @@ impl Extension for ObservedRequest {
         false
     }
 
+    /// No `execute` hook either: executions, and each item of a subscription, skip it.
+    fn hooks_execute(&self) -> bool {
+        false
+    }
+
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let started = Instant::now();
         let response = next.run(ctx).await;
@@ -229,5 +234,136 @@ impl Extension for ObservedRequest {
             let _running = &running;
             response
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_graphql::{EmptyMutation, Object, Schema, Subscription};
+    use futures_util::{Stream, stream};
+
+    use super::*;
+
+    struct Query;
+
+    #[Object]
+    impl Query {
+        async fn answer(&self) -> i32 {
+            42
+        }
+    }
+
+    struct Ticks;
+
+    #[Subscription]
+    impl Ticks {
+        /// 1, 2, 3.
+        async fn ticks(&self) -> impl Stream<Item = Tick> {
+            stream::iter([1, 2, 3].map(Tick))
+        }
+    }
+
+    struct Tick(i32);
+
+    #[Object]
+    impl Tick {
+        async fn n(&self) -> i32 {
+            self.0
+        }
+
+        /// Fails without a code, as a resolver's bug would.
+        async fn broken(&self) -> async_graphql::Result<Option<i32>> {
+            Err("no such tick".into())
+        }
+    }
+
+    /// Counts the executions that pass through it; says whether it hooks `execute`.
+    struct Counting {
+        hooks: bool,
+        seen: Arc<AtomicUsize>,
+    }
+
+    impl ExtensionFactory for Counting {
+        fn create(&self) -> Arc<dyn Extension> {
+            Arc::new(Counting {
+                hooks: self.hooks,
+                seen: self.seen.clone(),
+            })
+        }
+    }
+
+    #[async_trait]
+    impl Extension for Counting {
+        fn hooks_execute(&self) -> bool {
+            self.hooks
+        }
+
+        async fn execute(
+            &self,
+            ctx: &ExtensionContext<'_>,
+            operation_name: Option<&str>,
+            next: NextExecute<'_>,
+        ) -> Response {
+            self.seen.fetch_add(1, Ordering::SeqCst);
+            next.run(ctx, operation_name).await
+        }
+    }
+
+    fn schema(hooks: bool, seen: &Arc<AtomicUsize>) -> Schema<Query, EmptyMutation, Ticks> {
+        Schema::build(Query, EmptyMutation, Ticks)
+            .extension(ErrorCodes)
+            .extension(Counting {
+                hooks,
+                seen: seen.clone(),
+            })
+            .finish()
+    }
+
+    /// An extension that does not hook `execute` is left out of executions, a subscription's
+    /// items included, and answers are as before; one that does sees each of them; the error
+    /// codes still reach a subscription item's errors.
+    #[tokio::test]
+    async fn executions_pass_only_through_extensions_that_hook_them() {
+        for hooks in [true, false] {
+            let seen = Arc::new(AtomicUsize::new(0));
+            let schema = schema(hooks, &seen);
+            let answer = schema.execute("{ answer }").await;
+            assert!(answer.errors.is_empty(), "{:?}", answer.errors);
+            assert_eq!(
+                answer.data.into_json().unwrap(),
+                serde_json::json!({"answer": 42})
+            );
+            let items: Vec<Response> = schema
+                .execute_stream("subscription { ticks { n broken } }")
+                .collect()
+                .await;
+            assert_eq!(items.len(), 3);
+            for (n, item) in (1..).zip(&items) {
+                assert_eq!(
+                    item.data.clone().into_json().unwrap(),
+                    serde_json::json!({"ticks": {"n": n, "broken": null}})
+                );
+                let [error] = item.errors.as_slice() else {
+                    panic!("one error per item: {:?}", item.errors);
+                };
+                assert_eq!(
+                    error
+                        .extensions
+                        .as_ref()
+                        .and_then(|e| e.get("code"))
+                        .cloned(),
+                    Some(Value::from(code::BAD_USER_INPUT)),
+                    "{error:?}"
+                );
+            }
+            let expected = if hooks { 1 + 3 } else { 0 };
+            assert_eq!(
+                seen.load(Ordering::SeqCst),
+                expected,
+                "hooks_execute {hooks}"
+            );
+        }
     }
 }

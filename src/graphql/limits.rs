@@ -421,6 +421,11 @@ impl Extension for RequestLimits {
         false
     }
 
+    /// No `execute` hook either: executions, and each item of a subscription, skip it.
+    fn hooks_execute(&self) -> bool {
+        false
+    }
+
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let mut response = next.run(ctx).await;
         // Done executing: the room goes to the next operation before the answer is serialized.

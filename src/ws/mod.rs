@@ -325,6 +325,11 @@ impl Gate {
     /// Notes what a server message changes (the acknowledgement, finished operations);
     /// `false` when the message is not to be sent.
     fn outbound(&mut self, text: &str) -> bool {
+        // Results (nearly all a socket sends) change nothing here, and need not be parsed:
+        // async-graphql writes the message's type first.
+        if text.starts_with(r#"{"type":"next","#) || text.starts_with(r#"{"type":"data","#) {
+            return true;
+        }
         let Ok(envelope) = serde_json::from_str::<ServerEnvelope>(text) else {
             return true;
         };
@@ -381,12 +386,21 @@ impl Connection {
         let credential_expiry = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(credential_expiry);
         let mut expires = false;
-        let end = loop {
-            if *self.going_away.borrow_and_update() {
-                break End::Close(1001, "the server is restarting; reconnect".into());
+        // One future for the whole connection, so that the loop (once per message sent) does
+        // not register and unregister a waiter with the shutdown signal each time round.
+        let mut going_away = self.going_away.clone();
+        let stopping = async move {
+            if going_away.wait_for(|stopping| *stopping).await.is_err() {
+                // The signal's sender is gone: the server is not stopping through it.
+                std::future::pending::<()>().await;
             }
+        };
+        tokio::pin!(stopping);
+        let end = loop {
             tokio::select! {
-                Ok(()) = self.going_away.changed() => {}
+                () = &mut stopping => {
+                    break End::Close(1001, "the server is restarting; reconnect".into());
+                }
                 frame = frames.next() => {
                     last_heard = Instant::now();
                     match self.frame(frame).await {

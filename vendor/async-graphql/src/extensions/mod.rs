@@ -453,6 +453,15 @@ pub trait Extension: Sync + Send + 'static {
     fn hooks_resolve(&self) -> bool {
         true
     }
+
+    /// Whether this extension overrides [`Extension::execute`]. (dishpatch patch)
+    ///
+    /// An extension that does not returns `false`, and executions skip it: a subscription
+    /// passes each of its items through the execute chain, so every extension in it costs a
+    /// boxed future per item and subscriber.
+    fn hooks_execute(&self) -> bool {
+        true
+    }
 }
 
 /// Extension factory
@@ -469,6 +478,8 @@ pub struct Extensions {
     extensions: Vec<Arc<dyn Extension>>,
     /// The extensions that hook `resolve`, in order. (dishpatch patch)
     resolve_chain: Vec<Arc<dyn Extension>>,
+    /// The extensions that hook `execute`, in order. (dishpatch patch)
+    execute_chain: Vec<Arc<dyn Extension>>,
     schema_env: SchemaEnv,
     session_data: Arc<Data>,
     query_data: Option<Arc<Data>>,
@@ -487,9 +498,15 @@ impl Extensions {
             .filter(|extension| extension.hooks_resolve())
             .cloned()
             .collect();
+        let execute_chain = extensions
+            .iter()
+            .filter(|extension| extension.hooks_execute())
+            .cloned()
+            .collect();
         Extensions {
             extensions,
             resolve_chain,
+            execute_chain,
             schema_env,
             session_data,
             query_data: None,
@@ -571,8 +588,12 @@ impl Extensions {
         F: FnOnce(Option<Data>) -> T + Send + 'a,
         T: Future<Output = Response> + Send + 'a,
     {
+        // No extension hooks `execute`: nothing to box or chain. (dishpatch patch)
+        if self.execute_chain.is_empty() {
+            return execute_fut_factory(None).await;
+        }
         let next = NextExecute {
-            chain: &self.extensions,
+            chain: &self.execute_chain,
             execute_fut_factory: Box::new(|data| execute_fut_factory(data).boxed()),
             execute_data: None,
         };
