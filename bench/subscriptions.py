@@ -9,7 +9,7 @@
 It builds dishpatch in release mode (`--no-build`, or `--binary PATH`, to skip that), seeds the
 demo data set into a fresh database per backend (bench/.data/subscriptions.db; the PostgreSQL
 database `dishpatch_bench_subs`), and for each case starts fresh servers: one on SQLite, two
-replicas over the same database on PostgreSQL. bench/subscribers.mjs (Node) opens N
+replicas over the same database on PostgreSQL. The subscriber client opens N
 `graphql-transport-ws` sockets as the demo owner, spread evenly over the replicas, each
 subscribed to `restaurantOrders` of Trattoria Roma. Warm-up orders go first until one reaches
 every client (so every subscription is known to be live); then the demo customer places E
@@ -24,8 +24,8 @@ just before the first event until the last event reached every client, divided b
 includes the placeOrder requests themselves (about 1.5 ms each in bench/RESULTS.md) and what
 the open sockets cost anyway (pings): "idle CPU ms/event" is the CPU of an equally long window
 without events right after, divided by E, so the events' own cost is the difference. Then the
-client's own CPU per event (Node shares the cores with the server, and the last client's
-latency includes Node taking N messages in turn), the servers' peak RSS (VmHWM, fresh servers
+client's own CPU per event (it shares the cores with the server, and the last client's
+latency includes the client taking N messages in turn), the servers' peak RSS (VmHWM, fresh servers
 per case), the placeOrder round trip (when it grows, the server is still busy with the
 previous event) and how long opening and subscribing every socket took. Missing or duplicated
 deliveries must be 0: anything else, and any socket closed or error sent by the server, is a
@@ -40,8 +40,12 @@ DISHPATCH_SHUTDOWN_DRAIN_SECS=0 (stop at once between cases). dishpatch has no p
 connection limit; actix-web accepts 25,000 connections per worker. The open-file limit is
 raised to the hard limit for this process and the children it starts.
 
-Needs: Node 20+ with tests/clients' packages (`npm ci --prefix tests/clients`; the script runs
-it when they are missing), PostgreSQL on 127.0.0.1:5432 (user postgres, trust) for the
+The client is dishpatch-subscribers (bench/baseline: one thread of Rust, built in release mode
+with the server, or taken as it is with --no-build/--binary), or with `--client node`
+bench/subscribers.mjs; both take the same arguments and print the same lines.
+
+Needs: for `--client node`, Node 20+ with tests/clients' packages (`npm ci --prefix
+tests/clients`; the script runs it when they are missing); PostgreSQL on 127.0.0.1:5432 (user postgres, trust) for the
 PostgreSQL half. Python 3.11, standard library only.
 """
 
@@ -185,11 +189,11 @@ def start_replica(binary: Path, url: str, port: int, log_path: Path) -> Replica:
     return replica
 
 
-# --- the subscribers (Rust or Node) --------------------------------------------------------------------
+# --- the subscribers (Rust or Node) ----------------------------------------------------------
 
 
 class Subscribers:
-    """bench/subscribers.mjs, and the lines it prints."""
+    """The subscriber client (dishpatch-subscribers or bench/subscribers.mjs), and the lines it prints."""
 
     def __init__(self, client: list[str], urls: list[str], count: int, batch: int, restaurant: str,
                  owner_token: str, max_seconds: int):
