@@ -226,6 +226,14 @@ struct Order {
 
 type Shared = Rc<RefCell<State>>;
 
+/// A client that could not subscribe: counts `why` and tells its batch, once.
+fn fail(state: &Shared, subscribed: &mut Option<tokio::sync::oneshot::Sender<bool>>, why: String) {
+    if let Some(tell) = subscribed.take() {
+        *state.borrow_mut().failures.entry(why).or_default() += 1;
+        let _ = tell.send(false);
+    }
+}
+
 /// Client `index`: connects, subscribes (then `subscribed` gets `true`, or `false` if it could
 /// not), and reads until the socket closes.
 async fn client(
@@ -236,14 +244,6 @@ async fn client(
     subscribed: tokio::sync::oneshot::Sender<bool>,
 ) {
     let mut subscribed = Some(subscribed);
-    let fail = |state: &Shared,
-                subscribed: &mut Option<tokio::sync::oneshot::Sender<bool>>,
-                why: String| {
-        if let Some(tell) = subscribed.take() {
-            *state.borrow_mut().failures.entry(why).or_default() += 1;
-            let _ = tell.send(false);
-        }
-    };
     let url = &args.urls[index % args.urls.len()];
     let mut request = match url.as_str().into_client_request() {
         Ok(request) => request,
@@ -362,14 +362,15 @@ fn closed(
     code: u16,
     reason: &str,
 ) {
+    if subscribed.is_some() {
+        return fail(
+            state,
+            subscribed,
+            format!("closed {code} before subscribing: {reason}"),
+        );
+    }
     let mut state = state.borrow_mut();
-    if let Some(tell) = subscribed.take() {
-        *state
-            .failures
-            .entry(format!("closed {code} before subscribing: {reason}"))
-            .or_default() += 1;
-        let _ = tell.send(false);
-    } else if !state.stopping && is_subscribed {
+    if !state.stopping && is_subscribed {
         *state.closes.entry(code.to_string()).or_default() += 1;
         state.sample(json!({"client": index, "closed": code, "reason": reason}));
         if state.ready {
