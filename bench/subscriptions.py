@@ -475,7 +475,7 @@ def table(results: list[Result]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for r in results:
-        backend = r.backend if r.backend == "sqlite" else f"{r.backend} (2 replicas)"
+        backend = f"{r.backend} (2 replicas)" if r.backend == "postgres" else r.backend
         verdict = f"{r.missing}/{r.duplicates}" + (" FAILED" if r.problems else "")
         lines.append(
             f"| {backend} | {r.subscribers:,} | {r.events} | {ms(r.median_client_p50_ms)} | {ms(r.last_client_p50_ms)} | "
