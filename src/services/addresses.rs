@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use entities::address;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::LockType,
 };
 
 use super::{ErrorCode, InputError, ServiceResult, bounded_text, location, lock_user};
@@ -137,7 +137,15 @@ pub async fn update(
     now: DateTime<Utc>,
 ) -> ServiceResult<address::Model> {
     let user_id = viewer.require_user()?.id;
-    let Some(found) = find_owned(db, user_id, id).await? else {
+    // Read and written in one transaction, the row locked (on PostgreSQL; SQLite's writer is
+    // alone): an address deleted meanwhile is not found, rather than failing the update.
+    let txn = begin_write(db).await?;
+    let found = address::Entity::find_by_id(id)
+        .lock(LockType::Update)
+        .one(&txn)
+        .await?
+        .filter(|address| address.user_id == user_id);
+    let Some(found) = found else {
         return Ok(Err(not_found()));
     };
     let mut model: address::ActiveModel = found.into();
@@ -145,7 +153,9 @@ pub async fn update(
         return Ok(Err(error));
     }
     model.updated_at = Set(now);
-    Ok(Ok(model.update(db).await?))
+    let saved = model.update(&txn).await?;
+    txn.commit().await?;
+    Ok(Ok(saved))
 }
 
 /// Deletes one of the viewer's addresses; returns its id.

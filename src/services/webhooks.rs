@@ -6,14 +6,14 @@ use chrono::{DateTime, Duration, Utc};
 use entities::{WebhookDeliveryStatus, restaurant, webhook, webhook_delivery};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::LockType,
 };
 use serde_json::json;
 
 use super::{ErrorCode, InputError, ServiceResult, lock_user};
 use crate::{
     auth::{Scope, Viewer},
-    db::begin_write,
+    db::{WriteTransaction, begin_write},
     error::AppResult,
     webhooks::{self, EventType, signing::SecretBox, target},
 };
@@ -194,7 +194,31 @@ pub async fn find_managed(
     viewer: &Viewer,
     id: i64,
 ) -> AppResult<Option<webhook::Model>> {
-    Ok(webhook::Entity::find_by_id(id)
+    managed(webhook::Entity::find_by_id(id), db, viewer).await
+}
+
+/// `find_managed` in a write transaction, the row locked until the transaction ends (on
+/// PostgreSQL; SQLite's writer is alone anyway): an endpoint deleted by someone else meanwhile
+/// is not found, and one that is found stays until this transaction has written.
+async fn lock_managed(
+    txn: &WriteTransaction,
+    viewer: &Viewer,
+    id: i64,
+) -> AppResult<Option<webhook::Model>> {
+    managed(
+        webhook::Entity::find_by_id(id).lock(LockType::Update),
+        txn,
+        viewer,
+    )
+    .await
+}
+
+async fn managed(
+    select: sea_orm::Select<webhook::Entity>,
+    db: &impl sea_orm::ConnectionTrait,
+    viewer: &Viewer,
+) -> AppResult<Option<webhook::Model>> {
+    Ok(select
         .one(db)
         .await?
         .filter(|endpoint| manages(viewer, endpoint)))
@@ -210,27 +234,45 @@ pub async fn update(
 ) -> ServiceResult<webhook::Model> {
     viewer.require_scope(Scope::WebhooksWrite)?;
     viewer.require_user()?;
-    let Some(endpoint) = find_managed(db, viewer, id).await? else {
+    // Someone else's endpoint is not found, whatever else is wrong with the changes.
+    if find_managed(db, viewer, id).await?.is_none() {
+        return Ok(Err(not_found("id")));
+    }
+    // Checked before the transaction: checking a URL may resolve its host.
+    let url = match changes.url.as_deref().map(|url| check_url(policy, url)) {
+        Some(checked) => match checked.await {
+            Ok(url) => Some(url),
+            Err(error) => return Ok(Err(error)),
+        },
+        None => None,
+    };
+    let events = match changes.events.as_deref().map(check_events).transpose() {
+        Ok(events) => events,
+        Err(error) => return Ok(Err(error)),
+    };
+    let description = match changes
+        .description
+        .as_deref()
+        .map(|description| check_description(Some(description)))
+        .transpose()
+    {
+        Ok(description) => description,
+        Err(error) => return Ok(Err(error)),
+    };
+    // Read again and written in one transaction: an endpoint deleted meanwhile is not found.
+    let txn = begin_write(db).await?;
+    let Some(endpoint) = lock_managed(&txn, viewer, id).await? else {
         return Ok(Err(not_found("id")));
     };
     let mut active: webhook::ActiveModel = endpoint.into();
-    if let Some(url) = &changes.url {
-        match check_url(policy, url).await {
-            Ok(url) => active.url = Set(url),
-            Err(error) => return Ok(Err(error)),
-        }
+    if let Some(url) = url {
+        active.url = Set(url);
     }
-    if let Some(events) = &changes.events {
-        match check_events(events) {
-            Ok(events) => active.events = Set(events),
-            Err(error) => return Ok(Err(error)),
-        }
+    if let Some(events) = events {
+        active.events = Set(events);
     }
-    if let Some(description) = &changes.description {
-        match check_description(Some(description)) {
-            Ok(description) => active.description = Set(description),
-            Err(error) => return Ok(Err(error)),
-        }
+    if let Some(description) = description {
+        active.description = Set(description);
     }
     match changes.enabled {
         Some(true) => {
@@ -244,7 +286,8 @@ pub async fn update(
         }
         None => {}
     }
-    let updated = active.update(db).await?;
+    let updated = active.update(&txn).await?;
+    txn.commit().await?;
     if changes.enabled == Some(true) {
         // Deliveries that waited while it was disabled can go now.
         webhooks::wake();
@@ -257,7 +300,7 @@ pub async fn delete(db: &DatabaseConnection, viewer: &Viewer, id: i64) -> Servic
     viewer.require_scope(Scope::WebhooksWrite)?;
     viewer.require_user()?;
     let txn = begin_write(db).await?;
-    let Some(endpoint) = find_managed(&txn, viewer, id).await? else {
+    let Some(endpoint) = lock_managed(&txn, viewer, id).await? else {
         return Ok(Err(not_found("id")));
     };
     webhook_delivery::Entity::delete_many()
@@ -283,7 +326,7 @@ pub async fn rotate_secret(
     viewer.require_scope(Scope::WebhooksWrite)?;
     viewer.require_user()?;
     let txn = begin_write(db).await?;
-    let Some(endpoint) = find_managed(&txn, viewer, id).await? else {
+    let Some(endpoint) = lock_managed(&txn, viewer, id).await? else {
         return Ok(Err(not_found("id")));
     };
     let secret = webhooks::signing::new_secret();
@@ -305,7 +348,10 @@ pub async fn send_test(
 ) -> ServiceResult<webhook_delivery::Model> {
     viewer.require_scope(Scope::WebhooksWrite)?;
     viewer.require_user()?;
-    let Some(endpoint) = find_managed(db, viewer, id).await? else {
+    // The endpoint stays until the delivery is written: one deleted meanwhile is not found,
+    // rather than left with a delivery of no endpoint.
+    let txn = begin_write(db).await?;
+    let Some(endpoint) = lock_managed(&txn, viewer, id).await? else {
         return Ok(Err(not_found("id")));
     };
     if !endpoint.is_active {
@@ -329,8 +375,9 @@ pub async fn send_test(
         payload,
         now,
     )
-    .insert(db)
+    .insert(&txn)
     .await?;
+    txn.commit().await?;
     webhooks::wake();
     Ok(Ok(delivery))
 }
@@ -360,13 +407,14 @@ pub async fn redeliver(
             "no such webhook delivery",
         )
     };
+    let txn = begin_write(db).await?;
     let Some(original) = webhook_delivery::Entity::find_by_id(delivery_id)
-        .one(db)
+        .one(&txn)
         .await?
     else {
         return Ok(Err(missing()));
     };
-    let Some(endpoint) = find_managed(db, viewer, original.webhook_id).await? else {
+    let Some(endpoint) = lock_managed(&txn, viewer, original.webhook_id).await? else {
         return Ok(Err(missing()));
     };
     if !endpoint.is_active {
@@ -383,8 +431,9 @@ pub async fn redeliver(
         original.payload.clone(),
         now,
     )
-    .insert(db)
+    .insert(&txn)
     .await?;
+    txn.commit().await?;
     webhooks::wake();
     Ok(Ok(delivery))
 }

@@ -30,6 +30,7 @@ mod orders;
 mod outage;
 mod people;
 mod photos;
+mod races;
 mod rows;
 mod schema;
 mod settings;
