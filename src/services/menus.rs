@@ -11,7 +11,7 @@ use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect,
-    sea_query::{Expr, ExprTrait},
+    sea_query::{Expr, ExprTrait, LockType},
 };
 use serde_json::json;
 
@@ -36,6 +36,12 @@ pub const MAX_BULK: usize = 100;
 /// May `viewer` change `restaurant_id`'s menu? Its owner and staff, admins; tokens need
 /// `menu:write`. Returns the restaurant; FORBIDDEN otherwise (menus are public, so there is
 /// nothing to hide about the restaurant itself).
+///
+/// The restaurant's row stays locked until the transaction ends (on PostgreSQL; SQLite's
+/// writer is alone anyway), so the changes to one restaurant's menu, its photos and its
+/// settings run one at a time: what a writer reads after this call, no other changes before
+/// it commits. Orders are not held up: their reference to the restaurant takes a lock this
+/// one does not exclude.
 pub(crate) async fn authorize(
     txn: &DatabaseTransaction,
     viewer: &Viewer,
@@ -44,6 +50,7 @@ pub(crate) async fn authorize(
     let user = viewer.require_user()?;
     viewer.require_scope(Scope::MenuWrite)?;
     let Some(restaurant) = restaurant::Entity::find_by_id(restaurant_id)
+        .lock(LockType::NoKeyUpdate)
         .one(txn)
         .await?
     else {
@@ -445,6 +452,10 @@ pub async fn create_item(
     let Some(restaurant) = authorize(&txn, viewer, category.restaurant_id).await? else {
         return Ok(Err(missing("categoryId", "category")));
     };
+    // Again now that the menu is this writer's: the category may have been deleted meanwhile.
+    if live_category(&txn, category_id).await?.is_none() {
+        return Ok(Err(missing("categoryId", "category")));
+    }
     let last: Option<i32> = menu_item::Entity::find()
         .select_only()
         .column(menu_item::Column::Position)

@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use entities::{opening_hours, restaurant, restaurant_closure, restaurant_cuisine};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, QueryFilter,
+    EntityTrait, QueryFilter, QuerySelect, sea_query::LockType,
 };
 
 use super::{
@@ -158,7 +158,8 @@ fn check_closures(closures: &[Closure]) -> Result<Vec<Closure>, InputError> {
 }
 
 /// The restaurant, if `viewer` may act on it: with `staff_too`, its staff as well as its owner
-/// and admins; tokens need `menu:write`. FORBIDDEN otherwise.
+/// and admins; tokens need `menu:write`. FORBIDDEN otherwise. Its row stays locked until the
+/// transaction ends, as in `menus::authorize`.
 pub(crate) async fn authorize(
     txn: &DatabaseTransaction,
     viewer: &Viewer,
@@ -167,7 +168,11 @@ pub(crate) async fn authorize(
 ) -> AppResult<Option<restaurant::Model>> {
     let user = viewer.require_user()?;
     viewer.require_scope(Scope::MenuWrite)?;
-    let Some(found) = restaurant::Entity::find_by_id(id).one(txn).await? else {
+    let Some(found) = restaurant::Entity::find_by_id(id)
+        .lock(LockType::NoKeyUpdate)
+        .one(txn)
+        .await?
+    else {
         return Ok(None);
     };
     let allowed =

@@ -4,7 +4,10 @@ use crate::db::begin_write;
 use chrono::{DateTime, Utc};
 use entities::{identity, restaurant, restaurant_staff, user};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect,
+    sea_query::{LockType, OnConflict},
 };
 
 use super::{ErrorCode, InputError};
@@ -189,7 +192,13 @@ pub async fn set_role(
         }));
     }
     let txn = begin_write(db).await?;
-    let Some(user) = user::Entity::find_by_id(user_id).one(&txn).await? else {
+    // The roles are read locked (on PostgreSQL; SQLite's writer is alone) and written whole: a
+    // grant and a revoke at the same moment both take effect, neither undoes the other.
+    let Some(user) = user::Entity::find_by_id(user_id)
+        .lock(LockType::NoKeyUpdate)
+        .one(&txn)
+        .await?
+    else {
         return Ok(Err(not_found("userId", "user")));
     };
     let mut roles = Role::of(&user);
@@ -248,12 +257,21 @@ pub async fn set_staff(
         .await?;
     match (existing, member) {
         (None, true) => {
-            restaurant_staff::ActiveModel {
+            // The same membership added at the same moment by another request is no error.
+            restaurant_staff::Entity::insert(restaurant_staff::ActiveModel {
                 restaurant_id: Set(restaurant_id),
                 user_id: Set(user_id),
                 created_at: Set(now),
-            }
-            .insert(&txn)
+            })
+            .on_conflict(
+                OnConflict::columns([
+                    restaurant_staff::Column::RestaurantId,
+                    restaurant_staff::Column::UserId,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(&txn)
             .await?;
         }
         (Some(membership), false) => {

@@ -1,6 +1,7 @@
-//! Mutations racing someone else's deletion of the row they change: each answers as if it came
-//! entirely before or entirely after the deletion (here: after, so `NOT_FOUND`), never with an
-//! internal error, and leaves nothing pointing at the deleted row.
+//! Mutations racing another write to the rows they change: each takes effect as if it came
+//! wholly before or wholly after the other (here: after, so a deleted row is `NOT_FOUND`), never
+//! fails with an internal error, never undoes the other, and leaves nothing pointing at a
+//! deleted row.
 
 use std::{future::Future, time::Duration};
 
@@ -12,29 +13,29 @@ use sea_orm::{
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{Backend, GraphqlResponse, TestApp, db_test, decode_id},
+    helpers::{Backend, TestApp, db_test, decode_id},
     webhooks::{quick, roma_endpoint},
 };
 
-/// Runs `mutation` while `deletion` (begun, not committed) holds the rows it deleted; once the
-/// mutation waits for them (PostgreSQL: its session waits on a lock; SQLite: a pause, the
-/// deletion holds the one write lock), commits the deletion and returns the mutation's answer.
-async fn racing(
+/// Runs `mutation` while `other` (begun, not committed) holds the rows it wrote; once the
+/// mutation waits for them (PostgreSQL: its session waits on a lock; SQLite: a pause, `other`
+/// holds the one write lock), commits `other` and returns the mutation's answer.
+async fn racing<T>(
     app: &TestApp,
-    deletion: DatabaseTransaction,
-    mutation: impl Future<Output = GraphqlResponse>,
-) -> GraphqlResponse {
+    other: DatabaseTransaction,
+    mutation: impl Future<Output = T>,
+) -> T {
     let mut mutation = std::pin::pin!(mutation);
     let early = tokio::select! {
         answer = &mut mutation => Some(answer),
         () = waiting_on_a_lock(app) => None,
     };
-    deletion.commit().await.expect("the deletion commits");
+    other.commit().await.expect("the other write commits");
     match early {
         Some(answer) => answer,
         None => tokio::time::timeout(Duration::from_secs(20), mutation)
             .await
-            .expect("the mutation answers once the deletion is committed"),
+            .expect("the mutation answers once the other write is committed"),
     }
 }
 
@@ -63,7 +64,7 @@ async fn waiting_on_a_lock(app: &TestApp) {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("the mutation neither answered nor waited for the deleted row within 10 s");
+    panic!("the mutation neither answered nor waited for the other write within 10 s");
 }
 
 fn not_found(payload: &Value) {
@@ -175,5 +176,148 @@ db_test! {
         assert!(answer.body.get("errors").is_none(), "{}", answer.body);
         not_found(&answer.data()["redeliverWebhook"]);
         assert_eq!(deliveries_of(&app, id).await, 0, "a redelivery was left for a deleted endpoint");
+    }
+}
+
+/// A user's global id.
+async fn user_node(app: &TestApp, email: &str) -> String {
+    dishpatch::graphql::relay::GlobalId::encode(
+        dishpatch::graphql::relay::NodeKind::User,
+        app.user_id(email).await,
+    )
+    .0
+}
+
+db_test! {
+    /// Two roles granted to one user at the same moment (two admins, or one admin's two tabs):
+    /// the user ends with both, neither grant undoing the other.
+    async fn roles_granted_at_the_same_moment_are_both_kept(app) {
+        use sea_orm::sea_query::Expr;
+        let admin = app.bearer(seed::DEMO_ADMIN).await;
+        let courier = app.user_id(seed::DEMO_COURIER).await;
+        // The other grant (CUSTOMER), as grantRole writes it, not yet committed.
+        let other = app.db.begin().await.unwrap();
+        entities::user::Entity::update_many()
+            .col_expr(entities::user::Column::Roles, Expr::value(json!(["courier", "customer"])))
+            .filter(entities::user::Column::Id.eq(courier))
+            .exec(&other)
+            .await
+            .unwrap();
+        let answer = racing(&app, other, app.graphql_as(Some(&admin),
+            "mutation($id: ID!) { grantRole(input: { userId: $id, role: ADMIN }) { user { roles } userErrors { code } } }",
+            json!({ "id": user_node(&app, seed::DEMO_COURIER).await }))).await;
+        assert!(answer.body.get("errors").is_none(), "{}", answer.body);
+        assert_eq!(answer.data()["grantRole"]["user"]["roles"], json!(["ADMIN", "COURIER", "CUSTOMER"]));
+        let stored = entities::user::Entity::find_by_id(courier).one(&app.db).await.unwrap().unwrap();
+        assert_eq!(stored.roles, json!(["admin", "courier", "customer"]));
+    }
+}
+
+db_test! {
+    /// The same staff member added twice at the same moment (a double submit): both answers
+    /// succeed, and the membership is there once.
+    async fn a_staff_member_added_twice_at_once_is_added_once(app) {
+        use entities::restaurant_staff;
+        let admin = app.bearer(seed::DEMO_ADMIN).await;
+        let restaurant = app.restaurant_id("sakura-sushi").await;
+        let courier = app.user_id(seed::DEMO_COURIER).await;
+        let restaurant_id = decode_id(&json!(restaurant));
+        // The first submit, as addRestaurantStaff writes it, not yet committed.
+        let first = app.db.begin().await.unwrap();
+        restaurant_staff::Entity::insert(restaurant_staff::ActiveModel {
+            restaurant_id: sea_orm::ActiveValue::Set(restaurant_id),
+            user_id: sea_orm::ActiveValue::Set(courier),
+            created_at: sea_orm::ActiveValue::Set(chrono::Utc::now()),
+        })
+        .exec_without_returning(&first)
+        .await
+        .unwrap();
+        let answer = racing(&app, first, app.graphql_as(Some(&admin),
+            "mutation($r: ID!, $u: ID!) { addRestaurantStaff(input: { restaurantId: $r, userId: $u }) { restaurant { slug } userErrors { code } } }",
+            json!({ "r": restaurant, "u": user_node(&app, seed::DEMO_COURIER).await }))).await;
+        assert!(answer.body.get("errors").is_none(), "{}", answer.body);
+        assert_eq!(answer.data()["addRestaurantStaff"], json!({ "restaurant": { "slug": "sakura-sushi" }, "userErrors": [] }));
+        let memberships = restaurant_staff::Entity::find()
+            .filter(restaurant_staff::Column::UserId.eq(courier))
+            .filter(restaurant_staff::Column::RestaurantId.eq(restaurant_id))
+            .count(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(memberships, 1);
+    }
+}
+
+db_test! {
+    /// An item created in a category that its menu's people delete at the same moment: the
+    /// item is refused (`NOT_FOUND`), not left live in a category that is gone.
+    async fn an_item_is_not_created_in_a_category_deleted_meanwhile(app) {
+        use entities::{menu_category, menu_item, restaurant};
+        use sea_orm::{QuerySelect, sea_query::{Expr, LockType}};
+        let owner = app.bearer(seed::DEMO_OWNER).await;
+        let roma = app.restaurant_id("trattoria-roma").await;
+        let created = app.graphql_as(Some(&owner),
+            "mutation($input: CreateMenuCategoryInput!) { createMenuCategory(input: $input) { category { id } userErrors { code } } }",
+            json!({ "input": { "restaurantId": roma, "name": "Specials" } })).await;
+        let category = created.data()["createMenuCategory"]["category"]["id"].clone();
+        let category_id = decode_id(&category);
+        // deleteMenuCategory of the empty category, as it writes it, not yet committed.
+        let deletion = app.db.begin().await.unwrap();
+        restaurant::Entity::find_by_id(decode_id(&json!(roma)))
+            .lock(LockType::NoKeyUpdate)
+            .one(&deletion)
+            .await
+            .unwrap();
+        menu_category::Entity::update_many()
+            .col_expr(menu_category::Column::DeletedAt, Expr::value(chrono::Utc::now()))
+            .filter(menu_category::Column::Id.eq(category_id))
+            .exec(&deletion)
+            .await
+            .unwrap();
+        let answer = racing(&app, deletion, app.graphql_as(Some(&owner),
+            "mutation($input: CreateMenuItemInput!) { createMenuItem(input: $input) { menuItem { id } userErrors { field code } } }",
+            json!({ "input": { "categoryId": category, "name": "Tiramisu", "price": "6.50" } }))).await;
+        assert!(answer.body.get("errors").is_none(), "{}", answer.body);
+        not_found(&answer.data()["createMenuItem"]);
+        let items = menu_item::Entity::find()
+            .filter(menu_item::Column::CategoryId.eq(category_id))
+            .count(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(items, 0, "an item was created in the deleted category");
+    }
+}
+
+db_test! {
+    /// Two logos uploaded for one restaurant at the same moment: the later replaces the
+    /// earlier, and the restaurant has one logo, not two.
+    async fn two_logos_uploaded_at_once_leave_one(app) {
+        use entities::{image, restaurant};
+        use sea_orm::{ActiveModelTrait, QuerySelect, sea_query::LockType};
+        const UPLOAD: &str = "mutation($input: UploadRestaurantImageInput!) { uploadRestaurantImage(input: $input) { image { width } userErrors { field code } } }";
+        let owner = app.bearer(seed::DEMO_OWNER).await;
+        let roma = app.restaurant_id("trattoria-roma").await;
+        let roma_id = decode_id(&json!(roma));
+        let input = json!({ "restaurantId": roma, "kind": "LOGO", "file": null });
+        let logo = || crate::photos::picture(400, 400, ::image::ImageFormat::Png);
+        let (_, first) = crate::photos::upload(&app, &owner, UPLOAD, input.clone(), logo(), true).await;
+        assert_eq!(first["data"]["uploadRestaurantImage"]["userErrors"], json!([]), "{first}");
+        let logos = || image::Entity::find()
+            .filter(image::Column::RestaurantId.eq(roma_id))
+            .filter(image::Column::Kind.eq("logo"));
+        let old = logos().one(&app.db).await.unwrap().expect("the first logo");
+        // The other upload, as it writes its rows, not yet committed: the old logo out, its own in.
+        let other = app.db.begin().await.unwrap();
+        restaurant::Entity::find_by_id(roma_id).lock(LockType::NoKeyUpdate).one(&other).await.unwrap();
+        image::Entity::delete_by_id(old.id).exec(&other).await.unwrap();
+        image::ActiveModel { id: sea_orm::ActiveValue::NotSet, ..old.clone().into() }
+            .insert(&other)
+            .await
+            .unwrap();
+        let (status, answer) = racing(&app, other,
+            crate::photos::upload(&app, &owner, UPLOAD, input, logo(), true)).await;
+        assert_eq!(status, 200);
+        assert!(answer.get("errors").is_none(), "{answer}");
+        assert_eq!(answer["data"]["uploadRestaurantImage"]["userErrors"], json!([]), "{answer}");
+        assert_eq!(logos().count(&app.db).await.unwrap(), 1, "the restaurant has two logos");
     }
 }
