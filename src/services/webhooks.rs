@@ -199,18 +199,16 @@ pub async fn find_managed(
 
 /// `find_managed` in a write transaction, the row locked until the transaction ends (on
 /// PostgreSQL; SQLite's writer is alone anyway): an endpoint deleted by someone else meanwhile
-/// is not found, and one that is found stays until this transaction has written.
+/// is not found, and one that is found stays until this transaction has written. Only a
+/// deletion takes `FOR UPDATE`; the others take `FOR NO KEY UPDATE`, which the events being
+/// queued for the endpoint meanwhile (`webhooks::enqueue`, `FOR KEY SHARE`) do not wait for.
 async fn lock_managed(
     txn: &WriteTransaction,
     viewer: &Viewer,
     id: i64,
+    lock: LockType,
 ) -> AppResult<Option<webhook::Model>> {
-    managed(
-        webhook::Entity::find_by_id(id).lock(LockType::Update),
-        txn,
-        viewer,
-    )
-    .await
+    managed(webhook::Entity::find_by_id(id).lock(lock), txn, viewer).await
 }
 
 async fn managed(
@@ -261,7 +259,7 @@ pub async fn update(
     };
     // Read again and written in one transaction: an endpoint deleted meanwhile is not found.
     let txn = begin_write(db).await?;
-    let Some(endpoint) = lock_managed(&txn, viewer, id).await? else {
+    let Some(endpoint) = lock_managed(&txn, viewer, id, LockType::NoKeyUpdate).await? else {
         return Ok(Err(not_found("id")));
     };
     let mut active: webhook::ActiveModel = endpoint.into();
@@ -300,7 +298,7 @@ pub async fn delete(db: &DatabaseConnection, viewer: &Viewer, id: i64) -> Servic
     viewer.require_scope(Scope::WebhooksWrite)?;
     viewer.require_user()?;
     let txn = begin_write(db).await?;
-    let Some(endpoint) = lock_managed(&txn, viewer, id).await? else {
+    let Some(endpoint) = lock_managed(&txn, viewer, id, LockType::Update).await? else {
         return Ok(Err(not_found("id")));
     };
     webhook_delivery::Entity::delete_many()
@@ -326,7 +324,7 @@ pub async fn rotate_secret(
     viewer.require_scope(Scope::WebhooksWrite)?;
     viewer.require_user()?;
     let txn = begin_write(db).await?;
-    let Some(endpoint) = lock_managed(&txn, viewer, id).await? else {
+    let Some(endpoint) = lock_managed(&txn, viewer, id, LockType::NoKeyUpdate).await? else {
         return Ok(Err(not_found("id")));
     };
     let secret = webhooks::signing::new_secret();
@@ -351,7 +349,7 @@ pub async fn send_test(
     // The endpoint stays until the delivery is written: one deleted meanwhile is not found,
     // rather than left with a delivery of no endpoint.
     let txn = begin_write(db).await?;
-    let Some(endpoint) = lock_managed(&txn, viewer, id).await? else {
+    let Some(endpoint) = lock_managed(&txn, viewer, id, LockType::NoKeyUpdate).await? else {
         return Ok(Err(not_found("id")));
     };
     if !endpoint.is_active {
@@ -414,7 +412,9 @@ pub async fn redeliver(
     else {
         return Ok(Err(missing()));
     };
-    let Some(endpoint) = lock_managed(&txn, viewer, original.webhook_id).await? else {
+    let Some(endpoint) =
+        lock_managed(&txn, viewer, original.webhook_id, LockType::NoKeyUpdate).await?
+    else {
         return Ok(Err(missing()));
     };
     if !endpoint.is_active {

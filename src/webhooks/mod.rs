@@ -164,6 +164,10 @@ pub fn new_message_id() -> String {
 
 /// Records a delivery of `event` for every active endpoint that subscribed to it, in `txn`:
 /// they commit, or vanish, with the change. One statement when nobody subscribed.
+///
+/// The endpoints are read `FOR KEY SHARE` (on PostgreSQL), the lock their deliveries'
+/// reference would take anyway: an endpoint being deleted is waited for and then left out,
+/// instead of failing the change that has an event to send when the deletion commits.
 pub async fn enqueue(txn: &DatabaseTransaction, event: Event) -> AppResult<()> {
     let endpoints: Vec<webhook::Model> = webhook::Entity::find()
         .filter(webhook::Column::IsActive.eq(true))
@@ -172,6 +176,7 @@ pub async fn enqueue(txn: &DatabaseTransaction, event: Event) -> AppResult<()> {
                 .add(webhook::Column::RestaurantId.eq(event.restaurant_id))
                 .add(webhook::Column::RestaurantId.is_null()),
         )
+        .lock(sea_orm::sea_query::LockType::KeyShare)
         .all(txn)
         .await?
         .into_iter()

@@ -321,3 +321,24 @@ db_test! {
         assert_eq!(logos().count(&app.db).await.unwrap(), 1, "the restaurant has two logos");
     }
 }
+
+db_test! {
+    /// An order placed while the restaurant's owner deletes its webhook endpoint: the order is
+    /// placed (its event goes nowhere), not failed by the endpoint that went.
+    setup = with_endpoint,
+    async fn an_order_placed_while_its_endpoint_is_deleted_is_placed(app) {
+        let (app, endpoint) = app;
+        let customer = app.bearer(seed::DEMO_CUSTOMER).await;
+        let (restaurant, items) = crate::orders::roma_items(&app).await;
+        let input = crate::orders::order_input(&restaurant, &crate::orders::available(&items, 1), "race-endpoint");
+        let id = decode_id(&json!(endpoint));
+        let deletion = delete_endpoint(&app, id).await;
+        let answer = racing(&app, deletion, app.graphql_as(Some(&customer),
+            "mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { order { id } userErrors { code } } }",
+            json!({ "input": input }))).await;
+        assert!(answer.body.get("errors").is_none(), "{}", answer.body);
+        assert_eq!(answer.data()["placeOrder"]["userErrors"], json!([]));
+        assert!(answer.data()["placeOrder"]["order"]["id"].is_string());
+        assert_eq!(deliveries_of(&app, id).await, 0);
+    }
+}
