@@ -129,6 +129,14 @@ pub(crate) fn matching<S: sea_orm::QueryFilter>(select: S, condition: sea_orm::C
 /// What a service returns: a result, a fixable input problem, or a failure (`AppError`).
 pub type ServiceResult<T> = crate::error::AppResult<Result<T, InputError>>;
 
+/// Whether `error` is a unique index refusing a duplicate.
+pub(crate) fn is_unique_violation(error: &sea_orm::DbErr) -> bool {
+    matches!(
+        error.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}
+
 /// Makes write transactions that change what belongs to `user_id` (API tokens, sessions) take
 /// turns: on PostgreSQL it locks the user's row until `txn` ends (`FOR NO KEY UPDATE`, which
 /// still lets other transactions insert rows that refer to the user, such as orders); what

@@ -20,7 +20,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::{
-    ErrorCode, InputError, ServiceResult,
+    ErrorCode, InputError, ServiceResult, is_unique_violation,
     restaurants::{Point, local_minute_of_week, zone},
 };
 use crate::{
@@ -706,14 +706,6 @@ async fn record_event(
     .await?;
     webhooks::enqueue(txn, webhooks::order_event(order, &event, lines, courier_id)).await?;
     Ok(event)
-}
-
-/// Whether `error` is a unique index refusing a duplicate.
-fn is_unique_violation(error: &sea_orm::DbErr) -> bool {
-    matches!(
-        error.sql_err(),
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-    )
 }
 
 /// Whether `viewer` may see `order`: its customer, the restaurant's staff, its courier, admins.

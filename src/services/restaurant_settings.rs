@@ -9,7 +9,7 @@ use sea_orm::{
 };
 
 use super::{
-    ErrorCode, InputError, ServiceResult, bounded_text, location,
+    ErrorCode, InputError, ServiceResult, bounded_text, is_unique_violation, location,
     restaurants::{MINUTES_PER_WEEK, offset_minutes, remember_zones},
 };
 use crate::{
@@ -340,7 +340,13 @@ pub async fn update(
         return Ok(Err(taken()));
     }
     active.updated_at = Set(now);
-    let updated = active.update(&txn).await?;
+    // The slug checked above can be taken by another restaurant committing meanwhile; the
+    // unique index tells, and it is the same user error.
+    let updated = match active.update(&txn).await {
+        Ok(updated) => updated,
+        Err(error) if is_unique_violation(&error) => return Ok(Err(taken())),
+        Err(error) => return Err(error.into()),
+    };
     if let Some(rows) = hours {
         opening_hours::Entity::delete_many()
             .filter(opening_hours::Column::RestaurantId.eq(id))
@@ -524,7 +530,13 @@ pub async fn create(
         ..Default::default()
     }
     .insert(&txn)
-    .await?;
+    .await;
+    // As in `update`: a slug another restaurant took meanwhile.
+    let created = match created {
+        Ok(created) => created,
+        Err(error) if is_unique_violation(&error) => return Ok(Err(taken())),
+        Err(error) => return Err(error.into()),
+    };
     entities::restaurant_staff::ActiveModel {
         restaurant_id: Set(created.id),
         user_id: Set(new.owner_id),

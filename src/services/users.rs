@@ -70,7 +70,16 @@ pub async fn find_or_create(
             ..Default::default()
         }
         .insert(&txn)
-        .await?;
+        .await;
+        let user = match user {
+            Ok(user) => user,
+            // Another account took the email since it was checked: again, without it.
+            Err(error) if super::is_unique_violation(&error) => {
+                txn.rollback().await?;
+                continue;
+            }
+            Err(error) => return Err(error.into()),
+        };
         let linked = identity::ActiveModel {
             user_id: Set(user.id),
             provider: Set(profile.provider.clone()),

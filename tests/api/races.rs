@@ -342,3 +342,80 @@ db_test! {
         assert_eq!(deliveries_of(&app, id).await, 0);
     }
 }
+
+db_test! {
+    /// A first sign-in through a provider, while another account takes the same email: the
+    /// new account is made without the email (as when it was taken before), not refused.
+    async fn a_first_sign_in_racing_another_account_for_its_email_still_signs_in(app) {
+        use entities::user;
+        use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+        let other = app.db.begin().await.unwrap();
+        user::ActiveModel {
+            display_name: Set("Someone else".into()),
+            email: Set(Some("shared@example.test".into())),
+            roles: Set(json!(["customer"])),
+            created_at: Set(chrono::Utc::now()),
+            updated_at: Set(chrono::Utc::now()),
+            ..Default::default()
+        }
+        .insert(&other)
+        .await
+        .unwrap();
+        let profile = dishpatch::services::users::ExternalProfile {
+            provider: "https://id.example.test".into(),
+            subject: "race-1".into(),
+            email: Some("Shared@example.test".into()),
+            name: Some("Racer".into()),
+        };
+        let signed_in = racing(&app, other,
+            dishpatch::services::users::find_or_create(&app.db, &profile, chrono::Utc::now())).await;
+        let signed_in = signed_in.expect("the sign-in succeeds");
+        assert_eq!(signed_in.email, None);
+        assert_eq!(signed_in.display_name, "Racer");
+        let holders = user::Entity::find()
+            .filter(user::Column::Email.eq("shared@example.test"))
+            .count(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(holders, 1);
+    }
+}
+
+db_test! {
+    /// A restaurant created, or renamed, to a slug another takes at the same moment: the
+    /// slug's `CONFLICT` user error, as when it was taken before.
+    async fn a_slug_taken_meanwhile_is_a_conflict(app) {
+        use entities::restaurant;
+        use sea_orm::sea_query::Expr;
+        let admin = app.bearer(seed::DEMO_ADMIN).await;
+        let owner = user_node(&app, seed::DEMO_OWNER).await;
+        let sakura = decode_id(&json!(app.restaurant_id("sakura-sushi").await));
+        let db = &app.db;
+        let take = |slug: &'static str| async move {
+            let other = db.begin().await.unwrap();
+            restaurant::Entity::update_many()
+                .col_expr(restaurant::Column::Slug, Expr::value(slug))
+                .filter(restaurant::Column::Id.eq(sakura))
+                .exec(&other)
+                .await
+                .unwrap();
+            other
+        };
+        let other = take("pho-corner").await;
+        let created = racing(&app, other, app.graphql_as(Some(&admin),
+            "mutation($input: CreateRestaurantInput!) { createRestaurant(input: $input) { restaurant { id } userErrors { field code } } }",
+            json!({ "input": { "name": "Pho Corner", "slug": "pho-corner", "ownerId": owner, "address": "Kastanienallee 5, Berlin",
+                               "location": { "latitude": 52.538, "longitude": 13.410 }, "timeZone": "Europe/Berlin" } }))).await;
+        assert!(created.body.get("errors").is_none(), "{}", created.body);
+        assert_eq!(created.data()["createRestaurant"]["userErrors"], json!([{ "field": ["input", "slug"], "code": "CONFLICT" }]));
+
+        let owner_token = app.bearer(seed::DEMO_OWNER).await;
+        let roma = app.restaurant_id("trattoria-roma").await;
+        let other = take("roma-mitte").await;
+        let renamed = racing(&app, other, app.graphql_as(Some(&owner_token),
+            "mutation($input: UpdateRestaurantInput!) { updateRestaurant(input: $input) { restaurant { slug } userErrors { field code } } }",
+            json!({ "input": { "id": roma, "slug": "roma-mitte" } }))).await;
+        assert!(renamed.body.get("errors").is_none(), "{}", renamed.body);
+        assert_eq!(renamed.data()["updateRestaurant"]["userErrors"][0]["code"], "CONFLICT");
+    }
+}
