@@ -986,6 +986,50 @@ fn looks_like_credential(key: &str) -> bool {
         .any(|word| key.contains(word))
 }
 
+/// The check each operation on a socket opened with `credential` goes through
+/// (`ws::Reauthenticate`): the same as an HTTP request's, with the same answers.
+fn reauthenticate(
+    authenticator: std::sync::Arc<Authenticator>,
+    credential: String,
+) -> crate::ws::Reauthenticate {
+    crate::ws::Reauthenticate(std::sync::Arc::new(move || {
+        let (authenticator, credential) = (authenticator.clone(), credential.clone());
+        Box::pin(async move {
+            authenticator
+                .viewer(Some(&credential))
+                .await
+                .map_err(socket_credential_refused)
+        })
+    }))
+}
+
+/// Why an operation on a socket does not run: its credential no longer counts, or cannot be
+/// checked right now.
+fn socket_credential_refused(failure: AuthFailure) -> async_graphql::Error {
+    use async_graphql::ErrorExtensions as _;
+    let (code, message) = match failure {
+        AuthFailure::Invalid(reason) => {
+            tracing::info!(reason, "socket credential refused");
+            (
+                code::UNAUTHENTICATED,
+                "the credential this socket was opened with is no longer valid",
+            )
+        }
+        AuthFailure::Expired => (
+            code::UNAUTHENTICATED,
+            "the credential this socket was opened with has expired",
+        ),
+        AuthFailure::Unavailable(error) => {
+            tracing::error!(error = ?error, "checking a socket's credential failed");
+            (
+                code::SERVICE_UNAVAILABLE,
+                "the credential cannot be checked right now; retry shortly",
+            )
+        }
+    };
+    async_graphql::Error::new(message).extend_with(|_, extensions| extensions.set("code", code))
+}
+
 fn subscribe(
     request: &HttpRequest,
     payload: web::Payload,
@@ -1020,6 +1064,9 @@ fn subscribe(
         // Loaders do not cache, so one set per connection never serves stale rows.
         let mut data = async_graphql::Data::default();
         data.insert(Loaders::new(&db, &StatementCounter::default()));
+        if !credential.is_empty() {
+            data.insert(reauthenticate(authenticator, credential));
+        }
         data.insert(viewer);
         data.insert(subject);
         data.insert(crate::ws::StartSlots(slots));

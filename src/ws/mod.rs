@@ -18,7 +18,7 @@
 //!
 //! A socket lives no longer than the credential it was opened with: when that expires, the
 //! socket is closed with 4403 and every operation on it ends; the client reconnects with a
-//! fresh one.
+//! fresh one. Each operation checks that credential again first (`Reauthenticate`).
 
 use std::{collections::HashSet, future::Future, time::Duration};
 
@@ -571,6 +571,22 @@ impl StartSlots {
     }
 }
 
+/// Who is asking, checked again for each operation on a socket: the credential it was opened
+/// with, judged as an HTTP request's is (in the connection's data; absent for an anonymous
+/// socket). A token revoked, a role taken away or a staff membership ended since
+/// `connection_init` count from the next operation on: it runs as the viewer this returns, or
+/// not at all (`UNAUTHENTICATED`, or `SERVICE_UNAVAILABLE` when the check itself failed).
+#[derive(Clone)]
+pub struct Reauthenticate(
+    pub  std::sync::Arc<
+        dyn Fn() -> futures_util::future::BoxFuture<
+                'static,
+                Result<crate::auth::Viewer, async_graphql::Error>,
+            > + Send
+            + Sync,
+    >,
+);
+
 /// The schema as WebSocket operations reach it: a query or mutation takes one of the request
 /// slots that HTTP requests take (`limits.max_concurrent_requests`) before it runs, and holds
 /// it until it has answered, so one socket's flood of operations waits its turn with
@@ -598,6 +614,38 @@ impl<E: Executor> Executor for AdmittedSchema<E> {
     }
 
     fn execute_stream(
+        &self,
+        request: async_graphql::Request,
+        session_data: Option<std::sync::Arc<Data>>,
+    ) -> futures_util::stream::BoxStream<'static, async_graphql::Response> {
+        let check = session_data
+            .as_ref()
+            .and_then(|data| data.get(&std::any::TypeId::of::<Reauthenticate>()))
+            .and_then(|check| check.downcast_ref::<Reauthenticate>())
+            .cloned();
+        let Some(Reauthenticate(check)) = check else {
+            return self.admitted_stream(request, session_data);
+        };
+        let this = self.clone();
+        Box::pin(
+            futures_util::stream::once(async move {
+                match check().await {
+                    // The operation's own viewer comes before the connection's.
+                    Ok(viewer) => this.admitted_stream(request.data(viewer), session_data),
+                    Err(error) => Box::pin(futures_util::stream::once(async move {
+                        async_graphql::Response::from_errors(vec![
+                            error.into_server_error(async_graphql::Pos::default()),
+                        ])
+                    })),
+                }
+            })
+            .flatten(),
+        )
+    }
+}
+
+impl<E: Executor> AdmittedSchema<E> {
+    fn admitted_stream(
         &self,
         mut request: async_graphql::Request,
         session_data: Option<std::sync::Arc<Data>>,

@@ -407,3 +407,26 @@ db_test! {
         assert_eq!(small.sql_statements(), large.sql_statements());
     }
 }
+
+db_test! {
+    /// A socket opened with an API token that is then revoked: its next operations are refused
+    /// (`UNAUTHENTICATED`), as the same token over HTTP is, though the socket stays open.
+    async fn an_api_token_revoked_while_its_socket_is_open_stops_working_there_too(app) {
+        use crate::websocket::{connect, operation, receive, send};
+        let customer = app.bearer(CUSTOMER).await;
+        let (secret, id) = create_token(&app, &customer, json!(["ORDERS_READ"])).await;
+        let mut socket = connect(&app, "graphql-transport-ws").await;
+        send(&mut socket, json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {secret}") } })).await;
+        assert_eq!(receive(&mut socket).await["type"], "connection_ack");
+        let before = operation(&mut socket, "1", "{ viewer { email } }", json!({})).await;
+        assert_eq!(before, json!({ "data": { "viewer": { "email": CUSTOMER } } }));
+
+        let revoked = app.graphql_as(Some(&customer), REVOKE_TOKEN, json!({ "id": id })).await;
+        assert!(revoked.data()["revokeApiToken"]["apiToken"]["revokedAt"].is_string());
+        let after = operation(&mut socket, "2", "{ viewer { email } }", json!({})).await;
+        assert_eq!(after["errors"][0]["extensions"]["code"], "UNAUTHENTICATED", "{after}");
+        assert!(after.get("data").is_none_or(Value::is_null), "{after}");
+        let over_http = app.graphql_as(Some(&format!("Bearer {secret}")), "{ viewer { email } }", json!({})).await;
+        assert_eq!(over_http.status, 401);
+    }
+}

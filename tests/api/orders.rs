@@ -593,6 +593,18 @@ db_test! {
         assert_eq!(after.len(), 1, "{after:?}");
         assert_eq!(after[0]["errors"][0]["extensions"]["code"], "FORBIDDEN", "{after:?}");
         assert!(after[0]["data"].is_null(), "the new order is not sent: {after:?}");
+        // New operations on the same socket run as the worker is now: no longer staff.
+        let orders = crate::websocket::operation(&mut socket, "q",
+            "query($r: ID!) { restaurant(id: $r) { orders(first: 5) { totalCount nodes { deliveryAddress } } } }",
+            json!({ "r": restaurant })).await;
+        assert_eq!(orders["errors"][0]["extensions"]["code"], "FORBIDDEN", "{orders}");
+        assert!(orders["data"]["restaurant"]["orders"].is_null(), "{orders}");
+        send(&mut socket, json!({ "id": "again", "type": "subscribe", "payload": {
+            "query": "subscription($r: ID!) { restaurantOrders(restaurantId: $r) { id } }",
+            "variables": { "r": restaurant } } })).await;
+        let refused = receive(&mut socket).await;
+        assert_eq!(refused["id"], "again");
+        assert!(refused.to_string().contains("FORBIDDEN"), "{refused}");
     }
 }
 

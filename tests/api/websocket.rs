@@ -54,6 +54,23 @@ pub async fn receive(socket: &mut Socket) -> Value {
     }
 }
 
+/// Runs `query` (a query or mutation) on a `graphql-transport-ws` socket as operation `id`:
+/// its result (`next`, then `complete`), or the payload of an `error` message.
+pub async fn operation(socket: &mut Socket, id: &str, query: &str, variables: Value) -> Value {
+    send(socket, json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } })).await;
+    let message = receive(socket).await;
+    assert_eq!(message["id"], id, "{message}");
+    match message["type"].as_str() {
+        Some("next") => {
+            let done = receive(socket).await;
+            assert_eq!(done, json!({ "id": id, "type": "complete" }));
+            message["payload"].clone()
+        }
+        Some("error") => json!({ "errors": message["payload"] }),
+        _ => panic!("unexpected {message}"),
+    }
+}
+
 /// The code of the Close frame the server sends next, within 10 s, skipping keepalives
 /// (WebSocket pings and pongs; protocol `ping`, `pong` and `ka` messages). Panics on any
 /// other message.
