@@ -204,6 +204,20 @@ impl Viewer {
         self.user.as_ref().is_some_and(|u| u.id == user_id) || self.is_admin()
     }
 
+    /// Whether the viewer may read `user_id`'s private data (email, roles, saved addresses, API
+    /// tokens): the user themselves, or an admin in a full session. No token scope covers
+    /// another user's personal data, so an admin's API token or narrowed token is refused, as
+    /// the `users` listing refuses it.
+    pub fn may_read_private_of(&self, user_id: i64) -> AppResult<()> {
+        if self.require_user()?.id == user_id {
+            Ok(())
+        } else if self.is_admin() {
+            self.require_full_session()
+        } else {
+            Err(AppError::Forbidden)
+        }
+    }
+
     /// Whether the viewer works at `restaurant_id`.
     pub fn is_staff_of(&self, restaurant_id: i64) -> bool {
         self.staff_of.contains(&restaurant_id)

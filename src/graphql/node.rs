@@ -77,7 +77,7 @@ async fn load_node(ctx: &Context<'_>, id: GlobalId) -> Result<Option<Node>> {
                 .api_tokens
                 .load_one(id.id)
                 .await?
-                .filter(|token| viewer.is_self_or_admin(token.user_id))
+                .filter(|token| viewer.may_read_private_of(token.user_id).is_ok())
                 .map(|m| Node::ApiToken(ApiToken(m)))
         }
         // Private: checked on the node itself, so `node(id)` cannot leak what `order(id)` hides.

@@ -430,3 +430,41 @@ db_test! {
         assert_eq!(over_http.status, 401);
     }
 }
+
+db_test! {
+    /// An admin's API token (any scope) or narrowed token reads no other user's personal data
+    /// (email, roles, memberships, saved addresses, API tokens; by `node` and `nodes` too): no
+    /// scope covers it, as none lets a token list users. The admin's own session still does,
+    /// and a token still reads its own user's.
+    async fn admin_tokens_read_no_other_users_personal_data(app) {
+        let admin = app.bearer(ADMIN).await;
+        let customer = app.bearer(CUSTOMER).await;
+        let saved = app.graphql_as(Some(&customer), "mutation($input: CreateAddressInput!) { createAddress(input: $input) { address { id } } }",
+            json!({ "input": { "label": "Home", "street": "Torstrasse", "houseNumber": "1", "postalCode": "10119", "city": "Berlin",
+                               "location": { "latitude": 52.529, "longitude": 13.401 } } })).await;
+        let address = saved.data()["createAddress"]["address"]["id"].clone();
+        let (_, customer_token) = create_token(&app, &customer, json!(["ORDERS_READ"])).await;
+        let person = dishpatch::graphql::relay::GlobalId::encode(dishpatch::graphql::relay::NodeKind::User, app.user_id(CUSTOMER).await);
+        let (secret, _) = create_token(&app, &admin, json!(["ORDERS_READ", "MENU_WRITE", "WEBHOOKS_WRITE"])).await;
+        let admin_id = app.user_id(ADMIN).await;
+        let narrowed = format!("Bearer {}", app.tokens.issue(admin_id, Some(&["orders:read".to_owned()]), None, Utc::now()));
+        let fields = "email roles restaurants { role } addresses { street } apiTokens { name }";
+        let query = format!("query($u: ID!, $a: ID!, $t: ID!) {{ node(id: $u) {{ ... on User {{ {fields} }} }} \
+                             nodes(ids: [$a, $t]) {{ id }} }}");
+        let vars = json!({ "u": person, "a": address, "t": customer_token });
+        for credential in [format!("Bearer {secret}"), narrowed] {
+            let read = app.graphql_as(Some(&credential), &query, vars.clone()).await;
+            let errors = read.body["errors"].as_array().unwrap();
+            assert!(!errors.is_empty() && errors.iter().all(|e| e["extensions"]["code"] == "FORBIDDEN"), "{}", read.body);
+            assert_eq!(read.body["data"], json!({ "node": null, "nodes": [null, null] }), "{}", read.body);
+        }
+        let by_admin = app.graphql_as(Some(&admin), &query, vars.clone()).await;
+        assert!(by_admin.body.get("errors").is_none(), "{}", by_admin.body);
+        assert_eq!(by_admin.data()["node"]["email"], CUSTOMER);
+        assert_eq!(by_admin.data()["nodes"][0]["id"], address);
+        let (own, _) = create_token(&app, &customer, json!(["ORDERS_READ"])).await;
+        let by_own_token = app.graphql_as(Some(&format!("Bearer {own}")), &query, vars).await;
+        assert!(by_own_token.body.get("errors").is_none(), "{}", by_own_token.body);
+        assert_eq!(by_own_token.data()["node"]["addresses"], json!([{ "street": "Torstrasse" }]));
+    }
+}

@@ -245,6 +245,6 @@ pub async fn load_address(ctx: &Context<'_>, id: i64) -> Result<Option<Address>>
     Ok(address::Entity::find_by_id(id)
         .one(db)
         .await?
-        .filter(|saved| viewer.is_self_or_admin(saved.user_id))
+        .filter(|saved| viewer.may_read_private_of(saved.user_id).is_ok())
         .map(|saved| Address(Arc::new(saved))))
 }

@@ -23,8 +23,9 @@ use crate::{
 pub struct User(pub Arc<user::Model>);
 
 impl User {
-    /// Private fields: `UNAUTHENTICATED` for nobody, `FORBIDDEN` for anyone but the user and
-    /// admins.
+    /// Private fields a token scope covers (orders, deliveries, webhook endpoints; the field
+    /// checks the scope): `UNAUTHENTICATED` for nobody, `FORBIDDEN` for anyone but the user
+    /// and admins.
     fn require_owner(&self, ctx: &Context<'_>) -> AppResult<()> {
         let viewer = ctx
             .data::<crate::auth::Viewer>()
@@ -35,6 +36,14 @@ impl User {
         } else {
             Err(AppError::Forbidden)
         }
+    }
+
+    /// Personal data no scope covers (email, roles, memberships, addresses, API tokens): as
+    /// `require_owner`, but an admin only in a full session (`Viewer::may_read_private_of`).
+    fn require_private(&self, ctx: &Context<'_>) -> AppResult<()> {
+        ctx.data::<crate::auth::Viewer>()
+            .map_err(|_| AppError::Unauthenticated)?
+            .may_read_private_of(self.0.id)
     }
 }
 
@@ -51,15 +60,15 @@ impl User {
         &self.0.display_name
     }
 
-    /// Email address. Private: the user and admins only.
+    /// Email address. Private: the user, and admins in a full session (not a token).
     async fn email(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        self.require_owner(ctx)?;
+        self.require_private(ctx)?;
         Ok(self.0.email.as_deref())
     }
 
-    /// Global roles. Private: the user and admins only.
+    /// Global roles. Private: the user, and admins in a full session (not a token).
     async fn roles(&self, ctx: &Context<'_>) -> Result<Vec<Role>> {
-        self.require_owner(ctx)?;
+        self.require_private(ctx)?;
         let mut roles: Vec<Role> = Role::of(&self.0).into_iter().collect();
         roles.sort_by_key(|role| role.stored());
         Ok(roles)
@@ -108,9 +117,9 @@ impl User {
 
     /// The restaurants the user works at, by name: those they own and those whose staff they
     /// are, each with the role. Where a restaurant dashboard starts after signing in. Private:
-    /// the user and admins only.
+    /// the user, and admins in a full session (not a token).
     async fn restaurants(&self, ctx: &Context<'_>) -> Result<Vec<RestaurantMembership>> {
-        self.require_owner(ctx)?;
+        self.require_private(ctx)?;
         let places = ctx
             .data::<Loaders>()?
             .workplaces
@@ -130,12 +139,13 @@ impl User {
             .collect())
     }
 
-    /// The user's saved delivery addresses, oldest first. Private: the user and admins only.
+    /// The user's saved delivery addresses, oldest first. Private: the user, and admins in a
+    /// full session (not a token).
     async fn addresses(
         &self,
         ctx: &Context<'_>,
     ) -> Result<Vec<crate::graphql::users::addresses::Address>> {
-        self.require_owner(ctx)?;
+        self.require_private(ctx)?;
         let db = ctx.data::<sea_orm::DatabaseConnection>()?;
         Ok(Box::pin(services::addresses::list(db, self.0.id))
             .await?
@@ -162,10 +172,10 @@ impl User {
             .collect())
     }
 
-    /// The user's API tokens, newest first, revoked ones included. Private: the user and
-    /// admins only.
+    /// The user's API tokens, newest first, revoked ones included. Private: the user, and
+    /// admins in a full session (not a token).
     async fn api_tokens(&self, ctx: &Context<'_>) -> Result<Vec<ApiToken>> {
-        self.require_owner(ctx)?;
+        self.require_private(ctx)?;
         let db = ctx.data::<sea_orm::DatabaseConnection>()?;
         Ok(Box::pin(services::api_tokens::list(db, self.0.id))
             .await?
