@@ -632,11 +632,14 @@ impl<E: Executor> Executor for AdmittedSchema<E> {
                 match check().await {
                     // The operation's own viewer comes before the connection's.
                     Ok(viewer) => this.admitted_stream(request.data(viewer), session_data),
-                    Err(error) => Box::pin(futures_util::stream::once(async move {
-                        async_graphql::Response::from_errors(vec![
-                            error.into_server_error(async_graphql::Pos::default()),
-                        ])
-                    })),
+                    Err(error) => {
+                        // About the operation as a whole: no location in its document.
+                        let mut refused = async_graphql::ServerError::new(error.message, None);
+                        refused.extensions = error.extensions;
+                        Box::pin(futures_util::stream::once(async move {
+                            async_graphql::Response::from_errors(vec![refused])
+                        }))
+                    }
                 }
             })
             .flatten(),

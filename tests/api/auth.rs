@@ -425,6 +425,7 @@ db_test! {
         assert!(revoked.data()["revokeApiToken"]["apiToken"]["revokedAt"].is_string());
         let after = operation(&mut socket, "2", "{ viewer { email } }", json!({})).await;
         assert_eq!(after["errors"][0]["extensions"]["code"], "UNAUTHENTICATED", "{after}");
+        assert!(after["errors"][0].get("locations").is_none(), "no place in the document: {after}");
         assert!(after.get("data").is_none_or(Value::is_null), "{after}");
         let over_http = app.graphql_as(Some(&format!("Bearer {secret}")), "{ viewer { email } }", json!({})).await;
         assert_eq!(over_http.status, 401);
