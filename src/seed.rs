@@ -773,6 +773,7 @@ impl<'a> Seeder<'a> {
                     roles,
                     created_at: created,
                     updated_at: created,
+                    roles_changed_at: None,
                 }
                 .into_active_model(),
             );

@@ -14,9 +14,20 @@ pub struct Model {
     pub roles: Json,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// When `roles` last changed; null until they first do. Strictly later with each change,
+    /// so a copy of the user read earlier can tell it is older.
+    pub roles_changed_at: Option<DateTimeUtc>,
 }
 
-crate::by_position::by_position!(id, display_name, email, roles, created_at, updated_at);
+crate::by_position::by_position!(
+    id,
+    display_name,
+    email,
+    roles,
+    created_at,
+    updated_at,
+    roles_changed_at
+);
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {

@@ -18,6 +18,7 @@ mod m20261208_000001_menu_options;
 mod m20261208_000002_closures;
 mod m20261208_000003_images;
 mod m20261209_000001_delivery_retention;
+mod m20261210_000001_access_changes;
 
 pub use m20261122_000001_create_marketplace::RATING_MILLI_SQL;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261208_000002_closures::Migration),
             Box::new(m20261208_000003_images::Migration),
             Box::new(m20261209_000001_delivery_retention::Migration),
+            Box::new(m20261210_000001_access_changes::Migration),
         ]
     }
 }

@@ -47,7 +47,12 @@ impl Role {
 
     /// The roles stored on `user`.
     pub fn of(user: &user::Model) -> HashSet<Self> {
-        user.roles
+        Self::of_stored(&user.roles)
+    }
+
+    /// The roles in a stored `users.roles` value.
+    pub fn of_stored(roles: &serde_json::Value) -> HashSet<Self> {
+        roles
             .as_array()
             .into_iter()
             .flatten()
@@ -120,6 +125,11 @@ pub struct Viewer {
     /// `None`: all the user's rights; `Some`: only these.
     scopes: Option<HashSet<Scope>>,
     credential: Credential,
+    /// The API token, when that is the credential.
+    api_token: Option<i64>,
+    /// When the roles were changed last (`users.roles_changed_at` as read, or a later change
+    /// taken since); `None`: never.
+    roles_as_of: Option<DateTime<Utc>>,
     /// When the credential stops being valid; `None` if it does not expire.
     expires_at: Option<DateTime<Utc>>,
 }
@@ -133,6 +143,8 @@ impl Viewer {
             staff_of: HashSet::new(),
             scopes: None,
             credential: Credential::Anonymous,
+            api_token: None,
+            roles_as_of: None,
             expires_at: None,
         }
     }
@@ -153,12 +165,37 @@ impl Viewer {
             .collect();
         Ok(Self {
             roles: Role::of(&user),
+            roles_as_of: user.roles_changed_at,
             user: Some(Arc::new(user)),
             staff_of,
             scopes,
             credential,
+            api_token: None,
             expires_at: None,
         })
+    }
+
+    /// The same viewer, signed in with API token `id`.
+    #[must_use]
+    fn with_api_token(mut self, id: i64) -> Self {
+        self.api_token = Some(id);
+        self
+    }
+
+    /// The API token the viewer signed in with, if that is the credential.
+    pub fn api_token(&self) -> Option<i64> {
+        self.api_token
+    }
+
+    /// Takes the user's roles as a change made at `changed_at` left them, if it is later than
+    /// the roles the viewer has; so a running subscription goes on with its user's rights as
+    /// they are now. Another user's change, or an older one, changes nothing.
+    pub fn take_roles(&mut self, user_id: i64, roles: &HashSet<Role>, changed_at: DateTime<Utc>) {
+        let theirs = self.user.as_ref().is_some_and(|user| user.id == user_id);
+        if theirs && self.roles_as_of.is_none_or(|as_of| changed_at > as_of) {
+            self.roles.clone_from(roles);
+            self.roles_as_of = Some(changed_at);
+        }
     }
 
     /// The same viewer, whose credential stops being valid at `expires_at`.
@@ -336,7 +373,7 @@ impl Authenticator {
             .collect();
         Viewer::for_user(&self.db, user, Some(scopes), Credential::ApiToken)
             .await
-            .map(|viewer| viewer.expiring(token.expires_at))
+            .map(|viewer| viewer.with_api_token(token.id).expiring(token.expires_at))
             .map_err(AuthFailure::Unavailable)
     }
 }

@@ -20,14 +20,23 @@
 //!
 //! Courier positions are not in the log: each replaces the last. They travel on the same
 //! channel and are read once per process too.
+//!
+//! What a running subscription's viewer may do can change too: an API token revoked, a role
+//! taken away. The reader looks for such changes after each batch of the log and before handing
+//! it out, so a change of access committed before an order change is known to every subscriber
+//! before that order change reaches them ([`AccessLog`]).
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
-    sync::Arc,
+    collections::{BTreeMap, HashMap, HashSet, VecDeque},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
-use entities::{delivery, order, order_event, restaurant_staff};
+use chrono::{DateTime, Utc};
+use entities::{api_token, delivery, order, order_event, restaurant_staff, user};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect, Statement,
@@ -35,7 +44,11 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, broadcast, mpsc};
 
-use crate::{auth::Viewer, db::one_of, services::orders::may_see};
+use crate::{
+    auth::{Role, Viewer},
+    db::one_of,
+    services::orders::may_see,
+};
 
 /// The PostgreSQL channel doorbells travel on.
 const CHANNEL: &str = "dishpatch_events";
@@ -58,6 +71,12 @@ const BATCH: u64 = 500;
 /// Skipped ids kept at most (PostgreSQL skips 32 after a crash; a larger jump is not waited
 /// for id by id).
 const MAX_GAPS: i64 = 10_000;
+/// How far before its previous look the reader looks again for access changes: a change's time
+/// is taken before it commits (and each write runs within the execution limit), and the
+/// replicas' clocks may disagree a little.
+const ACCESS_OVERLAP: Duration = GAP_WAIT;
+/// Access changes kept for running subscriptions to take; one that misses more ends.
+const ACCESS_KEPT: usize = 4096;
 
 /// What a doorbell says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +88,8 @@ enum Doorbell {
     CourierMoved { order_id: i64 },
     /// A restaurant's menu changed.
     MenuChanged { restaurant_id: i64 },
+    /// An API token was revoked or a user's roles changed.
+    AccessChanged,
 }
 
 /// A restaurant's menu changed (committed); subscribers read it as it is now.
@@ -122,6 +143,123 @@ impl CourierMove {
     }
 }
 
+/// A change of what a signed-in user may do, as running subscriptions take it.
+#[derive(Debug)]
+pub enum AccessChange {
+    /// An API token was revoked: subscriptions signed in with it end.
+    TokenRevoked { token_id: i64 },
+    /// A user's roles changed at `at`: their subscriptions go on with these.
+    RolesChanged {
+        user_id: i64,
+        roles: HashSet<Role>,
+        at: DateTime<Utc>,
+    },
+}
+
+/// The access changes this process has read, numbered in the order read. A subscription takes
+/// the ones it has not taken before it sends anything ([`Follower::refresh`]): one atomic read
+/// when nothing changed.
+#[derive(Default)]
+pub struct AccessLog {
+    /// The number of the newest change (0: none yet).
+    newest: AtomicU64,
+    /// The newest changes, at most [`ACCESS_KEPT`], oldest first.
+    kept: RwLock<VecDeque<(u64, Arc<AccessChange>)>>,
+    /// Running subscriptions: while there are none, nobody needs the changes read.
+    followers: AtomicUsize,
+}
+
+impl AccessLog {
+    fn append(&self, changes: Vec<AccessChange>) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut kept = self
+            .kept
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut newest = self.newest.load(Ordering::Relaxed);
+        for change in changes {
+            newest += 1;
+            kept.push_back((newest, Arc::new(change)));
+        }
+        while kept.len() > ACCESS_KEPT {
+            kept.pop_front();
+        }
+        self.newest.store(newest, Ordering::Release);
+    }
+
+    fn followed(&self) -> bool {
+        self.followers.load(Ordering::Relaxed) > 0
+    }
+}
+
+/// Why a running subscription's viewer may no longer be followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessEnded {
+    /// The API token it signed in with was revoked.
+    Revoked,
+    /// More access changes came than are kept since it last took them: it cannot tell.
+    Behind,
+}
+
+/// A running subscription's viewer, kept as the access log says it is now.
+pub struct Follower {
+    viewer: Viewer,
+    log: Arc<AccessLog>,
+    /// The number of the last change taken; `None` before the first look, which takes every
+    /// kept change (some may have been read between signing in and subscribing).
+    taken: Option<u64>,
+}
+
+impl Follower {
+    /// The viewer as access changes read from now on leave it.
+    pub fn viewer(&self) -> &Viewer {
+        &self.viewer
+    }
+
+    /// Takes the access changes read since the last call: new roles are taken; a revoked token
+    /// ends the subscription.
+    pub fn refresh(&mut self) -> Result<(), AccessEnded> {
+        let newest = self.log.newest.load(Ordering::Acquire);
+        if self.taken == Some(newest) {
+            return Ok(());
+        }
+        let kept = self
+            .log
+            .kept
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let taken = self.taken.unwrap_or(0);
+        if let (Some(_), Some((first, _))) = (self.taken, kept.front())
+            && *first > taken + 1
+        {
+            return Err(AccessEnded::Behind);
+        }
+        for (_, change) in kept.iter().filter(|(number, _)| *number > taken) {
+            match &**change {
+                AccessChange::TokenRevoked { token_id } => {
+                    if self.viewer.api_token() == Some(*token_id) {
+                        return Err(AccessEnded::Revoked);
+                    }
+                }
+                AccessChange::RolesChanged { user_id, roles, at } => {
+                    self.viewer.take_roles(*user_id, roles, *at);
+                }
+            }
+        }
+        // Changes read since `newest` was, if any, are taken too.
+        self.taken = Some(kept.back().map_or(newest, |(number, _)| *number));
+        Ok(())
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.log.followers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Where changes are announced and followed.
 #[derive(Clone)]
 pub struct EventBus {
@@ -138,6 +276,7 @@ struct Inner {
     moved: mpsc::UnboundedSender<i64>,
     /// Set on PostgreSQL: doorbells go to every replica.
     postgres: Option<DatabaseConnection>,
+    access: Arc<AccessLog>,
 }
 
 impl EventBus {
@@ -154,12 +293,19 @@ impl EventBus {
         let menus = broadcast::channel(MOVES_BUFFER).0;
         let last = last_id(&db).await?;
         let postgres = db.get_database_backend() == DbBackend::Postgres;
+        let access = Arc::new(AccessLog::default());
         tokio::spawn(
             LogReader {
                 db: db.clone(),
                 last,
                 gaps: BTreeMap::new(),
                 failing_since: None,
+                access: AccessReader {
+                    log: access.clone(),
+                    since: None,
+                    revoked: HashMap::new(),
+                    roles: HashMap::new(),
+                },
             }
             .run(doorbell.clone(), changes.clone()),
         );
@@ -180,8 +326,26 @@ impl EventBus {
                 doorbell,
                 moved: positions,
                 postgres: postgres.then_some(db),
+                access,
             }),
         })
+    }
+
+    /// Says that an API token was revoked or a user's roles changed (after it committed), so
+    /// every replica's running subscriptions take it now rather than within a second.
+    pub async fn access_changed(&self) {
+        self.inner.doorbell.notify_one();
+        self.ring(Doorbell::AccessChanged).await;
+    }
+
+    /// `viewer` as a running subscription follows it: with access changes from now on.
+    pub fn follower(&self, viewer: Viewer) -> Follower {
+        self.inner.access.followers.fetch_add(1, Ordering::Relaxed);
+        Follower {
+            viewer,
+            log: self.inner.access.clone(),
+            taken: None,
+        }
     }
 
     /// Says that orders changed. Call it after the change committed; the change itself is
@@ -271,6 +435,7 @@ struct LogReader {
     gaps: BTreeMap<i64, Instant>,
     /// Since when reading fails (logged once per outage).
     failing_since: Option<Instant>,
+    access: AccessReader,
 }
 
 impl LogReader {
@@ -317,12 +482,15 @@ impl LogReader {
                 .await?;
             let full = events.len() as u64 == BATCH;
             if events.is_empty() {
-                return Ok(());
+                return self.access.look(&self.db).await;
             }
             // Another replica's change may have queued webhooks: this one helps send them.
             crate::webhooks::wake();
             let ids: Vec<i64> = events.iter().map(|event| event.id).collect();
             let changes = self.snapshots(events).await?;
+            // Read after the batch: an access change that committed before any of its changes
+            // is taken by every subscriber before they are handed out.
+            self.access.look(&self.db).await?;
             // Every row read counts as handed out, also one whose order is gone (nobody to tell).
             for id in ids {
                 self.advance(id);
@@ -391,6 +559,75 @@ impl LogReader {
                 })
             })
             .collect())
+    }
+}
+
+/// Reads access changes into the [`AccessLog`], each once.
+struct AccessReader {
+    log: Arc<AccessLog>,
+    /// When the last look began; `None` while nobody follows (the next look reaches back
+    /// [`ACCESS_OVERLAP`] from now: every subscription signed in after what is older).
+    since: Option<DateTime<Utc>>,
+    /// Revoked tokens read, with their time, while the looks still reach them.
+    revoked: HashMap<i64, DateTime<Utc>>,
+    /// Users whose roles changed, with the time of the change read, likewise.
+    roles: HashMap<i64, DateTime<Utc>>,
+}
+
+impl AccessReader {
+    /// Tokens revoked and roles changed since the last look (and [`ACCESS_OVERLAP`] before it,
+    /// for changes whose time was taken before a slow commit): two statements, through the
+    /// indexes on `api_tokens.revoked_at` and `users.roles_changed_at`. Nothing while no
+    /// subscription runs.
+    async fn look(&mut self, db: &DatabaseConnection) -> Result<(), DbErr> {
+        if !self.log.followed() {
+            self.since = None;
+            return Ok(());
+        }
+        let started = Utc::now();
+        let overlap = chrono::Duration::from_std(ACCESS_OVERLAP).expect("a minute fits");
+        let from = self.since.unwrap_or(started) - overlap;
+        let revoked: Vec<(i64, Option<DateTime<Utc>>)> = api_token::Entity::find()
+            .select_only()
+            .column(api_token::Column::Id)
+            .column(api_token::Column::RevokedAt)
+            .filter(api_token::Column::RevokedAt.gte(from))
+            .into_tuple()
+            .all(db)
+            .await?;
+        let roles: Vec<(i64, serde_json::Value, Option<DateTime<Utc>>)> = user::Entity::find()
+            .select_only()
+            .column(user::Column::Id)
+            .column(user::Column::Roles)
+            .column(user::Column::RolesChangedAt)
+            .filter(user::Column::RolesChangedAt.gte(from))
+            .into_tuple()
+            .all(db)
+            .await?;
+        let mut changes = Vec::new();
+        for (token_id, at) in revoked {
+            let at = at.unwrap_or(started);
+            if self.revoked.insert(token_id, at).is_none() {
+                changes.push(AccessChange::TokenRevoked { token_id });
+            }
+        }
+        for (user_id, stored, at) in roles {
+            let at = at.unwrap_or(started);
+            if self.roles.insert(user_id, at) != Some(at) {
+                changes.push(AccessChange::RolesChanged {
+                    user_id,
+                    roles: Role::of_stored(&stored),
+                    at,
+                });
+            }
+        }
+        // What the next look no longer reaches cannot be read twice.
+        let next_from = started - overlap;
+        self.revoked.retain(|_, at| *at >= next_from);
+        self.roles.retain(|_, at| *at >= next_from);
+        self.since = Some(started);
+        self.log.append(changes);
+        Ok(())
     }
 }
 
@@ -496,7 +733,10 @@ async fn listen(
             match listener.try_recv().await {
                 Ok(Some(notification)) => {
                     match serde_json::from_str::<Doorbell>(notification.payload()) {
-                        Ok(Doorbell::OrderChanged) => doorbell.notify_one(),
+                        // New rows in the log, or access changes: the reader looks at both.
+                        Ok(Doorbell::OrderChanged | Doorbell::AccessChanged) => {
+                            doorbell.notify_one();
+                        }
                         Ok(Doorbell::CourierMoved { order_id }) => {
                             let _ = moved.send(order_id);
                         }

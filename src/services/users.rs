@@ -221,9 +221,15 @@ pub async fn set_role(
     }
     let mut names: Vec<&str> = roles.iter().map(|r| r.stored()).collect();
     names.sort_unstable();
+    // Strictly later than the change before, whichever replica's clock made that one: a
+    // running subscription takes the roles of a change later than those it was started with.
+    let changed_at = user.roles_changed_at.map_or(now, |before| {
+        now.max(before + chrono::Duration::microseconds(1))
+    });
     let mut active: user::ActiveModel = user.into();
     active.roles = Set(serde_json::json!(names));
     active.updated_at = Set(now);
+    active.roles_changed_at = Set(Some(changed_at));
     let user = active.update(&txn).await?;
     txn.commit().await?;
     Ok(Ok(user))

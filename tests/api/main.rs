@@ -20,6 +20,7 @@ mod hostile_input;
 mod http;
 mod listing;
 mod live;
+mod live_access;
 mod menu_import;
 mod menu_options;
 mod menus;

@@ -37,10 +37,12 @@ pub async fn send(socket: &mut Socket, message: Value) {
         .unwrap();
 }
 
-/// The next protocol message, skipping keepalives.
+/// The next protocol message, skipping keepalives; within 10 seconds, however many pings come
+/// meanwhile.
 pub async fn receive(socket: &mut Socket) -> Value {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let message = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
+        let message = tokio::time::timeout_at(deadline, socket.next())
             .await
             .expect("a message in time")
             .expect("the socket is open")

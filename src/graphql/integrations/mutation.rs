@@ -13,6 +13,7 @@ use crate::{
         Scope,
         guards::{FullSessionGuard, viewer},
     },
+    events::EventBus,
     graphql::{
         payloads::UserError,
         relay::{GlobalId, NodeKind},
@@ -108,10 +109,14 @@ impl ApiTokenMutation {
         let db = ctx.data::<DatabaseConnection>()?;
         Ok(
             match api_tokens::revoke(db, user.id, id, Utc::now()).await? {
-                Ok(token) => RevokeApiTokenPayload {
-                    api_token: Some(ApiToken(Arc::new(token))),
-                    user_errors: Vec::new(),
-                },
+                Ok(token) => {
+                    // Subscriptions running with it end, on every replica.
+                    ctx.data::<EventBus>()?.access_changed().await;
+                    RevokeApiTokenPayload {
+                        api_token: Some(ApiToken(Arc::new(token))),
+                        user_errors: Vec::new(),
+                    }
+                }
                 Err(error) => RevokeApiTokenPayload {
                     api_token: None,
                     user_errors: vec![error.into()],

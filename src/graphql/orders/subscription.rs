@@ -11,7 +11,7 @@ use super::types::{Delivery, Order, require_restaurant_orders};
 use crate::{
     auth::{Scope, Viewer, guards::viewer},
     error::AppError,
-    events::{CourierMove, EventBus, OrderChange},
+    events::{AccessEnded, CourierMove, EventBus, Follower, OrderChange},
     graphql::relay::{GlobalId, NodeKind},
     services::orders::can_see,
 };
@@ -85,21 +85,36 @@ fn lagged() -> async_graphql::Error {
     .extend_with(|_, e| e.set("code", crate::error::code::SERVICE_UNAVAILABLE))
 }
 
+/// The stream's end when the viewer's access changed under it: its API token revoked
+/// (`UNAUTHENTICATED`), or more access changes than are kept came at once.
+fn access_ended(why: AccessEnded) -> async_graphql::Error {
+    match why {
+        AccessEnded::Revoked => async_graphql::Error::new(
+            "the subscription ended: the API token it was started with was revoked",
+        )
+        .extend_with(|_, e| e.set("code", crate::error::code::UNAUTHENTICATED)),
+        AccessEnded::Behind => lagged(),
+    }
+}
+
 /// Yields what `step` makes of each change from `receiver`, in order, until it ends the
-/// stream or the bus closes. An error is the last item.
+/// stream or the bus closes. An error is the last item. Before each change the viewer takes
+/// the access changes read since (`step` sees it as it is now): a revoked token ends the
+/// stream, a role taken away counts from that change.
 fn follow<C, T, S>(
     receiver: Receiver<Arc<C>>,
+    follower: Follower,
     on_lag: OnLag,
     step: S,
 ) -> impl Stream<Item = Result<T>> + use<C, T, S>
 where
     C: Send + Sync + 'static,
     T: Send + 'static,
-    S: FnMut(&C) -> Step<T> + Send + 'static,
+    S: FnMut(&C, &Viewer) -> Step<T> + Send + 'static,
 {
-    stream::unfold(Some((receiver, step)), move |state| async move {
+    stream::unfold(Some((receiver, follower, step)), move |state| async move {
         // `None` once the stream said its last.
-        let (mut receiver, mut step) = state?;
+        let (mut receiver, mut follower, mut step) = state?;
         loop {
             let change = match receiver.recv().await {
                 Ok(change) => change,
@@ -112,9 +127,12 @@ where
                 },
                 Err(RecvError::Closed) => return None,
             };
-            match step(&change) {
+            if let Err(why) = follower.refresh() {
+                return Some((Err(access_ended(why)), None));
+            }
+            match step(&change, follower.viewer()) {
                 Step::Skip => {}
-                Step::Send(item) => return Some((Ok(item), Some((receiver, step)))),
+                Step::Send(item) => return Some((Ok(item), Some((receiver, follower, step)))),
                 Step::Last(item) => return Some((Ok(item), None)),
                 Step::End(error) => return Some((Err(error), None)),
             }
@@ -133,9 +151,11 @@ impl OrderSubscription {
     /// client can rebuild the whole sequence. For its customer, the restaurant's staff, its
     /// courier and admins. The stream completes after the order reaches a final status
     /// (`DELIVERED`, `REJECTED`, `CANCELLED`; at once if it already has). It ends with
-    /// `FORBIDDEN` when the viewer may no longer see the order, and with
-    /// `SERVICE_UNAVAILABLE` if this subscriber fell so far behind that it could not be given
-    /// every change: subscribe again with `current: true`.
+    /// `FORBIDDEN` when the viewer may no longer see the order (a role or the delivery taken
+    /// away), with `UNAUTHENTICATED` when the API token it was started with is revoked, and
+    /// with `SERVICE_UNAVAILABLE` if this subscriber fell so far behind that it could not be
+    /// given every change: subscribe again with `current: true`. Each ends it before the next
+    /// change would be sent.
     async fn order_updated(
         &self,
         ctx: &Context<'_>,
@@ -150,18 +170,19 @@ impl OrderSubscription {
         let id = GlobalId::decode_as(&order_id, NodeKind::Order)?;
         let db = ctx.data::<DatabaseConnection>()?.clone();
         let viewer = viewer(ctx)?.clone();
+        let bus = ctx.data::<EventBus>()?;
         // Listening before reading, so no change between the read and the first event is lost.
-        let receiver = ctx.data::<EventBus>()?.changes();
+        let (receiver, follower) = (bus.changes(), bus.follower(viewer.clone()));
         let now = visible_order(&db, &viewer, id).await?;
         let finished = now.status.is_final();
         // Each version is sent once, in order: changes already read are skipped.
         let mut sent = now.version;
         let first = current.then(|| Ok(Order::from(now)));
-        let changes = follow(receiver, OnLag::End, move |change: &OrderChange| {
+        let step = move |change: &OrderChange, viewer: &Viewer| {
             if change.order.id != id || change.event.version <= sent {
                 return Step::Skip;
             }
-            if !change.visible_to(&viewer) {
+            if !change.visible_to(viewer) {
                 return Step::End(gone());
             }
             sent = change.event.version;
@@ -171,7 +192,8 @@ impl OrderSubscription {
             } else {
                 Step::Send(order)
             }
-        });
+        };
+        let changes = follow(receiver, follower, OnLag::End, step);
         // An order already final changes no more: the stream ends after the current state.
         let changes = (!finished).then_some(changes);
         Ok(stream::iter(first).chain(stream::iter(changes).flatten()))
@@ -179,9 +201,10 @@ impl OrderSubscription {
 
     /// Every new order and every change of an order of the restaurant, each committed change
     /// once and in order (the order as that change left it; `lastEvent` says what changed).
-    /// For its staff and admins; staff removed from the restaurant get `FORBIDDEN` with the
-    /// next change, and the stream ends. A subscriber too far behind to be given every change
-    /// gets `SERVICE_UNAVAILABLE`, and the stream ends.
+    /// For its staff and admins; staff removed from the restaurant (or an admin no longer one)
+    /// get `FORBIDDEN` instead of the next change, and the stream ends; so does one whose API
+    /// token is revoked, with `UNAUTHENTICATED`. A subscriber too far behind to be given every
+    /// change gets `SERVICE_UNAVAILABLE`, and the stream ends.
     async fn restaurant_orders(
         &self,
         ctx: &Context<'_>,
@@ -192,10 +215,12 @@ impl OrderSubscription {
         let viewer = viewer(ctx)?.clone();
         require_restaurant_orders(&viewer, restaurant)?;
         let user = viewer.user().map(|user| user.id);
+        let bus = ctx.data::<EventBus>()?;
         Ok(follow(
-            ctx.data::<EventBus>()?.changes(),
+            bus.changes(),
+            bus.follower(viewer),
             OnLag::End,
-            move |change: &OrderChange| {
+            move |change: &OrderChange, viewer: &Viewer| {
                 if change.order.restaurant_id != restaurant {
                     return Step::Skip;
                 }
@@ -210,7 +235,9 @@ impl OrderSubscription {
 
     /// The courier's delivery each time they report a position; a subscriber that falls
     /// behind skips to the newest position (each replaces the last). For the order's customer,
-    /// the restaurant's staff, the courier and admins.
+    /// the restaurant's staff, the courier and admins; ends with `FORBIDDEN` when the viewer
+    /// may no longer see the order, and with `UNAUTHENTICATED` when the API token it was
+    /// started with is revoked.
     async fn courier_location(
         &self,
         ctx: &Context<'_>,
@@ -220,15 +247,16 @@ impl OrderSubscription {
         let id = GlobalId::decode_as(&order_id, NodeKind::Order)?;
         let db = ctx.data::<DatabaseConnection>()?.clone();
         let viewer = viewer(ctx)?.clone();
-        let receiver = ctx.data::<EventBus>()?.moves();
+        let bus = ctx.data::<EventBus>()?;
+        let (receiver, follower) = (bus.moves(), bus.follower(viewer.clone()));
         visible_order(&db, &viewer, id).await?;
         // Positions only move forward: an older one arriving late is not sent.
         let mut latest = None;
-        Ok(follow(receiver, OnLag::Skip, move |moved: &CourierMove| {
+        let step = move |moved: &CourierMove, viewer: &Viewer| {
             if moved.delivery.order_id != id {
                 return Step::Skip;
             }
-            if !moved.visible_to(&viewer) {
+            if !moved.visible_to(viewer) {
                 return Step::End(gone());
             }
             let at = moved.delivery.location_updated_at;
@@ -237,6 +265,7 @@ impl OrderSubscription {
             }
             latest = at;
             Step::Send(Delivery(moved.delivery.clone()))
-        }))
+        };
+        Ok(follow(receiver, follower, OnLag::Skip, step))
     }
 }

@@ -12,6 +12,7 @@ use crate::{
         Role,
         guards::{FullSessionGuard, RoleGuard, viewer},
     },
+    events::EventBus,
     graphql::{
         menu::types::load_restaurant,
         payloads::UserError,
@@ -68,10 +69,14 @@ impl UserMutation {
         let actor_id = viewer(ctx)?.require_user()?.id;
         Ok(
             match users::set_role(db, actor_id, user_id, input.role, grant, Utc::now()).await? {
-                Ok(user) => RolePayload {
-                    user: Some(User(Arc::new(user))),
-                    user_errors: Vec::new(),
-                },
+                Ok(user) => {
+                    // The user's running subscriptions go on with the new roles.
+                    ctx.data::<EventBus>()?.access_changed().await;
+                    RolePayload {
+                        user: Some(User(Arc::new(user))),
+                        user_errors: Vec::new(),
+                    }
+                }
                 Err(error) => RolePayload {
                     user: None,
                     user_errors: vec![error.into()],
