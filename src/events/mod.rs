@@ -29,8 +29,8 @@
 use std::{
     collections::{BTreeMap, HashMap, HashSet, VecDeque},
     sync::{
-        Arc, RwLock,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Arc, Mutex, RwLock,
+        atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -165,8 +165,29 @@ pub struct AccessLog {
     newest: AtomicU64,
     /// The newest changes, at most [`ACCESS_KEPT`], oldest first.
     kept: RwLock<VecDeque<(u64, Arc<AccessChange>)>>,
-    /// Running subscriptions: while there are none, nobody needs the changes read.
-    followers: AtomicUsize,
+    /// Whose access running subscriptions follow: only changes of theirs are kept, so changes
+    /// nobody follows (a user revoking a token they do not subscribe with) never push a
+    /// subscriber's changes out of the log.
+    watched: Mutex<Watched>,
+}
+
+/// The API tokens and users of running subscriptions, each with how many follow it.
+#[derive(Default)]
+struct Watched {
+    tokens: HashMap<i64, usize>,
+    users: HashMap<i64, usize>,
+}
+
+/// Counts `key` once more (`up`) or once less in `counts`.
+fn count(counts: &mut HashMap<i64, usize>, key: i64, up: bool) {
+    if up {
+        *counts.entry(key).or_default() += 1;
+    } else if let Some(n) = counts.get_mut(&key) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(&key);
+        }
+    }
 }
 
 impl AccessLog {
@@ -189,8 +210,21 @@ impl AccessLog {
         self.newest.store(newest, Ordering::Release);
     }
 
-    fn followed(&self) -> bool {
-        self.followers.load(Ordering::Relaxed) > 0
+    fn watched(&self) -> std::sync::MutexGuard<'_, Watched> {
+        self.watched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts `viewer`'s token and user as followed once more (`up`) or once less.
+    fn watch(&self, viewer: &Viewer, up: bool) {
+        let mut watched = self.watched();
+        if let Some(token) = viewer.api_token() {
+            count(&mut watched.tokens, token, up);
+        }
+        if let Some(user) = viewer.user() {
+            count(&mut watched.users, user.id, up);
+        }
     }
 }
 
@@ -256,7 +290,7 @@ impl Follower {
 
 impl Drop for Follower {
     fn drop(&mut self) {
-        self.log.followers.fetch_sub(1, Ordering::Relaxed);
+        self.log.watch(&self.viewer, false);
     }
 }
 
@@ -294,22 +328,30 @@ impl EventBus {
         let last = last_id(&db).await?;
         let postgres = db.get_database_backend() == DbBackend::Postgres;
         let access = Arc::new(AccessLog::default());
+        // Shared by the log reader and the hand-out of positions: each looks before it hands
+        // anything out.
+        let reader = Arc::new(tokio::sync::Mutex::new(AccessReader {
+            log: access.clone(),
+            since: None,
+            revoked: HashMap::new(),
+            roles: HashMap::new(),
+        }));
         tokio::spawn(
             LogReader {
                 db: db.clone(),
                 last,
                 gaps: BTreeMap::new(),
                 failing_since: None,
-                access: AccessReader {
-                    log: access.clone(),
-                    since: None,
-                    revoked: HashMap::new(),
-                    roles: HashMap::new(),
-                },
+                access: reader.clone(),
             }
             .run(doorbell.clone(), changes.clone()),
         );
-        tokio::spawn(hand_out_moves(db.clone(), positions_rx, moves.clone()));
+        tokio::spawn(hand_out_moves(
+            db.clone(),
+            positions_rx,
+            moves.clone(),
+            reader,
+        ));
         if postgres {
             tokio::spawn(listen(
                 url.to_owned(),
@@ -340,7 +382,7 @@ impl EventBus {
 
     /// `viewer` as a running subscription follows it: with access changes from now on.
     pub fn follower(&self, viewer: Viewer) -> Follower {
-        self.inner.access.followers.fetch_add(1, Ordering::Relaxed);
+        self.inner.access.watch(&viewer, true);
         Follower {
             viewer,
             log: self.inner.access.clone(),
@@ -435,7 +477,7 @@ struct LogReader {
     gaps: BTreeMap<i64, Instant>,
     /// Since when reading fails (logged once per outage).
     failing_since: Option<Instant>,
-    access: AccessReader,
+    access: Arc<tokio::sync::Mutex<AccessReader>>,
 }
 
 impl LogReader {
@@ -482,7 +524,7 @@ impl LogReader {
                 .await?;
             let full = events.len() as u64 == BATCH;
             if events.is_empty() {
-                return self.access.look(&self.db).await;
+                return self.access.lock().await.look(&self.db).await;
             }
             // Another replica's change may have queued webhooks: this one helps send them.
             crate::webhooks::wake();
@@ -490,7 +532,7 @@ impl LogReader {
             let changes = self.snapshots(events).await?;
             // Read after the batch: an access change that committed before any of its changes
             // is taken by every subscriber before they are handed out.
-            self.access.look(&self.db).await?;
+            self.access.lock().await.look(&self.db).await?;
             // Every row read counts as handed out, also one whose order is gone (nobody to tell).
             for id in ids {
                 self.advance(id);
@@ -578,9 +620,10 @@ impl AccessReader {
     /// Tokens revoked and roles changed since the last look (and [`ACCESS_OVERLAP`] before it,
     /// for changes whose time was taken before a slow commit): two statements, through the
     /// indexes on `api_tokens.revoked_at` and `users.roles_changed_at`. Nothing while no
-    /// subscription runs.
+    /// subscription runs. Only changes of followed tokens and users are kept; one of somebody
+    /// who starts following later is read again by the next look, as it was not counted read.
     async fn look(&mut self, db: &DatabaseConnection) -> Result<(), DbErr> {
-        if !self.log.followed() {
+        if self.log.watched().users.is_empty() {
             self.since = None;
             return Ok(());
         }
@@ -605,15 +648,17 @@ impl AccessReader {
             .all(db)
             .await?;
         let mut changes = Vec::new();
+        let watched = self.log.watched();
         for (token_id, at) in revoked {
             let at = at.unwrap_or(started);
-            if self.revoked.insert(token_id, at).is_none() {
+            if watched.tokens.contains_key(&token_id) && self.revoked.insert(token_id, at).is_none()
+            {
                 changes.push(AccessChange::TokenRevoked { token_id });
             }
         }
         for (user_id, stored, at) in roles {
             let at = at.unwrap_or(started);
-            if self.roles.insert(user_id, at) != Some(at) {
+            if watched.users.contains_key(&user_id) && self.roles.insert(user_id, at) != Some(at) {
                 changes.push(AccessChange::RolesChanged {
                     user_id,
                     roles: Role::of_stored(&stored),
@@ -621,6 +666,7 @@ impl AccessReader {
                 });
             }
         }
+        drop(watched);
         // What the next look no longer reaches cannot be read twice.
         let next_from = started - overlap;
         self.revoked.retain(|_, at| *at >= next_from);
@@ -658,21 +704,29 @@ async fn staff_of(
         .collect())
 }
 
-/// Reads each reported position once and hands it to this process's subscribers.
+/// Reads each reported position once and hands it to this process's subscribers, after a look
+/// at access changes (as the log reader does before each batch): a token revoked before the
+/// position was reported ends its subscriptions before the position reaches them.
 async fn hand_out_moves(
     db: DatabaseConnection,
     mut moved: mpsc::UnboundedReceiver<i64>,
     out: broadcast::Sender<Arc<CourierMove>>,
+    access: Arc<tokio::sync::Mutex<AccessReader>>,
 ) {
     while let Some(order_id) = moved.recv().await {
         if out.receiver_count() == 0 {
             continue;
         }
-        match read_move(&db, order_id).await {
+        let read = match read_move(&db, order_id).await {
+            Ok(read) => access.lock().await.look(&db).await.map(|()| read),
+            Err(error) => Err(error),
+        };
+        match read {
             Ok(Some(change)) => {
                 let _ = out.send(Arc::new(change));
             }
             Ok(None) => {}
+            // The next position replaces this one anyway.
             Err(error) => tracing::warn!(%error, order_id, "cannot read a courier's position"),
         }
     }

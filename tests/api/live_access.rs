@@ -10,17 +10,19 @@ use dishpatch::{
     seed,
 };
 use entities::api_token;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
 use serde_json::{Value, json};
 
 use crate::{
     helpers::{Backend, TestApp, db_test},
-    orders::{act, available, order_input, place, roma_items},
+    orders::{act, available, order_input, place, ready_order, roma_items},
     websocket::{Socket, receive, send},
 };
 
 const KITCHEN: &str = "subscription($r: ID!) { restaurantOrders(restaurantId: $r) { id status } }";
 const ORDER: &str = "subscription($id: ID!) { orderUpdated(orderId: $id) { status } }";
+const POSITIONS: &str =
+    "subscription($id: ID!) { courierLocation(orderId: $id) { lastLocation { latitude } } }";
 
 /// A socket signed in with `authorization`, running `subscriptions` (id, query, variables).
 async fn subscribed(
@@ -180,6 +182,68 @@ db_test! {
         act(&app, &owner, "startPreparingOrder", json!({ "orderId": order })).await;
         let ended = until_all_complete(&mut socket, &["o"]).await;
         ended_with(&ended["o"], "FORBIDDEN");
+    }
+}
+
+db_test! {
+    /// The customer follows their courier with an API token and with their session; the token
+    /// is revoked by a write that rang no doorbell, then the courier reports a position: the
+    /// token's stream ends with `UNAUTHENTICATED`, the session's gets the position.
+    async fn courier_positions_stop_at_a_revoked_token(app) {
+        let order = ready_order(&app, "revoked-follower").await;
+        let (customer, courier) = (app.bearer(seed::DEMO_CUSTOMER).await, app.bearer(seed::DEMO_COURIER).await);
+        let claimed = act(&app, &courier, "claimDelivery", json!({ "orderId": order })).await;
+        assert_eq!(claimed["userErrors"], json!([]));
+        let (token, token_id) = api_token(&app, &customer).await;
+        let follows = [("c", POSITIONS, json!({ "id": order }))];
+        let mut by_token = subscribed(&app.address, &token, &follows).await;
+        let mut session = subscribed(&app.address, &customer, &follows).await;
+
+        let id = GlobalId::decode_as(&async_graphql::ID(token_id), NodeKind::ApiToken).unwrap();
+        api_token::ActiveModel { id: Set(id), revoked_at: Set(Some(Utc::now())), ..Default::default() }
+            .update(&app.db).await.unwrap();
+        let located = app.graphql_as(Some(&courier),
+            "mutation($id: ID!) { updateCourierLocation(input: { orderId: $id, location: { latitude: 52.525, longitude: 13.41 } }) { userErrors { code } } }",
+            json!({ "id": order })).await;
+        assert_eq!(located.data()["updateCourierLocation"]["userErrors"], json!([]), "{}", located.body);
+
+        let ended = until_all_complete(&mut by_token, &["c"]).await;
+        ended_with(&ended["c"], "UNAUTHENTICATED");
+        let heard = receive(&mut session).await;
+        assert_eq!(heard["payload"]["data"]["courierLocation"]["lastLocation"]["latitude"], 52.525, "{heard}");
+    }
+}
+
+db_test! {
+    /// Thousands of tokens nobody subscribes with, revoked at once, are no access change to
+    /// the kitchen following its orders: the next order still reaches it, the stream goes on.
+    async fn revocations_nobody_follows_leave_other_subscriptions_alone(app) {
+        let (restaurant, items) = roma_items(&app).await;
+        let (owner, customer) = (app.bearer(seed::DEMO_OWNER).await, app.bearer(seed::DEMO_CUSTOMER).await);
+        let mut kitchen = subscribed(&app.address, &owner, &[("r", KITCHEN, json!({ "r": restaurant }))]).await;
+        let first = place(&app, &customer, order_input(&restaurant, &available(&items, 1), "before-the-flood")).await;
+        let heard = receive(&mut kitchen).await;
+        assert_eq!(heard["payload"]["data"]["restaurantOrders"]["id"], first["order"]["id"], "{heard}");
+
+        let customer_id = app.user_id(seed::DEMO_CUSTOMER).await;
+        let now = Utc::now();
+        for chunk in 0..5 {
+            let tokens = (0..1000).map(|n| api_token::ActiveModel {
+                user_id: Set(customer_id),
+                name: Set(format!("old {chunk}-{n}")),
+                token_prefix: Set("dp_old".into()),
+                token_hash: Set(format!("revoked-{chunk}-{n}")),
+                scopes: Set(json!(["orders:read"])),
+                revoked_at: Set(Some(now)),
+                created_at: Set(now),
+                ..Default::default()
+            });
+            api_token::Entity::insert_many(tokens).exec(&app.db).await.unwrap();
+        }
+        let second = place(&app, &customer, order_input(&restaurant, &available(&items, 1), "after-the-flood")).await;
+        let heard = receive(&mut kitchen).await;
+        assert_eq!(heard["type"], "next", "{heard}");
+        assert_eq!(heard["payload"]["data"]["restaurantOrders"]["id"], second["order"]["id"], "{heard}");
     }
 }
 
