@@ -110,6 +110,28 @@ pub struct OrderChange {
     pub courier_id: Option<i64>,
     /// The users who work at the order's restaurant, read with the change.
     pub staff: Arc<HashSet<i64>>,
+    /// The access look that came before it was handed out.
+    look: u64,
+}
+
+/// Something handed out after an access look ([`AccessReader::look`]): a subscription that
+/// began following after that look skips it (it was read before the subscription began, and
+/// the look did not count the subscription's credential).
+pub trait Stamped {
+    /// The number of the look.
+    fn look(&self) -> u64;
+}
+
+impl Stamped for OrderChange {
+    fn look(&self) -> u64 {
+        self.look
+    }
+}
+
+impl Stamped for CourierMove {
+    fn look(&self) -> u64 {
+        self.look
+    }
 }
 
 impl OrderChange {
@@ -129,6 +151,8 @@ pub struct CourierMove {
     pub delivery: Arc<delivery::Model>,
     pub order: order::Model,
     pub staff: Arc<HashSet<i64>>,
+    /// The access look that came before it was handed out.
+    look: u64,
 }
 
 impl CourierMove {
@@ -176,6 +200,9 @@ pub struct AccessLog {
 struct Watched {
     tokens: HashMap<i64, usize>,
     users: HashMap<i64, usize>,
+    /// Looks taken so far: each counts the watched tokens and users under this lock, so a
+    /// subscription registered after look n was not counted by it.
+    looks: u64,
 }
 
 /// Counts `key` once more (`up`) or once less in `counts`.
@@ -216,8 +243,9 @@ impl AccessLog {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Counts `viewer`'s token and user as followed once more (`up`) or once less.
-    fn watch(&self, viewer: &Viewer, up: bool) {
+    /// Counts `viewer`'s token and user as followed once more (`up`) or once less; the number
+    /// of looks taken so far.
+    fn watch(&self, viewer: &Viewer, up: bool) -> u64 {
         let mut watched = self.watched();
         if let Some(token) = viewer.api_token() {
             count(&mut watched.tokens, token, up);
@@ -225,6 +253,7 @@ impl AccessLog {
         if let Some(user) = viewer.user() {
             count(&mut watched.users, user.id, up);
         }
+        watched.looks
     }
 }
 
@@ -244,12 +273,19 @@ pub struct Follower {
     /// The number of the last change taken; `None` before the first look, which takes every
     /// kept change (some may have been read between signing in and subscribing).
     taken: Option<u64>,
+    /// Access looks taken before it began: what they preceded is not for it.
+    registered: u64,
 }
 
 impl Follower {
     /// The viewer as access changes read from now on leave it.
     pub fn viewer(&self) -> &Viewer {
         &self.viewer
+    }
+
+    /// Whether `change` was handed out after an access look that counted this subscription.
+    pub fn counted(&self, change: &impl Stamped) -> bool {
+        change.look() > self.registered
     }
 
     /// Takes the access changes read since the last call: new roles are taken; a revoked token
@@ -380,14 +416,18 @@ impl EventBus {
         self.ring(Doorbell::AccessChanged).await;
     }
 
-    /// `viewer` as a running subscription follows it: with access changes from now on.
-    pub fn follower(&self, viewer: Viewer) -> Follower {
-        self.inner.access.watch(&viewer, true);
-        Follower {
+    /// `viewer` as a running subscription follows it: with access changes from now on, and
+    /// those read since it signed in (an error if they already end it).
+    pub fn follower(&self, viewer: Viewer) -> Result<Follower, AccessEnded> {
+        let registered = self.inner.access.watch(&viewer, true);
+        let mut follower = Follower {
             viewer,
             log: self.inner.access.clone(),
             taken: None,
-        }
+            registered,
+        };
+        follower.refresh()?;
+        Ok(follower)
     }
 
     /// Says that orders changed. Call it after the change committed; the change itself is
@@ -524,15 +564,18 @@ impl LogReader {
                 .await?;
             let full = events.len() as u64 == BATCH;
             if events.is_empty() {
-                return self.access.lock().await.look(&self.db).await;
+                return self.access.lock().await.look(&self.db).await.map(drop);
             }
             // Another replica's change may have queued webhooks: this one helps send them.
             crate::webhooks::wake();
             let ids: Vec<i64> = events.iter().map(|event| event.id).collect();
-            let changes = self.snapshots(events).await?;
+            let mut changes = self.snapshots(events).await?;
             // Read after the batch: an access change that committed before any of its changes
             // is taken by every subscriber before they are handed out.
-            self.access.lock().await.look(&self.db).await?;
+            let look = self.access.lock().await.look(&self.db).await?;
+            for change in &mut changes {
+                change.look = look;
+            }
             // Every row read counts as handed out, also one whose order is gone (nobody to tell).
             for id in ids {
                 self.advance(id);
@@ -598,6 +641,7 @@ impl LogReader {
                     staff: staff.get(&order.restaurant_id).cloned().unwrap_or_default(),
                     order: Arc::new(order),
                     event: Arc::new(event),
+                    look: 0,
                 })
             })
             .collect())
@@ -622,10 +666,16 @@ impl AccessReader {
     /// indexes on `api_tokens.revoked_at` and `users.roles_changed_at`. Nothing while no
     /// subscription runs. Only changes of followed tokens and users are kept; one of somebody
     /// who starts following later is read again by the next look, as it was not counted read.
-    async fn look(&mut self, db: &DatabaseConnection) -> Result<(), DbErr> {
-        if self.log.watched().users.is_empty() {
-            self.since = None;
-            return Ok(());
+    ///
+    /// Returns the look's number, for what is handed out after it ([`Stamped`]).
+    async fn look(&mut self, db: &DatabaseConnection) -> Result<u64, DbErr> {
+        {
+            let mut watched = self.log.watched();
+            if watched.users.is_empty() {
+                watched.looks += 1;
+                self.since = None;
+                return Ok(watched.looks);
+            }
         }
         let started = Utc::now();
         let overlap = chrono::Duration::from_std(ACCESS_OVERLAP).expect("a minute fits");
@@ -648,7 +698,9 @@ impl AccessReader {
             .all(db)
             .await?;
         let mut changes = Vec::new();
-        let watched = self.log.watched();
+        let mut watched = self.log.watched();
+        watched.looks += 1;
+        let look = watched.looks;
         for (token_id, at) in revoked {
             let at = at.unwrap_or(started);
             if watched.tokens.contains_key(&token_id) && self.revoked.insert(token_id, at).is_none()
@@ -673,7 +725,7 @@ impl AccessReader {
         self.roles.retain(|_, at| *at >= next_from);
         self.since = Some(started);
         self.log.append(changes);
-        Ok(())
+        Ok(look)
     }
 }
 
@@ -718,7 +770,12 @@ async fn hand_out_moves(
             continue;
         }
         let read = match read_move(&db, order_id).await {
-            Ok(read) => access.lock().await.look(&db).await.map(|()| read),
+            Ok(read) => access.lock().await.look(&db).await.map(|look| {
+                read.map(|mut change| {
+                    change.look = look;
+                    change
+                })
+            }),
             Err(error) => Err(error),
         };
         match read {
@@ -751,6 +808,7 @@ async fn read_move(db: &DatabaseConnection, order_id: i64) -> Result<Option<Cour
         delivery: Arc::new(delivery),
         order,
         staff,
+        look: 0,
     }))
 }
 

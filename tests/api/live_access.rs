@@ -80,11 +80,20 @@ async fn until_all_complete(socket: &mut Socket, ids: &[&str]) -> HashMap<String
     payloads
 }
 
-/// One message, the error that ended the stream, with `code` and no data.
+/// One message, the error that ended the running stream, with `code` and no data. (A stream
+/// refused at its start would say so with another message.)
 fn ended_with(payloads: &[Value], code: &str) {
     assert_eq!(payloads.len(), 1, "nothing but the end: {payloads:?}");
-    assert_eq!(
-        payloads[0]["errors"][0]["extensions"]["code"], code,
+    let error = &payloads[0]["errors"][0];
+    assert_eq!(error["extensions"]["code"], code, "{payloads:?}");
+    let message = error["message"].as_str().unwrap_or_default();
+    let why = if code == "UNAUTHENTICATED" {
+        "was revoked"
+    } else {
+        "access to it is gone"
+    };
+    assert!(
+        message.starts_with("the subscription ended") && message.contains(why),
         "{payloads:?}"
     );
     assert!(

@@ -11,7 +11,7 @@ use super::types::{Delivery, Order, require_restaurant_orders};
 use crate::{
     auth::{Scope, Viewer, guards::viewer},
     error::AppError,
-    events::{AccessEnded, CourierMove, EventBus, Follower, OrderChange},
+    events::{AccessEnded, CourierMove, EventBus, Follower, OrderChange, Stamped},
     graphql::relay::{GlobalId, NodeKind},
     services::orders::can_see,
 };
@@ -93,14 +93,24 @@ fn access_ended(why: AccessEnded) -> async_graphql::Error {
             "the subscription ended: the API token it was started with was revoked",
         )
         .extend_with(|_, e| e.set("code", crate::error::code::UNAUTHENTICATED)),
-        AccessEnded::Behind => lagged(),
+        AccessEnded::Behind => async_graphql::Error::new(
+            "the subscription ended: more changes of access came than this server keeps while it waited, so it cannot tell whether it may go on; subscribe again",
+        )
+        .extend_with(|_, e| e.set("code", crate::error::code::SERVICE_UNAVAILABLE)),
     }
+}
+
+/// `viewer` followed from now on: already ended if the access changes read since it signed in
+/// end it.
+fn follower(bus: &EventBus, viewer: &Viewer) -> Result<Follower> {
+    bus.follower(viewer.clone()).map_err(access_ended)
 }
 
 /// Yields what `step` makes of each change from `receiver`, in order, until it ends the
 /// stream or the bus closes. An error is the last item. Before each change the viewer takes
 /// the access changes read since (`step` sees it as it is now): a revoked token ends the
-/// stream, a role taken away counts from that change.
+/// stream, a role taken away counts from that change. Changes handed out before the
+/// subscription began (before an access look that counted it) are not for it.
 fn follow<C, T, S>(
     receiver: Receiver<Arc<C>>,
     follower: Follower,
@@ -108,7 +118,7 @@ fn follow<C, T, S>(
     step: S,
 ) -> impl Stream<Item = Result<T>> + use<C, T, S>
 where
-    C: Send + Sync + 'static,
+    C: Stamped + Send + Sync + 'static,
     T: Send + 'static,
     S: FnMut(&C, &Viewer) -> Step<T> + Send + 'static,
 {
@@ -127,6 +137,9 @@ where
                 },
                 Err(RecvError::Closed) => return None,
             };
+            if !follower.counted(&*change) {
+                continue;
+            }
             if let Err(why) = follower.refresh() {
                 return Some((Err(access_ended(why)), None));
             }
@@ -172,7 +185,7 @@ impl OrderSubscription {
         let viewer = viewer(ctx)?.clone();
         let bus = ctx.data::<EventBus>()?;
         // Listening before reading, so no change between the read and the first event is lost.
-        let (receiver, follower) = (bus.changes(), bus.follower(viewer.clone()));
+        let (receiver, follower) = (bus.changes(), follower(bus, &viewer)?);
         let now = visible_order(&db, &viewer, id).await?;
         let finished = now.status.is_final();
         // Each version is sent once, in order: changes already read are skipped.
@@ -216,9 +229,10 @@ impl OrderSubscription {
         require_restaurant_orders(&viewer, restaurant)?;
         let user = viewer.user().map(|user| user.id);
         let bus = ctx.data::<EventBus>()?;
+        let follower = follower(bus, &viewer)?;
         Ok(follow(
             bus.changes(),
-            bus.follower(viewer),
+            follower,
             OnLag::End,
             move |change: &OrderChange, viewer: &Viewer| {
                 if change.order.restaurant_id != restaurant {
@@ -236,8 +250,9 @@ impl OrderSubscription {
     /// The courier's delivery each time they report a position; a subscriber that falls
     /// behind skips to the newest position (each replaces the last). For the order's customer,
     /// the restaurant's staff, the courier and admins; ends with `FORBIDDEN` when the viewer
-    /// may no longer see the order, and with `UNAUTHENTICATED` when the API token it was
-    /// started with is revoked.
+    /// may no longer see the order, with `UNAUTHENTICATED` when the API token it was started
+    /// with is revoked, and with `SERVICE_UNAVAILABLE` when it cannot tell whether either
+    /// happened (subscribe again).
     async fn courier_location(
         &self,
         ctx: &Context<'_>,
@@ -248,7 +263,7 @@ impl OrderSubscription {
         let db = ctx.data::<DatabaseConnection>()?.clone();
         let viewer = viewer(ctx)?.clone();
         let bus = ctx.data::<EventBus>()?;
-        let (receiver, follower) = (bus.moves(), bus.follower(viewer.clone()));
+        let (receiver, follower) = (bus.moves(), follower(bus, &viewer)?);
         visible_order(&db, &viewer, id).await?;
         // Positions only move forward: an older one arriving late is not sent.
         let mut latest = None;
