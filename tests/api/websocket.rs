@@ -13,7 +13,12 @@ pub type Socket =
 
 /// The upgrade request for `/graphql` offering the subprotocols `offer`.
 pub fn upgrade_request(app: &TestApp, offer: &str) -> Request {
-    let mut request = format!("{}/graphql", app.address.replace("http://", "ws://"))
+    upgrade_request_to(&app.address, offer)
+}
+
+/// The upgrade request for `/graphql` of the server at `address` (`http://…`), offering `offer`.
+pub fn upgrade_request_to(address: &str, offer: &str) -> Request {
+    let mut request = format!("{}/graphql", address.replace("http://", "ws://"))
         .into_client_request()
         .unwrap();
     request
@@ -23,9 +28,15 @@ pub fn upgrade_request(app: &TestApp, offer: &str) -> Request {
 }
 
 pub async fn connect(app: &TestApp, protocol: &str) -> Socket {
-    let (socket, response) = tokio_tungstenite::connect_async(upgrade_request(app, protocol))
-        .await
-        .expect("upgrade");
+    connect_to(&app.address, protocol).await
+}
+
+/// A socket to the server at `address` (another replica, say) speaking `protocol`.
+pub async fn connect_to(address: &str, protocol: &str) -> Socket {
+    let (socket, response) =
+        tokio_tungstenite::connect_async(upgrade_request_to(address, protocol))
+            .await
+            .expect("upgrade");
     assert_eq!(response.headers()["sec-websocket-protocol"], protocol);
     socket
 }
